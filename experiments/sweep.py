@@ -1,0 +1,120 @@
+"""The sweep: (image, question) × (clean + attack levels × trials) generations -> records.
+
+Units are laid out in one canonical order and cut into fixed batches, and each perturbation
+draws from its own seed, so a resumed or split run computes every batch exactly as an
+uninterrupted one does and the records come out identical.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import torch
+
+from attacks.pgd_visual import pgd_proxy
+from models.errors import InputError
+from models.generation import generate
+from probes.entropy import finite_positions, token_entropy
+from probes.uncertainty import uncertainty_measures
+from .imagesets import Item, is_correct
+
+
+@dataclass(frozen=True)
+class Unit:
+    item: int            # index into the items
+    attack: str          # "none" for the clean generation
+    epsilon: float | None
+    severity: int | None
+    trial: int
+    seed: int
+
+
+def unit_seed(seed: int, item: Item, attack: str, level, trial: int) -> int:
+    """A seed per unit that depends on what the unit is, never on batch order."""
+    text = f"{seed}|{item.key}|{item.question}|{attack}|{level!r}|{trial}"
+    return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def attack_name(cfg) -> str:
+    if cfg.attack == "proxy":
+        return "proxy"
+    if cfg.attack == "pgd":
+        return f"pgd:{cfg.objective}"
+    if cfg.attack.startswith("corruption:"):
+        return cfg.attack
+    raise InputError(f"unknown attack {cfg.attack!r}: use proxy, pgd or corruption:NAME")
+
+
+def make_units(cfg, items: list[Item]) -> list[Unit]:
+    """Clean units first, then level by level, trial by trial, item by item."""
+    name = attack_name(cfg)
+    units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in range(len(items))]
+    corruption = name.startswith("corruption:")
+    levels = cfg.severities if corruption else cfg.epsilons
+    for level in levels:
+        for trial in range(cfg.trials):
+            for i, it in enumerate(items):
+                s = unit_seed(cfg.seed, it, name, level, trial)
+                units.append(Unit(i, name, None if corruption else float(level),
+                                  int(level) if corruption else None, trial, s))
+    return units
+
+
+def unit_key(unit: Unit, items: list[Item]) -> tuple:
+    it = items[unit.item]
+    return (it.key, it.question, unit.attack, unit.epsilon, unit.severity, unit.trial)
+
+
+def perturb(cfg, x: torch.Tensor, unit: Unit, loss_fn=None) -> torch.Tensor:
+    """x [1,3,H,W] in [0,1] -> the unit's perturbed image (x itself for the clean unit)."""
+    if unit.attack == "none":
+        return x
+    g = torch.Generator(device=x.device).manual_seed(unit.seed)
+    if unit.attack == "proxy":
+        return pgd_proxy(x, unit.epsilon, steps=cfg.steps, alpha=cfg.alpha, generator=g)
+    if unit.attack.startswith("corruption:"):
+        from attacks.corruptions import corrupt
+
+        return corrupt(x, unit.attack.split(":", 1)[1], unit.severity, generator=g)
+    if unit.attack.startswith("pgd:"):
+        from attacks.pgd_visual import pgd_gradient
+
+        return pgd_gradient(x, unit.epsilon, loss_fn(x), steps=cfg.steps, alpha=cfg.alpha,
+                            generator=g)
+    raise InputError(f"unknown attack {unit.attack!r}")
+
+
+def _floats(t: torch.Tensor) -> list:
+    return [None if not torch.isfinite(v) else float(v) for v in t]
+
+
+def run_batch(model, processor, cfg, items, units, pixels, prompts, loss_fn=None) -> list[dict]:
+    """Perturb, generate and probe one batch of units; return their records in order."""
+    xs = torch.cat([perturb(cfg, pixels[u.item][None], u, loss_fn) for u in units])
+    out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens)
+    logits = out.logits
+    finite = finite_positions(logits)                           # [B,T]
+    h = token_entropy(logits).masked_fill(~finite, float("nan"))  # [B,T] nats
+    extra = uncertainty_measures(logits, out.token_ids, out.mask)
+    records = []
+    for b, u in enumerate(units):
+        it = items[u.item]
+        m = out.mask[b]
+        ents = _floats(h[b][m].cpu())
+        good = [e for e in ents if e is not None]
+        rec = {"image": it.key, "question": it.question, "prompt": prompts[u.item],
+               "attack": u.attack, "epsilon": u.epsilon, "trial": u.trial, "seed": u.seed,
+               "answer": out.answers[b], "token_entropies": ents,
+               "mean_entropy": sum(good) / len(good) if good else None,
+               "n_tokens": int(m.sum()), "n_nonfinite": int((~finite[b][m]).sum())}
+        if u.severity is not None:
+            rec["severity"] = u.severity
+        for k, v in extra.items():
+            if k not in rec and k != "n_nonfinite":
+                val = float(v[b])
+                rec[k] = val if val == val and abs(val) != float("inf") else None
+        if it.answers:
+            rec["references"] = list(it.answers)
+            rec["correct"] = is_correct(out.answers[b], it.answers, it.match)
+        records.append(rec)
+    return records

@@ -1,0 +1,133 @@
+"""The model registry and loader: `available_models()` and `load(name) -> (model, processor)`.
+
+    from models import load
+    model, processor = load("tiny")            # the embedded checkpoint, offline, CPU float32
+    model, processor = load("llava-1.5-7b")    # llava-hf/llava-1.5-7b-hf, FP16 on the GPU
+
+`name` is a registry name, a Hugging Face hub id, or a local folder in Hugging Face layout.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .errors import InputError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY_DIR = os.path.join(HERE, "tiny-llava")
+
+# The only place a hub id is written. Values are hub ids or local folders.
+MODELS = {
+    "llava-1.5-7b": "llava-hf/llava-1.5-7b-hf",
+    "llava-1.5-13b": "llava-hf/llava-1.5-13b-hf",
+    "tiny": TINY_DIR,
+}
+
+
+def available_models() -> list[str]:
+    return list(MODELS)
+
+
+def resolve(name: str) -> str:
+    """Registry name, local folder or hub id -> what from_pretrained takes."""
+    if name in MODELS:
+        return MODELS[name]
+    if os.path.isdir(name):
+        return name
+    if os.path.exists(name) or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise InputError(f"unknown model {name!r}: use a Hugging Face hub id (org/name), a checkpoint "
+                         f"folder, or one of: {', '.join(available_models())}")
+    return name
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """FP16 on CUDA (a T4 has no bf16), float32 on CPU."""
+    return torch.float16 if str(device).startswith("cuda") else torch.float32
+
+
+DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
+          "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
+
+
+def parse_dtype(dtype, device: str) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def check_device(device: str | None) -> str:
+    device = device or default_device()
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} was asked for, but no CUDA GPU is visible; use --device cpu")
+    if str(device) not in ("cpu", "mps") and not str(device).startswith("cuda"):
+        raise InputError(f"unknown device {device!r}; use cpu, cuda or cuda:N")
+    return str(device)
+
+
+def _offline_message(name: str, source: str) -> str:
+    return (f"model {name!r} ({source}) is not in the local Hugging Face cache and cannot be downloaded "
+            f"here (offline or no access); download it on a networked machine (huggingface-cli download "
+            f"{source}) or run the embedded model instead: --model tiny")
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One quick TCP connect to the hub, so an offline machine fails in seconds, not minutes."""
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _cached(source: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str)
+
+
+def load(name: str, device: str | None = None, dtype=None, revision: str | None = None,
+         attn_implementation: str = "sdpa"):
+    """Load a vision-language model and its processor, weights straight onto `device`."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    source = resolve(name)
+    device = check_device(device)
+    dtype = parse_dtype(dtype, device)
+    local = os.path.isdir(source)
+    if local and not os.path.exists(os.path.join(source, "config.json")):
+        hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
+        raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
+    kwargs = dict(revision=revision) if revision and not local else {}
+    if not local and not _cached(source, revision) and not _hub_reachable():
+        raise InputError(_offline_message(name, source))
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+        processor = AutoProcessor.from_pretrained(source, **kwargs)
+        model = AutoModelForImageTextToText.from_pretrained(
+            source, dtype=dtype, device_map={"": device}, attn_implementation=attn_implementation,
+            **kwargs)
+    except OSError as e:
+        if local:
+            raise InputError(f"cannot load checkpoint folder {source}: {str(e).splitlines()[0]}") from None
+        raise InputError(_offline_message(name, source)) from None
+    except ValueError as e:
+        raise InputError(f"cannot load {name!r} ({source}): {str(e).splitlines()[0]}") from None
+    model.eval()
+    model.config_source = source
+    model.config_revision = getattr(config, "_commit_hash", None)
+    return model, processor
