@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny random Llava checkpoints in Hugging Face layout, built once per session."""
+import os
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+CORPUS = [
+    "What animal is shown in this image? Answer with one word. cat",
+    "What drink is in the cup? coffee",
+    "Describe the image. a red circle and a blue square",
+    "How many shapes are there? one two three",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory):
+    """A randomly initialised Llava (about 1 MB) saved with save_pretrained."""
+    from models.checkpoint import build_llava
+
+    folder = str(tmp_path_factory.mktemp("tiny-random-llava"))
+    build_llava(folder, corpus=CORPUS, seed=0)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def peaky_ckpt(tmp_path_factory):
+    """A random Llava whose decoder is scaled up so greedy argmaxes are far from ties."""
+    import torch
+
+    from models.checkpoint import build_llava
+
+    folder = str(tmp_path_factory.mktemp("peaky-random-llava"))
+    model, processor = build_llava(None, corpus=CORPUS, seed=1)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(40.0)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

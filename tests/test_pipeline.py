@@ -1,0 +1,198 @@
+"""The core pipeline: proxy guarantees, entropy by hand, LLaVA preprocessing, and the sweep's
+records against an independent greedy recomputation with plain transformers code."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from attacks.pgd_visual import pgd_proxy
+from models import MODELS, available_models, resolve
+from models.errors import InputError
+from models.generation import counted_mask
+from models.images import input_size, to_model_input
+from models.prompts import LLAVA_V1_SYSTEM, build_prompt, default_format
+from probes.entropy import mean_token_entropy, token_entropy
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHOTOS = os.path.join(REPO, "data", "photos")
+
+
+# --- the PGD-style proxy ------------------------------------------------------------------
+
+@pytest.mark.parametrize("eps", [0.01, 8 / 255, 0.1, 0.3, 0.5, 1.0])
+def test_proxy_stays_in_the_ball_and_the_pixel_range(eps):
+    x = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    x_adv = pgd_proxy(x, eps, generator=torch.Generator().manual_seed(2))
+    assert (x_adv - x).abs().max() <= eps + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert (x_adv - x).abs().max() > 0.5 * min(eps, 0.5)  # it really perturbs
+
+
+def test_proxy_is_deterministic_by_seed_and_identity_at_zero():
+    x = torch.rand(2, 3, 16, 16)
+    a = pgd_proxy(x, 0.3, generator=torch.Generator().manual_seed(7))
+    b = pgd_proxy(x, 0.3, generator=torch.Generator().manual_seed(7))
+    c = pgd_proxy(x, 0.3, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert torch.equal(pgd_proxy(x, 0.0), x)
+
+
+def test_proxy_rejects_bad_input():
+    with pytest.raises(ValueError):
+        pgd_proxy(torch.rand(1, 3, 8, 8), 1.5)
+    with pytest.raises(ValueError):
+        pgd_proxy(torch.rand(3, 8, 8), 0.1)
+
+
+# --- entropy ----------------------------------------------------------------------------
+
+def test_token_entropy_by_hand():
+    assert token_entropy(torch.zeros(5)).item() == pytest.approx(math.log(5), abs=1e-6)
+    # p = (0.25, 0.75): H = -(0.25 ln 0.25 + 0.75 ln 0.75)
+    h = token_entropy(torch.tensor([0.0, math.log(3.0)])).item()
+    assert h == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)), abs=1e-6)
+    # a -inf logit is a token of probability 0, not a nan
+    assert token_entropy(torch.tensor([0.0, 0.0, -float("inf")])).item() == pytest.approx(math.log(2))
+    # half precision in, float32 out
+    assert token_entropy(torch.zeros(2, 4, dtype=torch.float16)).dtype == torch.float32
+
+
+def test_mean_entropy_counts_up_to_and_including_the_first_eos():
+    eos = 2
+    ids = torch.tensor([[5, 6, 2, 2, 2], [5, 2, 7, 2, 0], [5, 6, 7, 8, 9]])
+    mask = counted_mask(ids, [eos])
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    logits = torch.zeros(3, 5, 4)
+    logits[:, :, 0] = torch.arange(5.0)  # entropy falls with position
+    h = token_entropy(logits)
+    got = mean_token_entropy(logits, mask)
+    for b in range(3):
+        assert got[b].item() == pytest.approx(h[b][mask[b]].mean().item(), abs=1e-6)
+
+
+# --- the model registry and the prompt --------------------------------------------------
+
+def test_registry():
+    assert MODELS["llava-1.5-7b"] == "llava-hf/llava-1.5-7b-hf"
+    assert {"llava-1.5-7b", "llava-1.5-13b", "tiny"} <= set(available_models())
+    with pytest.raises(InputError, match="llava-1.5-7b"):
+        resolve("no-such-model")
+
+
+def test_llava_v1_prompt_is_the_original_template():
+    assert build_prompt(None, "What is it?", "llava_v1") == (
+        "A chat between a curious human and an artificial intelligence assistant. The assistant "
+        "gives helpful, detailed, and polite answers to the human's questions. "
+        "USER: <image>\nWhat is it? ASSISTANT:")
+    assert LLAVA_V1_SYSTEM.startswith("A chat between")
+    assert default_format("llava-hf/llava-1.5-7b-hf") == "llava_v1"
+    assert default_format("llava-hf/llava-1.5-13b-hf") == "llava_v1"
+    assert default_format("/some/folder") == "chat_template"
+
+
+# --- preprocessing: the same pixels as the HF processor with do_pad (the original's expand2square)
+
+def test_preprocessing_matches_the_hf_processor_with_padding(tiny_ckpt):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_ckpt)
+    assert processor.image_processor.do_pad
+    im = Image.open(os.path.join(PHOTOS, "rocket.jpg")).convert("RGB")  # not square
+    assert im.width != im.height
+    ref = processor.image_processor(images=im, return_tensors="pt")["pixel_values"][0]
+    ip = processor.image_processor
+    x = to_model_input(im, input_size(processor), ip.image_mean)
+    mine = (x - torch.tensor(ip.image_mean).view(3, 1, 1)) / torch.tensor(ip.image_std).view(3, 1, 1)
+    assert mine.shape == ref.shape
+    assert torch.allclose(mine, ref, atol=1e-5)
+
+
+# --- the sweep against plain transformers ------------------------------------------------
+
+def _run(args, **kw):
+    return subprocess.run([sys.executable, "experiments/entropy_analysis.py", *args], cwd=REPO,
+                          capture_output=True, text=True, **kw)
+
+
+def _plain_greedy_entropies(folder, image_path, prompt, max_new_tokens):
+    """Independent recomputation: the HF processor on the PIL image, generate, entropy in float64."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(folder)
+    model = LlavaForConditionalGeneration.from_pretrained(folder).eval()
+    inputs = processor(images=Image.open(image_path).convert("RGB"), text=prompt, return_tensors="pt")
+    with torch.no_grad():
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
+                             return_dict_in_generate=True, output_logits=True)
+    ents = []
+    for step, logits in enumerate(out.logits):
+        z = logits[0].double().numpy()
+        logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+        ents.append(float(-(np.exp(logp) * logp).sum()))
+        if out.sequences[0, inputs["input_ids"].shape[1] + step] == processor.tokenizer.eos_token_id:
+            break
+    answer = processor.tokenizer.decode(out.sequences[0, inputs["input_ids"].shape[1]:],
+                                        skip_special_tokens=True).strip()
+    return ents, answer
+
+
+def test_clean_entropies_equal_an_independent_recomputation(peaky_ckpt, tmp_path):
+    out = tmp_path / "run"
+    r = _run(["--model", peaky_ckpt, "--images", os.path.join(PHOTOS, "rocket.jpg"),
+              os.path.join(PHOTOS, "chelsea.jpg"), "--epsilons", "0.3", "--trials", "1",
+              "--max-new-tokens", "6", "--batch-size", "2", "--out", str(out)])
+    assert r.returncode == 0, r.stderr
+    records = [json.loads(l) for l in (out / "records.jsonl").read_text().splitlines()]
+    clean = [r for r in records if r["attack"] == "none"]
+    assert len(clean) == 2 and len(records) == 4
+    for rec in clean:
+        ents, answer = _plain_greedy_entropies(peaky_ckpt, os.path.join(REPO, rec["image"]),
+                                               rec["prompt"], 6)
+        assert rec["n_tokens"] == len(ents)
+        assert rec["token_entropies"] == pytest.approx(ents, abs=1e-4)
+        assert rec["mean_entropy"] == pytest.approx(float(np.mean(ents)), abs=1e-4)
+        assert rec["answer"] == answer
+    pert = [r for r in records if r["attack"] == "proxy"]
+    assert all(r["epsilon"] == 0.3 and r["trial"] == 0 for r in pert)
+    assert len({r["seed"] for r in pert}) == 2
+    for name in ("summary.json", "entropy_report.txt", "run.json", "figures/figure_1_epsilon_delta.png"):
+        assert (out / name).exists(), name
+    run = json.loads((out / "run.json").read_text())
+    assert run["dtype"] == "float32" and run["device"] == "cpu"
+    assert run["versions"]["transformers"]
+
+
+def test_scripts_run_with_and_without_pythonpath(tiny_ckpt, tmp_path):
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    for pythonpath in (None, "."):
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        r = subprocess.run([sys.executable, "experiments/sanity_check.py", "--model", tiny_ckpt,
+                            "--max-new-tokens", "3"], cwd=REPO, capture_output=True, text=True, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "entropy:" in r.stdout and "LlavaForConditionalGeneration" in r.stdout
+    r = _run(["--model", tiny_ckpt, "--images", os.path.join(PHOTOS, "coffee.jpg"), "--epsilons",
+              "8/255", "--trials", "1", "--max-new-tokens", "2", "--out", str(tmp_path / "o")], env=env)
+    assert r.returncode == 0, r.stderr
+    eps = {json.loads(l)["epsilon"] for l in (tmp_path / "o" / "records.jsonl").read_text().splitlines()}
+    assert eps == {0.0, 8 / 255}
+
+
+def test_yaml_config_with_flag_overrides(tmp_path):
+    from experiments.config import build_config, add_arguments
+    import argparse
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("epsilons: [0.1, 8/255]\ntrials: 3\nmax-new-tokens: 7\n")
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    cfg, changed = build_config(p.parse_args(["--config", str(cfg_file), "--trials", "2"]))
+    assert cfg.epsilons == [0.1, 8 / 255] and cfg.trials == 2 and cfg.max_new_tokens == 7
+    assert changed["trials"] == 2
