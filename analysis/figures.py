@@ -1,0 +1,185 @@
+"""render_figures(summary, out_dir, run_info) -> the three PNGs of the report, from summary alone.
+
+    from analysis.figures import render_figures
+    render_figures(summary, "results/figures", {"model": "tiny", "device": "cpu"})
+
+Writes figure_1_epsilon_delta.png (mean Δ with 95% CI vs ε, individual Δ as faint jittered
+points), figure_2_defense.png (entropy-filter pass rate vs τ percentile: clean and each ε) and
+figure_3_token_entropy.png (mean entropy by token position, clean vs each ε); one panel per
+attack. Uses the Agg canvas directly (no pyplot state, no display needed); the jitter is seeded
+and the PNG carries no version/date metadata, so the same summary gives the same bytes.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from analysis.summary import level_label, sorted_levels
+
+FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png",
+                "figure_3_token_entropy.png")
+MIN_POSITION_SHARE = 0.05  # figure 3 stops where fewer than 5% of answers still have tokens
+
+
+def _caption(run_info: dict) -> str:
+    ri = run_info or {}
+    model = ri.get("model") or ri.get("model_id") or "unknown model"
+    device = ri.get("device_name") or ri.get("device") or "unknown device"
+    dtype = f", {ri['dtype']}" if ri.get("dtype") else ""
+    return f"{model}{dtype} on {device}"
+
+
+def _panels(n: int, title: str, run_info: dict):
+    cols = max(1, min(3, n))
+    rows = max(1, -(-n // cols))
+    fig = Figure(figsize=(5.0 * cols, 3.8 * rows + 0.6))
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(rows, cols, i + 1) for i in range(max(n, 1))]
+    fig.suptitle(f"{title}\n{_caption(run_info)}", fontsize=10)
+    return fig, axes
+
+
+def _save(fig: Figure, path: str) -> str:
+    """Write atomically: a temporary file in the same folder, then rename over the target."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    fig.tight_layout()
+    fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    os.replace(tmp, path)
+    return path
+
+
+def _attacks(summary: dict) -> list[str]:
+    return sorted(summary.get("by_attack", {}))
+
+
+def _xlabel(section: dict) -> str:
+    return "severity" if section["grouped_by"] == "severity" else "ε ([0,1] pixel units)"
+
+
+def _legend(key: str, section: dict) -> str:
+    if section["grouped_by"] == "severity":
+        return f"severity {key}"
+    return f"ε = {level_label(key, 'epsilon')}"
+
+
+def _empty(ax, text="no perturbed records"):
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def figure_epsilon_delta(summary: dict, run_info: dict) -> Figure:
+    attacks = _attacks(summary)
+    fig, axes = _panels(len(attacks), "Figure 1: entropy change Δ = H_perturbed - H_clean",
+                        run_info)
+    rng = np.random.default_rng(0)  # fixed: the jitter is decoration, not data
+    for ax, attack in zip(axes, attacks):
+        sec = summary["by_attack"][attack]
+        keys = sorted_levels(sec["by_epsilon"])
+        xs = np.array([sec["by_epsilon"][k]["level"] for k in keys])
+        gap = np.min(np.diff(xs)) if xs.size > 1 else (abs(xs[0]) or 1.0) * 0.5
+        for x, k in zip(xs, keys):
+            d = np.asarray(sec["by_epsilon"][k]["deltas"], dtype=float)
+            ax.scatter(x + rng.uniform(-0.15, 0.15, d.size) * gap, d, s=8, alpha=0.3,
+                       color="tab:blue", linewidths=0)
+        means = [sec["by_epsilon"][k]["mean_delta"] for k in keys]
+        cis = [sec["by_epsilon"][k]["ci95"] for k in keys]
+        m = np.array([np.nan if v is None else v for v in means])
+        lo = np.array([0.0 if c is None or v is None else v - c[0] for v, c in zip(means, cis)])
+        hi = np.array([0.0 if c is None or v is None else c[1] - v for v, c in zip(means, cis)])
+        ax.errorbar(xs, m, yerr=[lo, hi], color="black", marker="o", capsize=4,
+                    label="mean Δ, 95% CI")
+        ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks(xs, [f"{x:.4g}" for x in xs])
+        if xs.size == 1:  # else autoscale stretches the jitter cloud over the whole panel
+            ax.set_xlim(xs[0] - gap, xs[0] + gap)
+        ax.set_title(attack, fontsize=10)
+        ax.set_xlabel(_xlabel(sec))
+        ax.set_ylabel("Δ mean token entropy (nats)")
+        ax.legend(fontsize=8, loc="best")
+    if not attacks:
+        _empty(axes[0])
+    return fig
+
+
+def figure_defense(summary: dict, run_info: dict) -> Figure:
+    attacks = _attacks(summary)
+    fig, axes = _panels(len(attacks), "Figure 2: entropy filter pass rate (pass when H <= τ)",
+                        run_info)
+    for ax, attack in zip(axes, attacks):
+        sec = summary["by_attack"][attack]
+        keys = sorted_levels(sec["by_epsilon"])
+        pks = list(sec["by_epsilon"][keys[0]]["pass_rate"])
+        pcts = [int(p[1:]) for p in pks]
+        clean = [sec["by_epsilon"][keys[0]]["pass_rate"][p]["clean"] for p in pks]
+        ax.plot(pcts, [np.nan if v is None else v for v in clean], color="black", marker="s",
+                lw=2, label="clean")
+        colours = [_colour(i, len(keys)) for i in range(len(keys))]
+        for k, c in zip(keys, colours):
+            pert = [sec["by_epsilon"][k]["pass_rate"][p]["perturbed"] for p in pks]
+            label = _legend(k, sec)
+            ax.plot(pcts, [np.nan if v is None else v for v in pert], marker="o", color=c,
+                    label=label)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(attack, fontsize=10)
+        ax.set_xlabel("τ = percentile of clean entropy")
+        ax.set_ylabel("share of inputs passing")
+        ax.legend(fontsize=8, loc="best")
+    if not attacks:
+        _empty(axes[0])
+    return fig
+
+
+def _colour(i: int, n: int):
+    return colormaps["viridis"](0.85 * i / max(n - 1, 1))
+
+
+def _cut(profile: dict):
+    """(positions, means) up to the last position still held by MIN_POSITION_SHARE of answers."""
+    n = np.asarray(profile.get("n") or [], dtype=float)
+    m = np.array([np.nan if v is None else v for v in profile.get("mean") or []], dtype=float)
+    if n.size == 0:
+        return np.array([]), np.array([])
+    keep = n >= max(1.0, MIN_POSITION_SHARE * n.max())
+    last = int(np.nonzero(keep)[0].max()) + 1
+    return np.arange(last), m[:last]
+
+
+def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
+    prof = summary.get("token_profile") or {"clean": {}, "by_attack": {}}
+    attacks = _attacks(summary)
+    fig, axes = _panels(len(attacks), "Figure 3: mean token entropy by position", run_info)
+    cx, cy = _cut(prof.get("clean", {}))
+    for ax, attack in zip(axes, attacks):
+        sec = summary["by_attack"][attack]
+        levels = prof.get("by_attack", {}).get(attack, {})
+        keys = [k for k in sorted_levels(sec["by_epsilon"]) if k in levels]
+        ax.plot(cx, cy, color="black", lw=2, label="clean")
+        for i, k in enumerate(keys):
+            x, y = _cut(levels[k])
+            label = _legend(k, sec)
+            ax.plot(x, y, color=_colour(i, len(keys)), label=label)
+        ax.set_title(attack, fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("token position in the answer")
+        ax.set_ylabel("mean entropy (nats)")
+        ax.legend(fontsize=8, loc="best")
+    if not attacks:
+        if cx.size:
+            axes[0].plot(cx, cy, color="black", lw=2, label="clean")
+            axes[0].legend(fontsize=8)
+        else:
+            _empty(axes[0])
+    return fig
+
+
+def render_figures(summary: dict, out_dir: str, run_info: dict | None = None) -> list[str]:
+    """Write the three figures into out_dir (created if missing); returns their paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    makers = (figure_epsilon_delta, figure_defense, figure_token_entropy)
+    return [_save(make(summary, run_info or {}), os.path.join(out_dir, name))
+            for make, name in zip(makers, FIGURE_NAMES)]

@@ -1,0 +1,294 @@
+"""summarize(records) -> the summary.json dict: every number the report, figures and paper show.
+
+    from experiments.records import read_records
+    from analysis.summary import summarize
+    s = summarize(read_records("results/records.jsonl"), seed=0)
+    s["by_attack"]["proxy"]["by_epsilon"]["0.3"]["mean_delta"]
+
+Pairing: Δ(image, question, attack, ε, trial) = H_adv - H_clean, where H_clean is the clean
+record (attack "none") with the same image and question (the mean, should a unit have several).
+"Clean" statistics (pass rates, detection and correctness AUROCs, clean accuracy) use every valid
+clean record, so τ and the clean line are the same for every attack and ε.
+
+Excluded everywhere: records with n_nonfinite > 0 or no finite mean_entropy; they are counted and
+listed in summary["nonfinite"]. Perturbed records without a valid clean partner enter the
+per-ε set-level numbers (detection, pass rates, accuracy) but not Δ; "n_unpaired" counts them.
+
+Layout: summary["by_attack"][attack]["by_epsilon"][key] always; a top-level "by_epsilon" (the
+same dict) only when exactly one perturbing attack is present, so single-attack consumers need
+not know its name. Keys are eps_key(ε) (repr of the float: "0.3", "0.03137254901960784"); for
+attacks named "corruption:*" the key is str(severity) and "grouped_by" says "severity".
+
+Each by_epsilon entry: level (ε or severity as a float), n (pairs), n_perturbed, n_unpaired,
+mean/median/std_delta, ci95, wilcoxon_p, frac_negative, spread_images, spread_trials, behaviour,
+deltas (every Δ, for figure 1), auroc_detect, auroc_detect_ci95, pass_rate, inverted_safety; with
+references also accuracy_clean/_perturbed, n_with_references, confidently_wrong (perturbed),
+confidently_wrong_clean, auroc_wrong_clean/_perturbed; with extra probes, probes. Undefined
+numbers are None: std and CIs with fewer than 2 values (CIs: per class for AUROC), means with
+none, Wilcoxon with n < 2 or all Δ = 0, AUROCs with an empty class.
+Also: clean {n, mean_entropy, std_entropy, accuracy?}, nonfinite {count, records}, token_profile
+(token_position_profile), meta {n_records, n_valid, n_unpaired, attacks, bootstrap_resamples,
+seed, behaviour_rule, alpha, pass_percentiles, probes, probe_sign}.
+
+Probes: any of PROBE_KEYS beyond mean_entropy present in the records gets "probes"[key] =
+{"mean_delta", "ci95", "auroc_detect"}. mean_delta is in the probe's own units and sign; for the
+detection AUROC the probe is multiplied by PROBE_SIGN so that larger = more uncertain = more
+suspicious (max-prob probes: higher = more confident, so their sign is -1).
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from analysis import stats as S
+
+PROBE_KEYS = ["mean_entropy", "max_entropy", "first_token_entropy", "mean_max_prob",
+              "min_max_prob", "seq_nll", "perplexity"]
+PROBE_SIGN = {"mean_max_prob": -1.0, "min_max_prob": -1.0}  # all others: +1
+CLEAN = "none"
+
+
+def is_valid(rec: dict) -> bool:
+    """Finite everywhere: no non-finite logits and a finite mean entropy."""
+    h = rec.get("mean_entropy")
+    return int(rec.get("n_nonfinite") or 0) == 0 and h is not None and math.isfinite(float(h))
+
+
+def is_corruption(attack: str) -> bool:
+    return str(attack).startswith("corruption:")
+
+
+def level_of(rec: dict) -> tuple[str, float]:
+    """(summary key, numeric level) of a perturbed record: ε, or severity for a corruption."""
+    if is_corruption(rec["attack"]) and rec.get("severity") is not None:
+        return str(int(rec["severity"])), float(rec["severity"])
+    return S.eps_key(rec["epsilon"]), float(rec["epsilon"])
+
+
+def sorted_levels(by_epsilon: dict) -> list[str]:
+    """The keys of a by_epsilon dict in numeric order (json sort_keys orders them as text)."""
+    return sorted(by_epsilon, key=lambda k: (by_epsilon[k].get("level", float(k)), k))
+
+
+def level_label(key: str, grouped_by: str) -> str:
+    """"0.3 (≈77/255)", "8/255 (0.03137)"; a severity stays as it is."""
+    if grouped_by == "severity":
+        return key
+    x = float(key)
+    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255, as in the report's ε line
+    if abs(x * 255 - k) < 1e-6:
+        return f"{k}/255 ({x:.4g})"
+    return f"{x:.4g} (≈{k}/255)"
+
+
+def _canonical(records: list[dict]) -> list[dict]:
+    """Records in a fixed order, so a resumed run (appended in another order) sums the same
+    floats in the same order and gets a bit-identical summary."""
+    return sorted(records, key=lambda r: (str(r.get("attack")), str(r.get("image")),
+                                          str(r.get("question")), float(r.get("epsilon", 0)),
+                                          int(r.get("trial", 0)), str(r.get("severity"))))
+
+
+def _unit(rec: dict) -> tuple:
+    return (rec["image"], rec["question"])
+
+
+def _value(rec: dict, key: str):
+    v = rec.get(key)
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _clean_means(clean: list[dict], key: str) -> dict:
+    """{(image, question): mean of the clean values of `key`}."""
+    acc = defaultdict(list)
+    for r in clean:
+        v = _value(r, key)
+        if v is not None:
+            acc[_unit(r)].append(v)
+    return {u: float(np.mean(v)) for u, v in acc.items()}
+
+
+def _pairs(perturbed: list[dict], clean_means: dict, key: str) -> list[tuple]:
+    """[(image, question, trial, Δ)] sorted, so statistics do not depend on file order."""
+    out = []
+    for r in perturbed:
+        v = _value(r, key)
+        if v is not None and _unit(r) in clean_means:
+            out.append((str(r["image"]), str(r["question"]), int(r["trial"]),
+                        v - clean_means[_unit(r)]))
+    return sorted(out)
+
+
+def _group_std(pairs: list[tuple], index: int) -> float | None:
+    """Std over groups (pairs[index]: 0 = image, 2 = trial) of the group's mean Δ."""
+    groups = defaultdict(list)
+    for p in pairs:
+        groups[p[index]].append(p[3])
+    return S.std([np.mean(v) for v in groups.values()])
+
+
+def _correctness(clean, perturbed, taus) -> dict:
+    """Accuracy, confidently-wrong shares and wrong-answer AUROCs; {} without references."""
+    c = [r for r in clean if r.get("correct") is not None]
+    a = [r for r in perturbed if r.get("correct") is not None]
+    if not c and not a:
+        return {}
+
+    def acc(rs):
+        return float(np.mean([bool(r["correct"]) for r in rs])) if rs else None
+
+    def wrong_auroc(rs):
+        # wrong answers are the positives: does higher entropy flag them?
+        return S.auroc([r["mean_entropy"] for r in rs if r["correct"]],
+                       [r["mean_entropy"] for r in rs if not r["correct"]])
+
+    def cw(rs):
+        return S.confidently_wrong([r["mean_entropy"] for r in rs],
+                                   [bool(r["correct"]) for r in rs], taus)
+
+    return {"accuracy_clean": acc(c), "accuracy_perturbed": acc(a),
+            "n_with_references": len(a),
+            "confidently_wrong": cw(a), "confidently_wrong_clean": cw(c),
+            "auroc_wrong_clean": wrong_auroc(c), "auroc_wrong_perturbed": wrong_auroc(a)}
+
+
+def _probe_stats(clean, perturbed, probes, seed, n_boot, tag) -> dict:
+    out = {}
+    for key in probes:
+        pairs = _pairs(perturbed, _clean_means(clean, key), key)
+        d = [p[3] for p in pairs]
+        sign = PROBE_SIGN.get(key, 1.0)
+        neg = [sign * v for v in (_value(r, key) for r in clean) if v is not None]
+        pos = [sign * v for v in (_value(r, key) for r in perturbed) if v is not None]
+        out[key] = {"n": len(d), "mean_delta": float(np.mean(d)) if d else None,
+                    "ci95": S.bootstrap_mean_ci(d, n_boot, seed, f"{tag}|{key}"),
+                    "auroc_detect": S.auroc(neg, pos), "sign": sign}
+    return out
+
+
+def epsilon_entry(clean, perturbed, level, seed=0, n_boot=2000, probes=(), tag="") -> dict:
+    """The statistics of one (attack, ε): `clean` and `perturbed` are valid records."""
+    pairs = _pairs(perturbed, _clean_means(clean, "mean_entropy"), "mean_entropy")
+    d = np.asarray([p[3] for p in pairs], dtype=np.float64)
+    ci = S.bootstrap_mean_ci(d, n_boot, seed, tag)
+    p = S.wilcoxon_p(d)
+    h_clean = [r["mean_entropy"] for r in clean]
+    h_adv = [r["mean_entropy"] for r in perturbed]
+    rates = S.pass_rates(h_clean, h_adv)
+    entry = {
+        "level": float(level), "n": int(d.size), "n_perturbed": len(perturbed),
+        "n_unpaired": len(perturbed) - int(d.size),
+        "mean_delta": float(d.mean()) if d.size else None,
+        "median_delta": float(np.median(d)) if d.size else None,
+        "std_delta": S.std(d), "ci95": ci, "wilcoxon_p": p,
+        "frac_negative": float(np.mean(d < 0)) if d.size else None,
+        "spread_images": _group_std(pairs, 0), "spread_trials": _group_std(pairs, 2),
+        "behaviour": S.behaviour(ci, p), "deltas": [float(x) for x in d],
+        "auroc_detect": S.auroc(h_clean, h_adv),
+        "auroc_detect_ci95": S.bootstrap_auroc_ci(h_clean, h_adv, n_boot, seed, tag),
+        "pass_rate": rates, "inverted_safety": S.inverted_safety(rates),
+    }
+    entry.update(_correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
+    if probes:
+        entry["probes"] = _probe_stats(clean, perturbed, probes, seed, n_boot, tag)
+    return entry
+
+
+def _profile(recs: list[dict]) -> dict:
+    """{"mean": [...], "n": [...]}: mean token entropy at each position over the records."""
+    sums, counts = [], []
+    for r in recs:
+        for i, h in enumerate(r.get("token_entropies") or []):
+            if i >= len(sums):
+                sums.append(0.0)
+                counts.append(0)
+            if h is not None and math.isfinite(float(h)):
+                sums[i] += float(h)
+                counts[i] += 1
+    return {"mean": [s / c if c else None for s, c in zip(sums, counts)], "n": counts}
+
+
+def token_position_profile(records: list[dict]) -> dict:
+    """Mean entropy by token position, valid records only, for figure 3:
+    {"clean": {"mean", "n"}, "by_attack": {attack: {key: {"mean", "n"}}}}."""
+    valid = [r for r in _canonical(records) if is_valid(r)]
+    groups = defaultdict(lambda: defaultdict(list))
+    for r in valid:
+        if r["attack"] != CLEAN:
+            groups[r["attack"]][level_of(r)[0]].append(r)
+    return {"clean": _profile([r for r in valid if r["attack"] == CLEAN]),
+            "by_attack": {a: {k: _profile(v) for k, v in g.items()} for a, g in groups.items()}}
+
+
+def _nonfinite(records: list[dict]) -> dict:
+    bad = [r for r in records if not is_valid(r)]
+    listed = []
+    for r in bad:
+        item = {k: r.get(k) for k in ("image", "attack", "epsilon", "trial")}
+        if r.get("severity") is not None:
+            item["severity"] = r["severity"]
+        listed.append(item)
+    return {"count": len(bad), "records": listed}
+
+
+def json_clean(obj):
+    """numpy -> Python, nan/inf -> None, tuples -> lists: safe for json.dumps(allow_nan=False)."""
+    if isinstance(obj, dict):
+        return {str(k): json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [json_clean(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return S.fnum(obj)
+    return obj
+
+
+def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
+    """The whole summary.json dict (see the module docstring for its layout)."""
+    records = _canonical(records)
+    valid = [r for r in records if is_valid(r)]
+    clean = [r for r in valid if r["attack"] == CLEAN]
+    groups = defaultdict(lambda: defaultdict(list))
+    levels = {}
+    for r in valid:
+        if r["attack"] != CLEAN:
+            key, lvl = level_of(r)
+            groups[r["attack"]][key].append(r)
+            levels[(r["attack"], key)] = lvl
+    probes = [k for k in PROBE_KEYS[1:] if any(_value(r, k) is not None for r in valid)]
+
+    by_attack = {}
+    for attack in sorted(groups):
+        by_eps = {key: epsilon_entry(clean, recs, levels[(attack, key)], seed, n_boot, probes,
+                                     tag=f"{attack}|{key}")
+                  for key, recs in groups[attack].items()}
+        grouped = any(is_corruption(attack) and r.get("severity") is not None
+                      for recs in groups[attack].values() for r in recs)
+        by_attack[attack] = {"grouped_by": "severity" if grouped else "epsilon",
+                             "by_epsilon": by_eps}
+
+    h_clean = [r["mean_entropy"] for r in clean]
+    with_ref = [r for r in clean if r.get("correct") is not None]
+    clean_block = {"n": len(clean), "mean_entropy": float(np.mean(h_clean)) if clean else None,
+                   "std_entropy": S.std(h_clean)}
+    if with_ref:
+        clean_block["accuracy"] = float(np.mean([bool(r["correct"]) for r in with_ref]))
+    summary = {
+        "by_attack": by_attack, "clean": clean_block, "nonfinite": _nonfinite(records),
+        "token_profile": token_position_profile(records),
+        "meta": {"n_records": len(records), "n_valid": len(valid), "attacks": sorted(groups),
+                 "bootstrap_resamples": int(n_boot), "seed": int(seed),
+                 "behaviour_rule": S.BEHAVIOUR_RULE, "alpha": S.ALPHA,
+                 "pass_percentiles": list(S.PASS_PERCENTILES), "probes": probes,
+                 "probe_sign": {k: PROBE_SIGN.get(k, 1.0) for k in probes},
+                 "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
+                                   for e in a["by_epsilon"].values())},
+    }
+    if len(by_attack) == 1:
+        summary["by_epsilon"] = next(iter(by_attack.values()))["by_epsilon"]
+    return json_clean(summary)

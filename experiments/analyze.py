@@ -1,0 +1,115 @@
+"""Rebuild summary.json, entropy_report.txt and figures/ from an existing records.jsonl.
+
+    python experiments/analyze.py --out results/
+    python experiments/analyze.py --out results/ --records other/records.jsonl --seed 0
+
+Reads OUT/records.jsonl (or --records) and OUT/run.json when present (model, dtype and device
+for the report header and figure captions); writes OUT/summary.json, OUT/entropy_report.txt and
+OUT/figures/*.png, each atomically. Loads no model and never imports torch. Bad input (missing
+or empty records, unreadable run.json) prints one line on stderr and exits with status 2.
+The experiment script calls analyze_run(out_dir) at the end of a run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# Plain `python experiments/analyze.py` puts experiments/ on sys.path, not the repo root.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from experiments.records import atomic_write_json, atomic_write_text, read_records  # noqa: E402
+
+
+class AnalysisInputError(ValueError):
+    """The records or run.json cannot be analysed; the message is one line for the user."""
+
+
+def load_run_info(out_dir: str) -> dict:
+    """run.json as a dict, {} when absent."""
+    path = os.path.join(out_dir, "run.json")
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise AnalysisInputError(f"{path}: not readable as JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise AnalysisInputError(f"{path}: expected a JSON object")
+    return info
+
+
+REQUIRED = ("image", "question", "attack", "epsilon", "trial")
+
+
+def _record_problem(rec) -> str | None:
+    """Why a record cannot be analysed, or None."""
+    if not isinstance(rec, dict):
+        return "is not a JSON object"
+    missing = [k for k in REQUIRED if k not in rec]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    try:
+        float(rec["epsilon"]), int(rec["trial"])
+    except (TypeError, ValueError):
+        return "has a non-numeric epsilon or trial"
+    return None
+
+
+def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
+                n_boot: int = 2000, figures: bool = True) -> dict:
+    """Summarise OUT/records.jsonl and write summary.json, entropy_report.txt, figures/."""
+    records_path = records_path or os.path.join(out_dir, "records.jsonl")
+    if not os.path.exists(records_path):
+        raise AnalysisInputError(f"{records_path}: no such file")
+    try:
+        records = read_records(records_path)
+    except (OSError, ValueError) as e:
+        raise AnalysisInputError(str(e)) from None
+    if not records:
+        raise AnalysisInputError(f"{records_path}: no records")
+    for i, r in enumerate(records):
+        problem = _record_problem(r)
+        if problem:
+            raise AnalysisInputError(f"{records_path}: record {i + 1} {problem}")
+    run_info = load_run_info(out_dir)
+    # Imported here so bad input is reported without first paying for matplotlib's import.
+    from analysis.figures import render_figures
+    from analysis.report import render_report
+    from analysis.summary import summarize
+
+    os.makedirs(out_dir, exist_ok=True)
+    summary = summarize(records, seed=seed, n_boot=n_boot)
+    atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
+    atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
+                      render_report(summary, run_info))
+    if figures:
+        render_figures(summary, os.path.join(out_dir, "figures"), run_info)
+    return summary
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="results", help="run folder holding records.jsonl")
+    ap.add_argument("--records", default=None, help="records file (default OUT/records.jsonl)")
+    ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--no-figures", action="store_true", help="skip the PNGs")
+    args = ap.parse_args(argv)
+    if args.bootstrap < 1:
+        ap.error("--bootstrap must be at least 1")
+    try:
+        analyze_run(args.out, args.records, args.seed, args.bootstrap, not args.no_figures)
+    except AnalysisInputError as e:
+        print(f"analyze: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {os.path.join(args.out, 'summary.json')}, entropy_report.txt, figures/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
