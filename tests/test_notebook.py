@@ -1,0 +1,131 @@
+"""The Colab notebook, executed headless on the CPU with tiny models (nbclient, kernel "python3").
+
+    python -m pytest tests/test_notebook.py -q
+
+The parameters cell (the first code cell, tagged "parameters") gets overrides appended, as
+papermill would inject them; the kernel starts in the repository root, so the notebook finds the
+project there and neither clones nor installs anything. ipykernel ships the "python3" kernel spec
+in its wheel (share/jupyter/kernels/python3), so `pip install -r requirements-dev.txt` is enough.
+"""
+import json
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from experiments.records import read_records, record_key
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(REPO, "vlm_failure_modes.ipynb")
+TINY_CONFIG = os.path.join(REPO, "models", "tiny-llava", "config.json")
+FIGURES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png")
+
+
+def read_notebook():
+    return nbformat.read(NOTEBOOK, as_version=4)
+
+
+def first_code_cell(nb):
+    return next(c for c in nb.cells if c.cell_type == "code")
+
+
+def with_parameters(nb, **params):
+    cell = first_code_cell(nb)
+    cell.source += "\n\n# injected by tests/test_notebook.py\n" + "".join(
+        f"{k} = {v!r}\n" for k, v in params.items())
+    return nb
+
+
+def execute(nb):
+    NotebookClient(nb, kernel_name="python3", timeout=300, startup_timeout=120,
+                   resources={"metadata": {"path": REPO}}).execute()
+    return nb
+
+
+def text_of(nb) -> str:
+    out = []
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            if o.output_type == "stream":
+                out.append(o.text)
+            elif "data" in o and "text/plain" in o.data:
+                out.append(o.data["text/plain"])
+    return "".join(out).replace("\r\n", "\n")
+
+
+def outputs_of(nb, cell_id):
+    return next(c for c in nb.cells if c.get("id") == cell_id).outputs
+
+
+def check_run(nb, out, n_records):
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors, errors
+    text = text_of(nb)
+    assert "already here, nothing cloned" in text and "nothing installed" in text
+    records = read_records(os.path.join(out, "records.jsonl"))
+    assert len(records) == n_records
+    assert len({record_key(r) for r in records}) == n_records  # no unit generated twice
+    with open(os.path.join(out, "entropy_report.txt"), encoding="utf-8") as f:
+        report = f.read()
+    assert report.strip() and report.strip() in text  # the report is shown in full
+    for name in FIGURES:
+        assert os.path.exists(os.path.join(out, "figures", name))
+    pngs = [o for o in outputs_of(nb, "figures") if "image/png" in o.get("data", {})]
+    assert len(pngs) == len(FIGURES)
+    table = [o for o in outputs_of(nb, "table") if "text/html" in o.get("data", {})]
+    assert len(table) == 1 and "mean Δ" in table[0].data["text/html"]
+    with open(os.path.join(out, "run.json"), encoding="utf-8") as f:
+        run = json.load(f)
+    assert run["device"] == "cpu" and f"This run: {run['model']}" in text
+    assert f"{n_records} generations in {out}" in text
+    return text
+
+
+def test_notebook_is_clean_and_parameterised():
+    nb = read_notebook()
+    nbformat.validate(nb)
+    assert nb.cells[0].cell_type == "markdown" and "Colab" in nb.cells[0].source
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.id
+    params = first_code_cell(nb)
+    assert "parameters" in params.metadata.get("tags", [])
+    values = {}
+    exec(params.source, {}, values)
+    assert values["MODEL"] == "llava-1.5-7b" and values["EPSILONS"] == [0.1, 0.3]
+    assert values["TRIALS"] == 5 and values["IMAGES"] is None and values["MAX_NEW_TOKENS"] == 32
+    assert values["USE_DRIVE"] is False and values["PROJECT_DIR"] is None and values["SANITY_CHECK"]
+    assert {"OUT", "REPO_URL"} <= set(values)
+
+
+@pytest.fixture(autouse=True)
+def cpu_only(monkeypatch):
+    """The kernel and the scripts it starts inherit this: CPU even on a machine with a GPU."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
+    out = str(tmp_path / "run")
+    params = dict(MODEL=tiny_ckpt, EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
+                  IMAGES=["data/photos/astronaut.jpg", "data/photos/coffee.jpg"], OUT=out)
+    n_records = 2 * (1 + 2 * 1)  # per image: clean + 2 ε × 1 trial
+    first = execute(with_parameters(read_notebook(), **params))
+    assert "answer:" in check_run(first, out, n_records)  # the sanity check ran
+    with open(os.path.join(out, "records.jsonl"), "rb") as f:
+        before = f.read()
+
+    # Run all again, as after a disconnect (skipping the sanity check keeps the test short).
+    second = execute(with_parameters(read_notebook(), **params, SANITY_CHECK=False))
+    assert "sanity check skipped" in check_run(second, out, n_records)
+    with open(os.path.join(out, "records.jsonl"), "rb") as f:
+        assert f.read() == before  # resumed: nothing generated again, nothing appended
+
+
+@pytest.mark.skipif(not os.path.exists(TINY_CONFIG), reason="models/tiny-llava is not trained yet")
+def test_notebook_runs_embedded_model(tmp_path):
+    out = str(tmp_path / "run")
+    nb = execute(with_parameters(
+        read_notebook(), MODEL="tiny", EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
+        IMAGES=["data/scenes/scene_000.png"], OUT=out))
+    assert "answer:" in check_run(nb, out, 1 + 2 * 1)
