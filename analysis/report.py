@@ -65,8 +65,10 @@ def _header(summary: dict, run_info: dict) -> list[str]:
     meta, clean, nf = summary["meta"], summary["clean"], summary["nonfinite"]
     lines = ["Entropy under perturbation: The Confidence Trap reproduction",
              f"model: {model}   dtype: {ri.get('dtype', 'n/a')}   device: {device}"]
-    run = [f"{k}: {ri[k]}" for k in ("attack", "epsilons", "trials", "seed", "git_commit",
-                                     "started") if ri.get(k) is not None]
+    # No timestamps here: the same command and seed must give a byte-identical report.
+    cfg = dict(ri.get("config") or {}, git_commit=ri.get("git_commit"))
+    run = [f"{k}: {cfg[k]}" for k in ("attack", "epsilons", "trials", "seed", "max_new_tokens",
+                                      "git_commit") if cfg.get(k) is not None]
     if run:
         lines.append("run: " + "   ".join(run))
     lines += [

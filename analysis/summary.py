@@ -87,8 +87,8 @@ def _canonical(records: list[dict]) -> list[dict]:
     """Records in a fixed order, so a resumed run (appended in another order) sums the same
     floats in the same order and gets a bit-identical summary."""
     return sorted(records, key=lambda r: (str(r.get("attack")), str(r.get("image")),
-                                          str(r.get("question")), float(r.get("epsilon", 0)),
-                                          int(r.get("trial", 0)), str(r.get("severity"))))
+                                          str(r.get("question")), float(r.get("epsilon") or 0),
+                                          int(r.get("trial", 0)), int(r.get("severity") or 0)))
 
 
 def _unit(rec: dict) -> tuple:

@@ -54,9 +54,13 @@ def _record_problem(rec) -> str | None:
     if missing:
         return f"lacks {', '.join(missing)}"
     try:
-        float(rec["epsilon"]), int(rec["trial"])
-    except (TypeError, ValueError):
-        return "has a non-numeric epsilon or trial"
+        int(rec["trial"])
+        if str(rec["attack"]).startswith("corruption:"):  # a severity stands in for ε
+            int(rec["severity"])
+        else:
+            float(rec["epsilon"])
+    except (TypeError, ValueError, KeyError):
+        return "has a non-numeric epsilon, severity or trial"
     return None
 
 

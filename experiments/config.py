@@ -25,6 +25,8 @@ class Config:
     seed: int = 0
     max_new_tokens: int = 32
     batch_size: int | None = None                 # None: the largest that fits (see models.batching)
+    max_memory: str | None = None                 # cap for the automatic batch: "14.5GiB" (a T4)
+    static_cache: bool = False                    # static KV cache; on CUDA the decode step is compiled
     device: str | None = None                     # None: cuda if available, else cpu
     dtype: str = "auto"                           # auto: float16 on CUDA, float32 on CPU
     prompt_format: str | None = None              # None: llava_v1 for LLaVA-1.5, else chat_template
@@ -50,7 +52,7 @@ def parse_fraction(text) -> float:
             num, den = text.split("/", 1)
             return float(num) / float(den)
         return float(text)
-    except (ValueError, ZeroDivisionError):
+    except (TypeError, ValueError, ZeroDivisionError):
         raise InputError(f"not a number: {text!r} (write ε as 0.3 or 8/255)") from None
 
 
@@ -61,7 +63,12 @@ def _coerce(name: str, value, default):
         return [parse_fraction(v) for v in value]
     if name in ("images", "severities"):
         value = value if isinstance(value, list) else [value]
-        return [int(v) if name == "severities" else str(v) for v in value]
+        if name == "images":
+            return [str(v) for v in value]
+        try:
+            return [int(v) for v in value]
+        except (TypeError, ValueError):
+            raise InputError(f"severities must be integers 1..5, got {value!r}") from None
     if value is None:
         return None
     kind = type(default) if default is not None else None
@@ -94,6 +101,8 @@ def load_yaml(path: str) -> dict:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
         raise InputError(f"malformed YAML in {path}: {str(e).splitlines()[0]}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read config file {path}: {e}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -119,6 +128,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--batch-size", type=int, help="generations per batch (default: the largest that fits)")
+    p.add_argument("--max-memory", help="memory budget for the automatic batch size, e.g. 14.5GiB")
+    p.add_argument("--static-cache", action="store_true", default=None,
+                   help="static KV cache (torch.compile of the decode step on CUDA): faster decoding")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--dtype", help="auto, float16, bfloat16 or float32")
     p.add_argument("--prompt-format", choices=["llava_v1", "chat_template"])
@@ -163,6 +175,10 @@ def validate(cfg: Config) -> None:
         raise InputError(f"--max-new-tokens must be at least 1, got {cfg.max_new_tokens}")
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1, got {cfg.batch_size}")
+    if cfg.max_memory is not None:
+        from models.batching import parse_memory
+
+        parse_memory(cfg.max_memory)
     if cfg.steps < 1:
         raise InputError(f"--steps must be at least 1, got {cfg.steps}")
     for s in cfg.severities:

@@ -25,7 +25,7 @@ if REPO not in sys.path:
 from models.errors import InputError  # noqa: E402
 from experiments.config import Config, add_arguments, build_config, result_view  # noqa: E402
 from experiments.records import RecordWriter, atomic_write_json, read_records, record_key  # noqa: E402
-from experiments import runinfo  # noqa: E402
+from experiments import distributed, runinfo  # noqa: E402
 
 OUTPUT_FILES = ("records.jsonl", "run.json", "summary.json", "entropy_report.txt")
 
@@ -51,26 +51,46 @@ def check_out(out: str, view: dict, fresh: bool) -> None:
     if diff:
         raise InputError(f"{out} holds a run with another config ({'; '.join(diff)}); "
                          "use --fresh to start over or another --out")
+    try:  # a torn last line is fine (the run repairs it); damage anywhere else is not
+        for rec in read_records(records):
+            record_key(rec)
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{records} is damaged ({e}); use --fresh to start over or another --out") from None
 
 
 def run(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1] if False else None,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
+
+    def refuse(message):  # argparse would print its whole usage block; a bad flag gets one line
+        raise InputError(f"{message} (see --help)")
+
+    p.error = refuse
     cfg, changed = build_config(p.parse_args(argv))
     t0 = time.time()
 
     import torch
 
     from models import TINY_DIR, check_device, load, parse_dtype, resolve
+    from models import _cached, _hub_reachable, _offline_message
     from models.images import input_size, load_image, to_model_input
     from models.prompts import build_prompt, default_format
     from experiments.imagesets import resolve_items
     from experiments.sweep import attack_name, make_units, run_batch, unit_key
+    from models.batching import Backoff, pick_batch_size, prompt_tokens
 
     # Everything the user can get wrong is checked before --out is touched.
     source = resolve(cfg.model)
-    device = check_device(cfg.device)
+    # load()'s cheap checks, early: a wrong --model is named as such, not as a clash with --out
+    local = os.path.isdir(source)
+    if local and not os.path.isfile(os.path.join(source, "config.json")):
+        hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
+        raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
+    if not local and not _cached(source, cfg.revision) and not _hub_reachable():
+        raise InputError(_offline_message(cfg.model, source))
+    world = distributed.world()  # one process of one unless launched by accelerate/torchrun
+    device = check_device(distributed.device_for(world, cfg.device))
     dtype = parse_dtype(cfg.dtype, device)
     items = resolve_items(cfg.images, cfg.prompt, "scenes" if source == TINY_DIR else "photos")
     images = [load_image(it.path) for it in items]
@@ -78,47 +98,95 @@ def run(argv=None) -> int:
     fmt = cfg.prompt_format or default_format(source)
     view = result_view(cfg, {"model": runinfo.model_label(source), "dtype": str(dtype).split(".")[-1],
                              "prompt_format": fmt, "device_type": device.split(":")[0]})
-    check_out(cfg.out, view, cfg.fresh)
-    if changed:
+    if world.is_main or not cfg.fresh:  # --fresh clears --out once, in rank 0
+        check_out(cfg.out, view, cfg.fresh and world.is_main)
+    stored_batch = None if cfg.fresh else runinfo.read(cfg.out).get("batch_size")
+    if changed and world.is_main:
         print("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()), file=sys.stderr)
 
     model, processor = load(cfg.model, device=device, dtype=dtype, revision=cfg.revision)
+    if cfg.static_cache:  # every generate() of the run; on CUDA it compiles the decode step
+        model.generation_config.cache_implementation = "static"
     size = input_size(processor)
     pixels = torch.stack([to_model_input(im, size, processor.image_processor.image_mean)
                           for im in images]).to(device)
     del images
     prompts = [build_prompt(processor, it.question, fmt) for it in items]
 
-    os.makedirs(os.path.join(cfg.out, "figures"), exist_ok=True)
+    try:
+        os.makedirs(os.path.join(cfg.out, "figures"), exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot write to --out {cfg.out}: {e.strerror or e}") from None
     path = os.path.join(cfg.out, "records.jsonl")
-    done = {record_key(r) for r in read_records(path, repair=True)}
+    if world.is_main:
+        read_records(path, repair=True)  # cut a torn last line before any process reads the file
+        if cfg.fresh:
+            distributed.clear_shards(cfg.out)
+    distributed.start(world)
+    distributed.barrier(world)
+    done = distributed.done_keys(cfg.out, world)  # records.jsonl and any shards
     units = make_units(cfg, items)
-    batch = cfg.batch_size or runinfo.read(cfg.out).get("batch_size") or 8
-    info = runinfo.collect(cfg, source, model, device, dtype, fmt, view, batch)
-    runinfo.write(cfg.out, info)
+    # Fixed batches, reused on resume: batch composition moves the last float digits.
+    batch, why = cfg.batch_size, "--batch-size"
+    if batch is None and stored_batch:
+        batch, why = stored_batch, f"as the run being resumed ({cfg.out}/run.json)"
+    if batch is None:
+        batch, why = pick_batch_size(model, prompt_tokens(processor, prompts, pixels),
+                                     cfg.max_new_tokens, device, cfg.max_memory, len(units), world.size)
+        batch = distributed.agree_min(world, batch)
+    if world.is_main:
+        print(f"batch size {batch} ({why})", file=sys.stderr)
+        info = runinfo.collect(cfg, source, model, device, dtype, fmt, view, batch)
+        info["processes"] = world.size
+        runinfo.write(cfg.out, info)
 
     from tqdm import tqdm
 
-    todo = sum(unit_key(u, items) not in done for u in units)
-    bar = tqdm(total=len(units), initial=len(units) - todo, desc="generations", unit="gen",
-               disable=None)
-    with RecordWriter(path) as writer:
-        for start in range(0, len(units), batch):
+    starts = [s for i, s in enumerate(range(0, len(units), batch)) if world.owns(i)]
+    mine = [u for s in starts for u in units[s:s + batch]]
+    todo = sum(unit_key(u, items) not in done for u in mine)
+    bar = tqdm(total=len(mine), initial=len(mine) - todo, unit="gen", disable=None,
+               desc="generations" + (f" (rank {world.rank})" if world.size > 1 else ""))
+    backoff = Backoff()  # halves a batch that runs out of CUDA memory
+    with RecordWriter(distributed.shard_path(cfg.out, world)) as writer:
+        for start in starts:
             chunk = units[start:start + batch]
             missing = [unit_key(u, items) not in done for u in chunk]
             if not any(missing):
                 continue
-            for rec, new in zip(run_batch(model, processor, cfg, items, chunk, pixels, prompts), missing):
+            records = backoff(lambda piece: run_batch(model, processor, cfg, items, piece, pixels,
+                                                      prompts), chunk)
+            for rec, new in zip(records, missing):
                 if new:
                     writer.write(rec)
                     bar.update(1)
     bar.close()
+    distributed.barrier(world)  # every share is written
+    if not world.is_main:
+        distributed.stop(world)
+        return 0
+    if world.size > 1 or distributed.shard_paths(cfg.out):
+        distributed.merge(cfg.out, [unit_key(u, items) for u in units])
+    distributed.stop(world)
+    if backoff.depth:
+        info["oom_backoff_depth"] = backoff.depth
 
-    from experiments.analyze import analyze_run
+    from experiments.analyze import AnalysisInputError, analyze_run
 
     info = runinfo.finish(info, t0, device)
     runinfo.write(cfg.out, info)
-    summary = analyze_run(cfg.out)
+    try:
+        summary = analyze_run(cfg.out)
+    except AnalysisInputError as e:
+        raise InputError(str(e)) from None
+    nf = summary["nonfinite"]
+    if nf["count"]:  # FP16 overflow: these records are excluded from every statistic
+        shown = "; ".join(f"{r['image']} {r['attack']} ε={r['epsilon']} trial {r['trial']}"
+                          for r in nf["records"][:5])
+        more = f"; and {nf['count'] - 5} more" if nf["count"] > 5 else ""
+        print(f"warning: {nf['count']} of {summary['meta']['n_records']} generations had "
+              f"non-finite logits and are left out of the statistics ({shown}{more}); "
+              f"see the report's list", file=sys.stderr)
     print(f"wrote {cfg.out}/records.jsonl, summary.json, entropy_report.txt, figures/ "
           f"({info['wall_time_s']:.1f} s)", file=sys.stderr)
     return 0
@@ -128,7 +196,7 @@ def main(argv=None) -> int:
     try:
         return run(argv)
     except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)

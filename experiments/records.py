@@ -47,7 +47,7 @@ def read_records(path: str, repair: bool = False) -> list[dict]:
             continue
         try:
             records.append(json.loads(line))
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError where the cut split a character
             if i >= len(lines) - 2 and not any(l.strip() for l in lines[i + 1:]):
                 break  # torn tail: the last write was cut short
             raise ValueError(f"{path}: line {i + 1} is not valid JSON (not a torn last line)")
@@ -55,6 +55,9 @@ def read_records(path: str, repair: bool = False) -> list[dict]:
     if repair and good_bytes < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_bytes)
+    elif repair and good_bytes > len(data):  # the last record is whole but its newline was cut off
+        with open(path, "ab") as f:
+            f.write(b"\n")
     return records
 
 

@@ -39,6 +39,10 @@ def attack_name(cfg) -> str:
     if cfg.attack == "proxy":
         return "proxy"
     if cfg.attack == "pgd":
+        from .objectives import OBJECTIVES
+
+        if cfg.objective not in OBJECTIVES:
+            raise InputError(f"unknown --objective {cfg.objective!r}; choose from {', '.join(OBJECTIVES)}")
         return f"pgd:{cfg.objective}"
     if cfg.attack.startswith("corruption:"):
         return cfg.attack
@@ -65,8 +69,11 @@ def unit_key(unit: Unit, items: list[Item]) -> tuple:
     return (it.key, it.question, unit.attack, unit.epsilon, unit.severity, unit.trial)
 
 
-def perturb(cfg, x: torch.Tensor, unit: Unit, loss_fn=None) -> torch.Tensor:
-    """x [1,3,H,W] in [0,1] -> the unit's perturbed image (x itself for the clean unit)."""
+def perturb(cfg, x: torch.Tensor, unit: Unit, loss=None) -> torch.Tensor:
+    """x [1,3,H,W] in [0,1] -> the unit's perturbed image (x itself for the clean unit).
+
+    loss: for "pgd:*" units, the callable x_adv -> scalar to minimise (experiments.objectives).
+    """
     if unit.attack == "none":
         return x
     g = torch.Generator(device=x.device).manual_seed(unit.seed)
@@ -79,8 +86,9 @@ def perturb(cfg, x: torch.Tensor, unit: Unit, loss_fn=None) -> torch.Tensor:
     if unit.attack.startswith("pgd:"):
         from attacks.pgd_visual import pgd_gradient
 
-        return pgd_gradient(x, unit.epsilon, loss_fn(x), steps=cfg.steps, alpha=cfg.alpha,
-                            generator=g)
+        if loss is None:
+            raise ValueError(f"unit {unit} needs a loss callable (experiments.objectives)")
+        return pgd_gradient(x, unit.epsilon, loss, steps=cfg.steps, alpha=cfg.alpha, generator=g)
     raise InputError(f"unknown attack {unit.attack!r}")
 
 
@@ -88,9 +96,51 @@ def _floats(t: torch.Tensor) -> list:
     return [None if not torch.isfinite(v) else float(v) for v in t]
 
 
-def run_batch(model, processor, cfg, items, units, pixels, prompts, loss_fn=None) -> list[dict]:
-    """Perturb, generate and probe one batch of units; return their records in order."""
-    xs = torch.cat([perturb(cfg, pixels[u.item][None], u, loss_fn) for u in units])
+def clean_answers(records: list[dict], items: list[Item], model, processor) -> dict[int, list[int]]:
+    """{item index: the clean answer's token ids} from clean records, for the pgd units.
+
+    Uses a record's answer_ids; an older record without them is re-tokenised (answer + EOS)."""
+    from .objectives import answer_token_ids
+
+    index = {(it.key, it.question): i for i, it in enumerate(items)}
+    out = {}
+    for rec in records:
+        i = index.get((rec.get("image"), rec.get("question")))
+        if rec.get("attack") == "none" and i is not None:
+            ids = rec.get("answer_ids")
+            out[i] = list(ids) if ids else answer_token_ids(model, processor, rec["answer"])
+    return out
+
+
+def pgd_losses(model, processor, cfg, units, pixels, prompts, clean: dict) -> dict[int, object]:
+    """{position in units: loss callable} for the batch's "pgd:*" units.
+
+    Each teacher-forces its item's clean answer, taken from `clean`; an item missing there (a
+    resumed run whose clean records were not handed in) gets its clean greedy answer generated
+    here first, on the same image and prompt, and added to `clean`."""
+    pgd = [b for b, u in enumerate(units) if u.attack.startswith("pgd:")]
+    if not pgd:
+        return {}
+    from .objectives import make_objective
+
+    missing = sorted({units[b].item for b in pgd} - set(clean))
+    if missing:
+        out = generate(model, processor, pixels[missing], [prompts[i] for i in missing],
+                       cfg.max_new_tokens)
+        for b, i in enumerate(missing):
+            clean[i] = out.token_ids[b][out.mask[b]].tolist()
+    return {b: make_objective(units[b].attack.split(":", 1)[1], model, processor,
+                              prompts[units[b].item], clean[units[b].item]) for b in pgd}
+
+
+def run_batch(model, processor, cfg, items, units, pixels, prompts, clean=None) -> list[dict]:
+    """Perturb, generate and probe one batch of units; return their records in order.
+
+    clean: {item index: clean answer token ids} (see clean_answers), which "pgd:*" units attack;
+    pass the same dict to every batch and the clean units of earlier batches fill it in."""
+    clean = {} if clean is None else clean
+    losses = pgd_losses(model, processor, cfg, units, pixels, prompts, clean)
+    xs = torch.cat([perturb(cfg, pixels[u.item][None], u, losses.get(b)) for b, u in enumerate(units)])
     out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens)
     logits = out.logits
     finite = finite_positions(logits)                           # [B,T]
@@ -106,7 +156,10 @@ def run_batch(model, processor, cfg, items, units, pixels, prompts, loss_fn=None
                "attack": u.attack, "epsilon": u.epsilon, "trial": u.trial, "seed": u.seed,
                "answer": out.answers[b], "token_entropies": ents,
                "mean_entropy": sum(good) / len(good) if good else None,
-               "n_tokens": int(m.sum()), "n_nonfinite": int((~finite[b][m]).sum())}
+               "n_tokens": int(m.sum()), "n_nonfinite": int((~finite[b][m]).sum()),
+               "answer_ids": out.token_ids[b][m].tolist()}
+        if u.attack == "none":
+            clean[u.item] = rec["answer_ids"]
         if u.severity is not None:
             rec["severity"] = u.severity
         for k, v in extra.items():

@@ -22,6 +22,12 @@ MODELS = {
     "llava-1.5-7b": "llava-hf/llava-1.5-7b-hf",
     "llava-1.5-13b": "llava-hf/llava-1.5-13b-hf",
     "tiny": TINY_DIR,
+    # Other architectures through the same pipeline (pixel layouts: models/architectures.py).
+    "llava-next-7b": "llava-hf/llava-v1.6-mistral-7b-hf",   # anyres: 672 px, 4 tiles + base view
+    "qwen2-vl-2b": "Qwen/Qwen2-VL-2B-Instruct",             # patches: 448 px (their processor needs torchvision)
+    "qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "smolvlm-256m": "HuggingFaceTB/SmolVLM-256M-Instruct",  # Idefics3 tiles: 2048 px, 16 tiles + global
+    "smolvlm-2b": "HuggingFaceTB/SmolVLM-Instruct",
 }
 
 

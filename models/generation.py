@@ -4,8 +4,8 @@
     out.answers, out.logits  # list[str], [B,T,V] raw logits of the generated positions
 
 `pixels` are float [B,3,H,W] in [0,1] at the model's input size (see models.images); the
-processor only normalises them (no second resize or rescale) and expands `<image>` into the
-vision tokens, exactly as it does for a PIL image.
+processor expands `<image>` into the vision tokens, and pixel_values are laid out from `pixels`
+in torch (models.architectures: normalised, no second resize or rescale).
 """
 from __future__ import annotations
 
@@ -37,17 +37,29 @@ def counted_mask(token_ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
 
 
 def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype):
-    """Tokenise prompts (left padded) and normalise pixels already at the model's input size."""
-    ip = processor.image_processor
-    no_geometry = dict(do_rescale=False, do_resize=False, do_center_crop=False)
-    if hasattr(ip, "do_pad"):
-        no_geometry["do_pad"] = False
+    """Tokenise prompts (left padded) and lay out pixels already at the model's input size.
+
+    The processor expands `<image>` into vision tokens and returns the side inputs
+    (image_grid_thw, pixel_attention_mask, image_sizes ...); pixel_values are built from
+    `pixels` in torch by the model family's layout (models.architectures): normalised, and cut
+    into patches or tiles where the family does. So they keep the attack's float pixels, and
+    carry gradients to `pixels` when it requires them (true-gradient PGD).
+    """
+    from .architectures import pixel_layout
+    from .errors import InputError
+
+    layout = pixel_layout(processor)
     processor.tokenizer.padding_side = "left"  # batched decoder-only generation needs left padding
-    enc = processor(text=list(prompts), images=list(pixels.float().cpu()), padding=True,
-                    return_tensors="pt", **no_geometry)
+    enc = processor(text=list(prompts), images=list(pixels.detach().float().cpu()), padding=True,
+                    return_tensors="pt", **layout.processor_kwargs)
     enc = enc.to(device)
-    if "pixel_values" in enc and dtype is not None:
-        enc["pixel_values"] = enc["pixel_values"].to(dtype)
+    if "pixel_values" in enc:
+        pv = layout.pixel_values(pixels.to(device=device, dtype=torch.float32))
+        if pv.shape != enc["pixel_values"].shape:
+            raise InputError(f"{type(processor.image_processor).__name__} lays out pixel_values as "
+                             f"{tuple(enc['pixel_values'].shape)}, the {layout.family} layout as "
+                             f"{tuple(pv.shape)}: models/architectures.py needs this family")
+        enc["pixel_values"] = pv.to(dtype) if dtype is not None else pv
     return enc
 
 

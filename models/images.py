@@ -1,6 +1,6 @@
 """Image loading and LLaVA-1.5's preprocessing, up to the model's [0,1] input.
 
-    x = load_batch(["data/photos/chelsea.jpg"], size=336)   # [1,3,336,336] in [0,1]
+    x = to_model_input(load_image("data/photos/chelsea.jpg"), size=336)   # [3,336,336] in [0,1]
 
 The original LLaVA-1.5 pads to a square with the CLIP mean colour (`expand2square`,
 image_aspect_ratio "pad") and then resizes bicubically to 336; the HF processor does the same
@@ -10,6 +10,7 @@ normalisation so the attack acts on pixels in [0,1]. The processor normalises af
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -18,35 +19,58 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-Image.MAX_IMAGE_PIXELS = 200_000_000  # an 8000×6000 photo is fine; PIL's default warns at 89 MP
+# An 8000×6000 photo is fine; PIL's default warns at 89 MP. Past this we refuse, never warn.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+def _missing(path: str) -> str:
+    if os.path.islink(path):
+        return f"image {path} is a broken symbolic link (to {os.readlink(path)})"
+    return f"image not found: {path}"
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16- and 32-bit grayscale -> 8-bit L, scaled by the mode's range instead of clipped at 255."""
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        top = 65535.0
+    elif im.mode == "F":
+        top = 1.0 if a.max() <= 1 else 255.0
+    else:  # "I": 32-bit container, usually a 16-bit file from an older decoder
+        top = 65535.0 if a.max() > 255 else 255.0
+    return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
 
 
 def load_image(path: str) -> Image.Image:
-    """Open any common image as 8-bit RGB: EXIF rotation applied, alpha composited on white."""
+    """Open any common image as 8-bit RGB: EXIF rotation applied, alpha composited on white.
+
+    Grayscale, palette (with transparency), RGBA, CMYK and 16-bit files all come out RGB.
+    Anything that cannot be decoded in full (a missing, unreadable, truncated or non-image file,
+    or one over Image.MAX_IMAGE_PIXELS) raises InputError with a one-line message.
+    """
     if not os.path.exists(path):
-        raise InputError(f"image not found: {path}")
+        raise InputError(_missing(path))
     try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"cannot read image {path}: {e}") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()  # decode everything now: a truncated file fails here, not later
+                im = ImageOps.exif_transpose(im)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputError(f"image {path} is too large (over {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise InputError(f"cannot read image {path}: {reason}") from None
     if im.width < 1 or im.height < 1:
         raise InputError(f"image {path} is empty")
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit (and 32-bit integer) grayscale: scale to 8 bits instead of clipping at 255
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    elif im.mode == "F":
-        a = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray(np.clip(a * (255.0 if a.max() <= 1 else 1) + 0.5, 0, 255).astype(np.uint8), "L")
-    if im.mode == "P" or im.mode == "LA" or "transparency" in im.info:
+    if im.mode.startswith("I") or im.mode == "F":
+        im = _to_8bit(im)
+    if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:
         im = im.convert("RGBA")
     if im.mode == "RGBA":
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im)
-    return im.convert("RGB")
+    return im if im.mode == "RGB" else im.convert("RGB")  # no second copy of a 48 MP photo
 
 
 def expand2square(im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
@@ -68,17 +92,12 @@ def to_model_input(im: Image.Image, size: int, mean=(0.48145466, 0.4578275, 0.40
 
 
 def input_size(processor) -> int:
-    """The square side the model's vision tower takes (336 for LLaVA-1.5)."""
-    ip = processor.image_processor
-    crop = getattr(ip, "crop_size", None)
-    if getattr(ip, "do_center_crop", False) and crop:
-        return int(crop["height"] if isinstance(crop, dict) else crop.height)
-    size = ip.size
-    size = size if isinstance(size, dict) else size.__dict__
-    for key in ("shortest_edge", "height"):
-        if size.get(key):
-            return int(size[key])
-    raise InputError(f"cannot tell the input size of image processor {type(ip).__name__}")
+    """The square side x must have for this model: 336 for LLaVA-1.5; for processors with their
+    own geometry (Qwen2-VL patches, Idefics3 tiles, LLaVA-NeXT anyres) the side their geometry
+    takes without resampling (see models.architectures)."""
+    from .architectures import pixel_layout
+
+    return pixel_layout(processor).side
 
 
 def expand_paths(items) -> list[str]:
@@ -94,5 +113,5 @@ def expand_paths(items) -> list[str]:
         elif os.path.exists(item):
             paths.append(item)
         else:
-            raise InputError(f"image not found: {item}")
+            raise InputError(_missing(item))
     return paths

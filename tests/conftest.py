@@ -42,3 +42,22 @@ def peaky_ckpt(tmp_path_factory):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def nonfinite_ckpt(tmp_path_factory):
+    """The tiny random Llava with two lm_head weights set to +inf: as FP16 overflow does, they
+    turn a token's logit into +inf wherever the hidden state's first (second) feature is
+    positive, so some generated positions have non-finite logits and others do not."""
+    import torch
+
+    from models.checkpoint import build_llava
+
+    folder = str(tmp_path_factory.mktemp("nonfinite-random-llava"))
+    model, processor = build_llava(None, corpus=CORPUS, seed=0)
+    with torch.no_grad():
+        model.get_output_embeddings().weight[7, 0] = float("inf")
+        model.get_output_embeddings().weight[8, 1] = float("inf")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

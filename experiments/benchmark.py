@@ -1,0 +1,341 @@
+"""Time the batched sweep against the one-at-a-time loop: same model, same units, one run.
+
+    python experiments/benchmark.py --model tiny --out results/benchmark_cpu.json
+    python experiments/benchmark.py --random-weights configs/llava-1.5-7b.json \\
+        --max-memory 14.5GiB --out results/benchmark_gpu.json    # LLaVA-1.5-7B shapes, on a GPU
+
+Runs the experiment's own sweep (experiments.sweep: perturb, generate, probe) over the units of
+the default sweep (or --images/--epsilons/--trials/--units), first one unit at a time, then in
+batches as entropy_analysis.py runs them (--batch-size, else the largest that fits, with the
+same OOM back-off), and prints samples per second for both and their ratio; milliseconds per
+decode step at batch 1 and at the batch, against the memory-bandwidth floor (weight bytes /
+bandwidth, from a table of GPUs, or a measured copy bandwidth on CPU); peak memory. With
+--max-memory it also runs --budget-batches batches at the batch chosen under that budget and
+reports their peak; with --static-cache, the batched pass again with a static KV cache (on CUDA
+generate compiles the decode step; the first batch, compile included, is timed apart).
+--random-weights builds the architecture of a config.json (no download) with random weights in
+the GPU's memory and a small stand-in tokenizer (the real image processor settings; the prompt
+is the llava_v1 prompt, 576 image tokens at 336 px). Writes --out (JSON) with the hardware named.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import torch  # noqa: E402
+
+from experiments import runinfo  # noqa: E402
+from experiments.config import Config  # noqa: E402
+from experiments.imagesets import resolve_items  # noqa: E402
+from experiments.records import atomic_write_json  # noqa: E402
+from experiments.sweep import make_units, run_batch  # noqa: E402
+from models import TINY_DIR, check_device, load, parse_dtype, resolve  # noqa: E402
+from models.batching import (GIB, Backoff, pick_batch_size, prompt_tokens,  # noqa: E402
+                             sample_bytes, weight_bytes)
+from models.generation import generate  # noqa: E402
+from models.images import input_size, load_image, to_model_input  # noqa: E402
+from models.prompts import build_prompt, default_format  # noqa: E402
+
+# Peak memory bandwidth, GB/s, by device name (first match wins).
+BANDWIDTH_GB_S = [(r"H200", 4800), (r"H100 NVL", 3900), (r"H100 PCIe", 2000), (r"H100", 3350),
+                  (r"A100.*80GB.*PCIe", 1935), (r"A100.*80GB", 2039), (r"A100", 1555),
+                  (r"\bL4\b", 300), (r"\bT4\b", 320)]
+TARGET_SPEEDUP = {"cuda": 15.0, "cpu": 4.0}
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def reset_peak(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def peak_gib(device: str) -> float:
+    if device.startswith("cuda"):
+        return round(torch.cuda.max_memory_allocated(torch.device(device)) / GIB, 3)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3)  # whole process
+
+
+def table_bandwidth(name: str) -> float | None:
+    """GB/s of a GPU by its name (torch.cuda.get_device_name), None when not in the table."""
+    for pattern, gbs in BANDWIDTH_GB_S:
+        if re.search(pattern, name):
+            return float(gbs)
+    return None
+
+
+def bandwidth(device: str) -> tuple[float | None, str]:
+    """(GB/s, where the figure comes from) for the floor of a decode step."""
+    if device.startswith("cuda"):
+        name = torch.cuda.get_device_name(torch.device(device))
+        gbs = table_bandwidth(name)
+        return (gbs, f"table ({name})") if gbs else (None, f"n/a ({name} is not in the table)")
+    a = torch.empty(64 * 2 ** 20, dtype=torch.float32)  # 256 MiB, far past any cache
+    b = torch.empty_like(a)
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        b.copy_(a)
+        best = min(best, time.perf_counter() - t)
+    return round(2 * a.numel() * 4 / best / 1e9, 1), "measured (256 MiB copy, read + write)"
+
+
+def random_llava(config_path: str, device: str, dtype):
+    """The architecture of `config_path` with random weights, and a processor to feed it."""
+    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    from models.checkpoint import IMAGE_TOKEN, TinyLlavaSpec, _with_bos, build_processor, build_tokenizer
+    from models.prompts import LLAVA_V1_SYSTEM
+
+    with open(config_path, encoding="utf-8") as f:
+        config = LlavaConfig.from_dict(json.load(f))
+    items = resolve_items([], None, "photos")
+    corpus = [LLAVA_V1_SYSTEM, "USER: ASSISTANT:"] + [it.question for it in items]
+    tok = _with_bos(build_tokenizer(corpus, vocab_size=512))
+    v = config.vision_config
+    processor = build_processor(tok, TinyLlavaSpec(image_size=v.image_size, patch_size=v.patch_size))
+    # The stand-in tokenizer's ids for <image>, <pad>, <s>, </s>: the compute is the same.
+    config.image_token_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
+    config.pad_token_id = config.text_config.pad_token_id = tok.pad_token_id
+    config.text_config.bos_token_id, config.text_config.eos_token_id = tok.bos_token_id, tok.eos_token_id
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlavaForConditionalGeneration._from_config(config, dtype=dtype, attn_implementation="sdpa")
+    model.eval()
+    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                               pad_token_id=tok.pad_token_id, do_sample=False)
+    return model, processor
+
+
+def sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[list, float]:
+    """Run `units` in fixed batches through fn; returns (records, seconds)."""
+    sync(device)
+    t = time.perf_counter()
+    records = []
+    for start in range(0, len(units), batch):
+        records += backoff(fn, units[start:start + batch])
+    sync(device)
+    return records, time.perf_counter() - t
+
+
+def decode_ms(model, processor, xs, prompts, steps: int, device: str, reps: int = 2) -> float:
+    """Milliseconds per decode step: (time of `steps` new tokens - time of 1) / (steps - 1)."""
+    def timed(n):
+        best = float("inf")
+        for _ in range(reps):
+            sync(device)
+            t = time.perf_counter()
+            generate(model, processor, xs, prompts, n, min_new_tokens=n)
+            sync(device)
+            best = min(best, time.perf_counter() - t)
+        return best
+
+    timed(2)  # warm
+    return round(1000 * (timed(steps) - timed(1)) / (steps - 1), 3)
+
+
+def parse_args(argv):
+    d = Config()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", default="tiny", help="registry name, hub id or folder (default tiny)")
+    src.add_argument("--random-weights", metavar="CONFIG_JSON",
+                     help="build this Llava config.json with random weights (no download)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--images", nargs="+", default=[])
+    p.add_argument("--epsilons", nargs="+", type=float, default=d.epsilons)
+    p.add_argument("--trials", type=int, default=d.trials)
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--units", type=int, help="only the first N units of the sweep")
+    p.add_argument("--batch-size", type=int, help="the batched pass's size (default: as the experiment picks)")
+    p.add_argument("--max-memory", help="also run batches at the size chosen under this budget, e.g. 14.5GiB")
+    p.add_argument("--budget-batches", type=int, default=2, help="batches to run under --max-memory")
+    p.add_argument("--static-cache", action="store_true", help="also time the batched pass with a static cache")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--out", default="results/benchmark.json")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = check_device(args.device)
+    dtype = parse_dtype(args.dtype, device)
+    if args.random_weights:
+        t = time.perf_counter()
+        model, processor = random_llava(args.random_weights, device, dtype)
+        source, label, fmt, image_set = args.random_weights, f"random weights ({args.random_weights})", "llava_v1", "photos"
+        build_s = time.perf_counter() - t
+    else:
+        source = resolve(args.model)
+        t = time.perf_counter()
+        model, processor = load(args.model, device=device, dtype=dtype)
+        build_s = time.perf_counter() - t
+        label, fmt = runinfo.model_label(source), default_format(source)
+        image_set = "scenes" if source == TINY_DIR else "photos"
+    cfg = Config(model=label, images=args.images, epsilons=args.epsilons, trials=args.trials,
+                 max_new_tokens=args.max_new_tokens)
+    items = resolve_items(cfg.images, None, image_set)
+    size = input_size(processor)
+    pixels = torch.stack([to_model_input(load_image(it.path), size, processor.image_processor.image_mean)
+                          for it in items]).to(device)
+    prompts = [build_prompt(processor, it.question, fmt) for it in items]
+    units = make_units(cfg, items)[:args.units]
+    n_prompt = prompt_tokens(processor, prompts, pixels)
+    if args.batch_size:
+        batch, why = args.batch_size, "--batch-size"
+    else:
+        batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units))
+    print(f"{len(units)} units, {n_prompt} prompt tokens, batch {batch} ({why})", file=sys.stderr)
+
+    def fn(piece):
+        return run_batch(model, processor, cfg, items, piece, pixels, prompts)
+
+    backoff = Backoff()
+    fn(units[:1]), backoff(fn, units[:batch])  # warm both paths (kernels, allocator, lazy imports)
+    reset_peak(device)
+    one, one_s = sweep(fn, units, 1, Backoff(), device)
+    one_peak = peak_gib(device)
+    reset_peak(device)
+    many, many_s = sweep(fn, units, batch, backoff, device)
+    many_peak = peak_gib(device)
+    same = sum(a["answer"] == b["answer"] for a, b in zip(one, many))
+    dh = max((abs(a["mean_entropy"] - b["mean_entropy"]) for a, b in zip(one, many)
+              if a["answer"] == b["answer"] and a["mean_entropy"] is not None
+              and b["mean_entropy"] is not None), default=None)
+
+    xs = pixels[[u.item for u in units[:batch]]]
+    ps = [prompts[u.item] for u in units[:batch]]
+    steps = max(cfg.max_new_tokens, 8)
+    step1 = decode_ms(model, processor, xs[:1], ps[:1], steps, device)
+    stepb = decode_ms(model, processor, xs, ps, steps, device)
+    wbytes = weight_bytes(model)
+    gbs, gbs_from = bandwidth(device)
+    kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, model.dtype)["kv_cache"]
+    result = {
+        "hardware": {"device": device, "device_name": runinfo.device_name(device),
+                     "cpu": runinfo.cpu_name(), "cores": os.cpu_count(),
+                     "torch_threads": torch.get_num_threads(),
+                     "gpu_memory_gib": round(torch.cuda.get_device_properties(torch.device(device)).total_memory / GIB, 2)
+                     if device.startswith("cuda") else None},
+        "model": {"model": label, "class": type(model).__name__,
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "weights_gib": round(wbytes / GIB, 4), "dtype": str(dtype).split(".")[-1],
+                  "random_weights": bool(args.random_weights), "build_or_load_s": round(build_s, 2)},
+        "work": {"units": len(units), "items": len(items), "attack": cfg.attack,
+                 "epsilons": cfg.epsilons, "trials": cfg.trials, "max_new_tokens": cfg.max_new_tokens,
+                 "prompt_tokens": n_prompt, "prompt_format": fmt},
+        "one_at_a_time": {"batch_size": 1, "seconds": round(one_s, 3),
+                          "samples_per_s": round(len(units) / one_s, 3), "peak_memory_gib": one_peak},
+        "batched": {"batch_size": batch, "chosen_by": why, "seconds": round(many_s, 3),
+                    "samples_per_s": round(len(units) / many_s, 3), "peak_memory_gib": many_peak,
+                    "oom_backoff_depth": backoff.depth},
+        "speedup": round(one_s / many_s, 2),
+        "agreement": {"same_answers": same, "of": len(units), "max_mean_entropy_diff": dh},
+        "decode_step": {"ms_batch_1": step1, f"ms_batch_{len(xs)}": stepb, "batch": len(xs),
+                        "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
+                        "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
+                        "floor_ms_with_kv_at_batch": round(1000 * (wbytes + len(xs) * kv_per_seq)
+                                                           / (gbs * 1e9), 3) if gbs else None},
+        "peak_memory_note": "GPU: torch max_memory_allocated per pass" if device.startswith("cuda")
+        else "CPU: the process's peak resident set, all passes together",
+        "versions": runinfo.versions(), "git_commit": runinfo.git_commit(),
+        "command": " ".join(["experiments/benchmark.py"] + sys.argv[1:] if argv is None else
+                            ["experiments/benchmark.py"] + list(argv)),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    target = TARGET_SPEEDUP["cuda" if device.startswith("cuda") else "cpu"]
+    result["target"] = {"speedup_at_least": target, "met": result["speedup"] >= target}
+    if args.max_memory:
+        result["budget"] = budget_pass(model, n_prompt, cfg, device, args, units, fn)
+    if args.static_cache:
+        result["static_cache"] = static_pass(model, device, units, batch, fn, many_s, steps,
+                                             processor, xs, ps)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic_write_json(args.out, result)
+    print(table(result))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def budget_pass(model, n_prompt, cfg, device, args, units, fn) -> dict:
+    """A few batches at the size picked under --max-memory, and their peak memory."""
+    batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, args.max_memory)
+    work = units[:batch * args.budget_batches]
+    reset_peak(device)
+    backoff = Backoff()
+    _, seconds = sweep(fn, work, batch, backoff, device)
+    peak = peak_gib(device)
+    from models.batching import parse_memory
+
+    limit = parse_memory(args.max_memory) / GIB
+    return {"max_memory": args.max_memory, "batch_size": batch, "chosen_by": why, "units": len(work),
+            "samples_per_s": round(len(work) / seconds, 3), "peak_memory_gib": peak,
+            "oom_backoff_depth": backoff.depth,
+            "within_budget": peak <= limit if device.startswith("cuda") else None}
+
+
+def static_pass(model, device, units, batch, fn, eager_s, steps, processor, xs, ps) -> dict:
+    """The batched pass again with a static KV cache (compiled decode step on CUDA)."""
+    model.generation_config.cache_implementation = "static"
+    try:
+        sync(device)
+        t = time.perf_counter()
+        fn(units[:batch])  # compiles on CUDA
+        sync(device)
+        first_s = time.perf_counter() - t
+        _, seconds = sweep(fn, units, batch, Backoff(), device)
+        step = decode_ms(model, processor, xs, ps, steps, device)
+    finally:
+        model.generation_config.cache_implementation = None
+    return {"first_batch_s": round(first_s, 2), "seconds": round(seconds, 3),
+            "samples_per_s": round(len(units) / seconds, 3), "speedup_over_eager_batched":
+            round(eager_s / seconds, 2), f"ms_per_decode_step_batch_{len(xs)}": step,
+            "compiled": device.startswith("cuda")}
+
+
+def table(r: dict) -> str:
+    hw, one, many, ds = r["hardware"], r["one_at_a_time"], r["batched"], r["decode_step"]
+    floor = f"{ds['floor_ms']} ms ({ds['bandwidth_gb_s']} GB/s, {ds['bandwidth_from']})" \
+        if ds["floor_ms"] is not None else ds["bandwidth_from"]
+    rows = [("", "one at a time", f"batched ({many['batch_size']})"),
+            ("samples/s", f"{one['samples_per_s']:.3f}", f"{many['samples_per_s']:.3f}"),
+            ("seconds", f"{one['seconds']:.2f}", f"{many['seconds']:.2f}"),
+            ("ms / decode step", f"{ds['ms_batch_1']:.2f}", f"{ds['ms_batch_' + str(ds['batch'])]:.2f}"),
+            ("peak memory GiB", f"{one['peak_memory_gib']:.2f}", f"{many['peak_memory_gib']:.2f}")]
+    lines = [f"{hw['device_name']}, {hw['torch_threads']} torch threads; {r['model']['model']} "
+             f"({r['model']['parameters'] / 1e6:.1f} M parameters, {r['model']['dtype']}); "
+             f"{r['work']['units']} units, {r['work']['prompt_tokens']} prompt tokens, "
+             f"{r['work']['max_new_tokens']} new tokens"]
+    lines += [f"{a:<18}{b:>16}{c:>16}" for a, b, c in rows]
+    lines.append(f"speedup {r['speedup']}x (target >= {r['target']['speedup_at_least']}x: "
+                 f"{'met' if r['target']['met'] else 'NOT met'}); same answers "
+                 f"{r['agreement']['same_answers']}/{r['agreement']['of']}")
+    lines.append(f"memory-bandwidth floor per decode step: {floor}")
+    if "budget" in r:
+        b = r["budget"]
+        lines.append(f"under {b['max_memory']}: batch {b['batch_size']}, peak {b['peak_memory_gib']} GiB, "
+                     f"{b['samples_per_s']} samples/s")
+    if "static_cache" in r:
+        s = r["static_cache"]
+        lines.append(f"static cache: {s['samples_per_s']} samples/s ({s['speedup_over_eager_batched']}x "
+                     f"the eager batched pass; first batch {s['first_batch_s']} s)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

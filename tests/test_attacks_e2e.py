@@ -1,0 +1,69 @@
+"""Each attack through `experiments/entropy_analysis.py` on a tiny random Llava, on CPU: a natural
+corruption sweep (records carry severity, not ε) and true-gradient PGD; and the YAML presets."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments.config import Config, add_arguments, build_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCENE = os.path.join(REPO, "data", "scenes", "scene_000.png")
+
+
+def preset(path, *flags):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return build_config(p.parse_args(["--config", os.path.join(REPO, path), *flags]))[0]
+
+
+def test_the_study_and_small_eps_presets_load():
+    study = preset("configs/study.yaml")
+    assert (study.model, study.epsilons, study.trials, study.attack) == ("llava-1.5-7b", [0.1, 0.2, 0.3, 0.5], 5, "proxy")
+    small = preset("configs/small_eps.yaml")
+    assert small.epsilons == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255])
+    assert (small.model, small.trials, small.attack) == (study.model, study.trials, study.attack)
+    assert small.out != Config().out  # its own folder: never mixed with the study's records
+    pgd = preset("configs/small_eps.yaml", "--attack", "pgd", "--objective", "ce")
+    assert (pgd.attack, pgd.objective, pgd.epsilons) == ("pgd", "ce", small.epsilons)
+
+
+def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
+    common = [sys.executable, os.path.join(REPO, "experiments", "entropy_analysis.py"), "--model", tiny_ckpt,
+              "--images", SCENE, "--prompt", "Describe the image.", "--trials", "1",
+              "--max-new-tokens", "4", "--device", "cpu"]
+    runs = {
+        "corruption": common + ["--attack", "corruption:gaussian_noise", "--severities", "1", "3",
+                                "--out", str(tmp_path / "corruption")],
+        "pgd": common + ["--attack", "pgd", "--objective", "entropy_max", "--epsilons", "4/255", "0.1",
+                         "--steps", "3", "--out", str(tmp_path / "pgd")],
+    }
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    procs = {k: subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for k, cmd in runs.items()}  # side by side: mostly start-up
+    errors = {}
+    for name, proc in procs.items():
+        _, errors[name] = proc.communicate(timeout=240)
+    assert procs["pgd"].returncode == 0, errors["pgd"][-3000:]
+
+    records = [json.loads(line) for line in open(tmp_path / "pgd" / "records.jsonl")]
+    assert [(r["attack"], r["epsilon"]) for r in records] == [
+        ("none", 0.0), ("pgd:entropy_max", pytest.approx(4 / 255)), ("pgd:entropy_max", 0.1)]
+    assert all("severity" not in r and len(r["answer_ids"]) == r["n_tokens"] for r in records)
+    assert json.load(open(tmp_path / "pgd" / "run.json"))["config"]["objective"] == "entropy_max"
+
+    # every generation is recorded before the analysis step, so check the records first
+    records = [json.loads(line) for line in open(tmp_path / "corruption" / "records.jsonl")]
+    assert [(r["attack"], r["epsilon"], r.get("severity")) for r in records] == [
+        ("none", 0.0, None), ("corruption:gaussian_noise", None, 1), ("corruption:gaussian_noise", None, 3)]
+    assert all(isinstance(r["severity"], int) for r in records[1:])
+    assert all(r["mean_entropy"] is not None and r["n_tokens"] >= 1 for r in records)
+    assert json.load(open(tmp_path / "corruption" / "run.json"))["config"]["severities"] == [1, 3]
+    assert procs["corruption"].returncode == 0, errors["corruption"][-3000:]
+    summary = json.load(open(tmp_path / "corruption" / "summary.json"))
+    block = summary["by_attack"]["corruption:gaussian_noise"]
+    assert block["grouped_by"] == "severity" and sorted(block["by_epsilon"]) == ["1", "3"]
+    assert block["by_epsilon"]["3"]["n"] == 1

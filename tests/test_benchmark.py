@@ -1,0 +1,78 @@
+"""The benchmark: runs on a tiny checkpoint and on a random-weight build of a config, writes its
+JSON with both throughputs; the 7B config has LLaVA-1.5-7B's shapes; the bandwidth table."""
+import json
+import os
+
+import pytest
+import torch
+
+from experiments.benchmark import main, table_bandwidth
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_7B = os.path.join(REPO, "configs", "llava-1.5-7b.json")
+
+
+def test_7b_config_has_llava_1_5_7b_shapes():
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    with open(CONFIG_7B) as f:
+        config = LlavaConfig.from_dict(json.load(f))
+    assert (config.image_token_id, config.pad_token_id, config.text_config.vocab_size) == (32000, 32001, 32064)
+    assert (config.vision_feature_layer, config.vision_feature_select_strategy) == (-2, "default")
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration._from_config(config, dtype=torch.float16)
+    n = sum(p.numel() for p in model.parameters())
+    assert n == pytest.approx(7.063e9, rel=1e-3)  # LLAVA_NOTES: 6.739 B + 0.304 B + 0.021 B
+    assert sum(p.numel() for p in model.model.multi_modal_projector.parameters()) == pytest.approx(0.021e9, rel=0.01)
+    assert (config.vision_config.image_size // config.vision_config.patch_size) ** 2 == 576
+
+
+@pytest.mark.parametrize("name, gbs", [("Tesla T4", 320), ("NVIDIA L4", 300), ("NVIDIA L40S", None),
+                                       ("NVIDIA A100-SXM4-80GB", 2039), ("NVIDIA A100-PCIE-40GB", 1555),
+                                       ("NVIDIA H100 80GB HBM3", 3350), ("NVIDIA H200", 4800)])
+def test_bandwidth_table(name, gbs):
+    assert table_bandwidth(name) == gbs
+
+
+def _check(result, units):
+    one, many = result["one_at_a_time"], result["batched"]
+    assert one["batch_size"] == 1 and many["batch_size"] >= 1
+    assert one["samples_per_s"] > 0 and many["samples_per_s"] > 0
+    assert result["speedup"] == pytest.approx(one["seconds"] / many["seconds"], rel=0.02)
+    assert result["work"]["units"] == units == result["agreement"]["of"]
+    assert result["hardware"]["cpu"] and result["hardware"]["cores"] >= 1
+    assert "CPU" in result["hardware"]["device_name"]
+    assert result["decode_step"]["ms_batch_1"] > 0 and result["decode_step"]["floor_ms"] > 0
+
+
+def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(tiny_ckpt, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--model", tiny_ckpt, "--device", "cpu", "--units", "6", "--max-new-tokens", "3",
+                 "--trials", "1", "--static-cache", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    _check(result, 6)
+    assert result["batched"]["batch_size"] == 6          # the CPU default, evened out to the work
+    assert result["agreement"]["same_answers"] == 6
+    assert result["static_cache"]["samples_per_s"] > 0 and result["static_cache"]["compiled"] is False
+    printed = capsys.readouterr().out
+    assert "samples/s" in printed and "speedup" in printed
+
+
+def test_benchmark_builds_random_weights_from_a_config(tmp_path):
+    with open(CONFIG_7B) as f:
+        small = json.load(f)
+    small["vision_config"].update(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                  num_attention_heads=2, image_size=28, patch_size=14)
+    small["text_config"].update(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                num_attention_heads=4, num_key_value_heads=4, vocab_size=600)
+    small["image_seq_length"] = 4
+    (tmp_path / "small.json").write_text(json.dumps(small))
+    out = tmp_path / "bench.json"
+    assert main(["--random-weights", str(tmp_path / "small.json"), "--device", "cpu", "--units", "4",
+                 "--max-new-tokens", "3", "--trials", "1", "--images",
+                 os.path.join(REPO, "data", "photos", "rocket.jpg"), "--batch-size", "2",
+                 "--max-memory", "64GiB", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    _check(result, 4)
+    assert result["model"]["random_weights"] and result["work"]["prompt_format"] == "llava_v1"
+    assert result["budget"]["batch_size"] >= 1 and result["budget"]["peak_memory_gib"] > 0

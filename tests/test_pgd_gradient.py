@@ -1,0 +1,226 @@
+"""True-gradient PGD: the loop's guarantees, the objectives through a whole (tiny) Llava, the
+sweep's plumbing of clean answers to pgd units, entropy_min against the proxy on the embedded
+model, and the GPU memory check's CPU-side logic. The command-line run of --attack pgd is in
+tests/test_attacks_e2e.py."""
+import json
+import os
+
+import pytest
+import torch
+
+from attacks.pgd_visual import pgd_gradient, pgd_proxy
+from experiments.objectives import OBJECTIVES, make_objective
+from models.generation import generate
+from models.prompts import build_prompt
+from probes.entropy import mean_token_entropy, token_entropy
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_LLAVA = os.path.join(REPO, "models", "tiny-llava")
+
+
+# --- the loop, with a plain loss ----------------------------------------------------------------
+
+def quadratic(target):
+    return lambda z: ((z - target) ** 2).sum()
+
+
+@pytest.mark.parametrize("eps", [1 / 255, 8 / 255, 0.3, 1.0])
+def test_the_loop_stays_in_the_ball_and_the_pixel_range_and_descends(eps):
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    target = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    loss = quadratic(target)
+    x_adv = pgd_gradient(x, eps, loss, generator=torch.Generator().manual_seed(2))
+    assert (x_adv - x).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert loss(x_adv) < loss(x)
+    assert not x_adv.requires_grad
+
+
+def test_the_loop_is_deterministic_by_seed_identity_at_zero_and_works_under_no_grad():
+    x = torch.rand(1, 3, 8, 8)
+    loss = quadratic(torch.full_like(x, 0.5))
+    a = pgd_gradient(x, 0.1, loss, generator=torch.Generator().manual_seed(3))
+    b = pgd_gradient(x, 0.1, loss, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert torch.equal(pgd_gradient(x, 0.0, loss), x)
+    # same random start as the proxy: one step of each from the same seed differs only in direction
+    with torch.no_grad():
+        c = pgd_gradient(x, 0.1, loss, steps=1, alpha=0.0, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(c, pgd_proxy(x, 0.1, steps=1, alpha=0.0, generator=torch.Generator().manual_seed(4)))
+    with pytest.raises(ValueError, match="scalar"):
+        pgd_gradient(x, 0.1, lambda z: z.sum(dim=0))
+
+
+# --- through a whole tiny Llava ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tiny_ckpt):
+    from models import load
+
+    model, processor = load(tiny_ckpt, device="cpu")
+    prompt = build_prompt(processor, "Describe the image.", "chat_template")
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = generate(model, processor, x, [prompt], max_new_tokens=6)
+    return model, processor, prompt, x, out
+
+
+def test_teacher_forcing_scores_the_positions_the_clean_record_holds(tiny):
+    model, processor, prompt, x, out = tiny
+    ids = out.token_ids[0][out.mask[0]].tolist()
+    loss = make_objective("entropy_min", model, processor, prompt, ids)
+    with torch.no_grad():
+        logits = loss.logits(x)
+    assert torch.allclose(logits, out.logits[0][out.mask[0]].float()[None], atol=1e-4)
+    clean_h = float(mean_token_entropy(out.logits, out.mask)[0])
+    assert float(loss(x)) == pytest.approx(clean_h, abs=1e-4)
+    assert float(make_objective("entropy_max", model, processor, prompt, ids)(x)) == pytest.approx(-clean_h, abs=1e-4)
+    ce = torch.nn.functional.cross_entropy(logits[0], torch.tensor(ids))
+    assert float(make_objective("ce", model, processor, prompt, ids)(x)) == pytest.approx(-float(ce), abs=1e-4)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_the_gradient_reaches_the_pixels_and_no_parameter(tiny, checkpointing):
+    model, processor, prompt, x, out = tiny
+    flags = [p.requires_grad for p in model.parameters()]
+    loss = make_objective("ce", model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
+                          checkpointing=checkpointing)
+    xg = x.clone().requires_grad_(True)
+    loss(xg).backward()
+    assert torch.isfinite(xg.grad).all() and (xg.grad != 0).float().mean() > 0.9
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.training and not model.is_activation_checkpointing
+    assert [p.requires_grad for p in model.parameters()] == flags
+    if checkpointing:  # the same gradient as without
+        plain = make_objective("ce", model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
+                               checkpointing=False)
+        xp = x.clone().requires_grad_(True)
+        plain(xp).backward()
+        assert torch.allclose(xg.grad, xp.grad, atol=1e-6)
+
+
+def test_pgd_through_the_vlm_stays_in_the_ball_and_moves_each_objective(tiny):
+    model, processor, prompt, x, out = tiny
+    ids = out.token_ids[0][out.mask[0]].tolist()
+    for name in OBJECTIVES:
+        loss = make_objective(name, model, processor, prompt, ids)
+        for eps in ([1 / 255, 8 / 255, 0.3] if name == "ce" else [8 / 255]):
+            x_adv = pgd_gradient(x, eps, loss, steps=3, generator=torch.Generator().manual_seed(0))
+            assert (x_adv - x).abs().max() <= eps + 1e-6, (name, eps)
+            assert x_adv.min() >= 0 and x_adv.max() <= 1, (name, eps)
+            if eps == 8 / 255:
+                assert float(loss(x_adv)) < float(loss(x)), name
+
+
+# --- the sweep: clean answers reach the pgd units ----------------------------------------------
+
+def sweep(model, processor, items, pixels, prompts, **overrides):
+    from experiments.config import Config
+    from experiments.sweep import make_units, run_batch
+
+    cfg = Config(model="tiny", trials=1, max_new_tokens=6, **overrides)
+    units = make_units(cfg, items)
+    clean = {}
+    records = run_batch(model, processor, cfg, items, units, pixels, prompts, clean=clean)
+    return cfg, units, records, clean
+
+
+def test_pgd_units_attack_the_clean_records_answer(tiny):
+    from experiments.imagesets import Item
+    from experiments.sweep import clean_answers, run_batch
+
+    model, processor, prompt, x, _ = tiny
+    items = [Item("a", "a.png", "Describe the image."), Item("b", "b.png", "Describe the image.")]
+    pixels = torch.cat([x, torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(5))])
+    prompts = [prompt, prompt]
+    cfg, units, records, clean = sweep(model, processor, items, pixels, prompts, attack="pgd",
+                                       objective="entropy_min", epsilons=[8 / 255], steps=3)
+    assert [r["attack"] for r in records] == ["none", "none", "pgd:entropy_min", "pgd:entropy_min"]
+    assert clean == {0: records[0]["answer_ids"], 1: records[1]["answer_ids"]}
+    assert clean_answers(records, items, model, processor) == clean
+    # a resumed run: the pgd units alone, with the clean answers handed in, regenerated, or
+    # re-tokenised from an older record without ids, give the same records
+    pgd = units[2:]
+    again = run_batch(model, processor, cfg, items, pgd, pixels, prompts, clean=dict(clean))
+    regenerated = run_batch(model, processor, cfg, items, pgd, pixels, prompts)
+    for a, b, c in zip(again, records[2:], regenerated):  # batch size moves the last float bits only
+        assert a["answer_ids"] == b["answer_ids"] == c["answer_ids"] and a["seed"] == b["seed"]
+        assert a["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
+        assert c["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
+    old = [{k: v for k, v in r.items() if k != "answer_ids"} for r in records[:2]]
+    retok = clean_answers(old, items, model, processor)
+    assert set(retok) == {0, 1} and all(ids[-1] == processor.tokenizer.eos_token_id for ids in retok.values())
+
+
+def mean_entropy_after(model, processor, items, pixels, prompts, **attack):
+    _, _, records, _ = sweep(model, processor, items, pixels, prompts, **attack)
+    by_attack = {}
+    for r in records:
+        by_attack.setdefault(r["attack"], []).append(r["mean_entropy"])
+    return {k: sum(v) / len(v) for k, v in by_attack.items()}
+
+
+@pytest.mark.parametrize("which", ["tiny-llava", "random"])
+def test_entropy_min_lowers_entropy_more_than_the_proxy(which, tiny_ckpt):
+    """At ε = 8/255, 10 steps, over three scenes: the mean token entropy of the greedy answers.
+    (On a 300-step tiny Llava: clean 0.432, proxy 0.432, entropy_min 0.382 nats.)"""
+    from experiments.imagesets import resolve_items
+    from models import load
+    from models.images import input_size, load_image, to_model_input
+
+    trained = os.path.isfile(os.path.join(TINY_LLAVA, "config.json"))
+    if which == "tiny-llava" and not trained:
+        pytest.skip("models/tiny-llava has no config.json yet: run models/tiny-llava/train.py")
+    if which == "random" and trained:
+        pytest.skip("the embedded model is there; the random stand-in only keeps the logic exercised")
+    folder = TINY_LLAVA if which == "tiny-llava" else tiny_ckpt
+    model, processor = load(folder, device="cpu")
+    items = resolve_items([], None, "scenes")[:3 if which == "tiny-llava" else 2]
+    size = input_size(processor)
+    pixels = torch.stack([to_model_input(load_image(it.path), size, processor.image_processor.image_mean)
+                          for it in items])
+    prompts = [build_prompt(processor, it.question, "chat_template") for it in items]
+    eps = dict(epsilons=[8 / 255], steps=10)
+    proxy = mean_entropy_after(model, processor, items, pixels, prompts, attack="proxy", **eps)
+    pgd = mean_entropy_after(model, processor, items, pixels, prompts, attack="pgd", objective="entropy_min", **eps)
+    assert pgd["none"] == pytest.approx(proxy["none"])  # the same clean generations
+    assert pgd["pgd:entropy_min"] < proxy["proxy"], (pgd, proxy)
+    assert pgd["pgd:entropy_min"] < pgd["none"], pgd
+
+
+def test_an_unknown_objective_is_refused_before_anything_runs(tiny_ckpt, tmp_path, capsys):
+    from experiments.entropy_analysis import main
+
+    assert main(["--model", tiny_ckpt, "--attack", "pgd", "--objective", "nope", "--device", "cpu",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "entropy_min" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+# --- the GPU memory check, CPU side -------------------------------------------------------------
+
+def test_gpu_memory_check_runs_on_a_tiny_llava(tmp_path):
+    from experiments import gpu_memory_check
+
+    out = tmp_path / "gpu_memory.json"
+    assert gpu_memory_check.main(["--tiny", "--device", "cpu", "--steps", "1", "--answer-tokens", "8",
+                                  "--out", str(out)]) == 0
+    report = json.load(open(out))
+    assert report["checkpointing"] and report["attention"] == "sdpa" and report["answer_tokens"] == 8
+    assert report["grad_nonzero_fraction"] > 0.9 and report["peak_rss_gib"] > 0
+    assert report["t4_budget_gib"] == 14.5 and report["fits_t4"] is None  # no GPU figure on a CPU
+    assert gpu_memory_check.main(["--device", "cpu", "--out", str(out)]) == 2  # the 7B wants CUDA
+
+
+def test_the_7b_stand_in_has_llava_1_5s_shape():
+    from transformers import LlavaForConditionalGeneration
+
+    from experiments.gpu_memory_check import llava_7b_config, stand_in_processor
+    from models.generation import encode
+
+    config, _ = llava_7b_config()
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(7.063e9, rel=1e-3)
+    processor = stand_in_processor(config)
+    prompt = build_prompt(processor, "What is shown in this image?", "llava_v1")
+    enc = encode(processor, [prompt], torch.zeros(1, 3, 336, 336), "cpu", torch.float16)
+    assert int((enc["input_ids"] == 32000).sum()) == 576
+    assert enc["input_ids"][0, 0] == 1 and enc["pixel_values"].shape == (1, 3, 336, 336)
