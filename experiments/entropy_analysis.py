@@ -72,23 +72,15 @@ def run(argv=None) -> int:
 
     import torch
 
-    from models import TINY_DIR, check_device, load, parse_dtype, resolve
-    from models import _cached, _hub_reachable, _offline_message
+    from models import TINY_DIR, check_device, load, parse_dtype, preflight
     from models.images import input_size, load_image, to_model_input
     from models.prompts import build_prompt, default_format
     from experiments.imagesets import resolve_items
-    from experiments.sweep import attack_name, make_units, run_batch, unit_key
+    from experiments.sweep import attack_name, clean_answers, make_units, run_batch, unit_key
     from models.batching import Backoff, pick_batch_size, prompt_tokens
 
     # Everything the user can get wrong is checked before --out is touched.
-    source = resolve(cfg.model)
-    # load()'s cheap checks, early: a wrong --model is named as such, not as a clash with --out
-    local = os.path.isdir(source)
-    if local and not os.path.isfile(os.path.join(source, "config.json")):
-        hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
-        raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
-    if not local and not _cached(source, cfg.revision) and not _hub_reachable():
-        raise InputError(_offline_message(cfg.model, source))
+    source = preflight(cfg.model, cfg.revision)  # a wrong --model is named as such
     world = distributed.world()  # one process of one unless launched by accelerate/torchrun
     device = check_device(distributed.device_for(world, cfg.device))
     dtype = parse_dtype(cfg.dtype, device)
@@ -148,6 +140,8 @@ def run(argv=None) -> int:
     bar = tqdm(total=len(mine), initial=len(mine) - todo, unit="gen", disable=None,
                desc="generations" + (f" (rank {world.rank})" if world.size > 1 else ""))
     backoff = Backoff()  # halves a batch that runs out of CUDA memory
+    # the clean answers that gradient attacks teacher-force, shared by every batch
+    clean = clean_answers(read_records(path), items, model, processor) if cfg.attack == "pgd" else {}
     with RecordWriter(distributed.shard_path(cfg.out, world)) as writer:
         for start in starts:
             chunk = units[start:start + batch]
@@ -155,7 +149,7 @@ def run(argv=None) -> int:
             if not any(missing):
                 continue
             records = backoff(lambda piece: run_batch(model, processor, cfg, items, piece, pixels,
-                                                      prompts), chunk)
+                                                      prompts, clean), chunk)
             for rec, new in zip(records, missing):
                 if new:
                     writer.write(rec)

@@ -106,21 +106,30 @@ def _cached(source: str, revision: str | None) -> bool:
     return isinstance(try_to_load_from_cache(source, "config.json", revision=revision), str)
 
 
+def preflight(name: str, revision: str | None = None) -> str:
+    """The cheap checks before a load: a known name, a real checkpoint folder, a reachable hub.
+
+    Returns what from_pretrained takes. Scripts call it before they touch their outputs."""
+    source = resolve(name)
+    local = os.path.isdir(source)
+    if local and not os.path.isfile(os.path.join(source, "config.json")):
+        hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
+        raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
+    if not local and not _cached(source, revision) and not _hub_reachable():
+        raise InputError(_offline_message(name, source))
+    return source
+
+
 def load(name: str, device: str | None = None, dtype=None, revision: str | None = None,
          attn_implementation: str = "sdpa"):
     """Load a vision-language model and its processor, weights straight onto `device`."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    source = resolve(name)
+    source = preflight(name, revision)
     device = check_device(device)
     dtype = parse_dtype(dtype, device)
     local = os.path.isdir(source)
-    if local and not os.path.exists(os.path.join(source, "config.json")):
-        hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
-        raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
     kwargs = dict(revision=revision) if revision and not local else {}
-    if not local and not _cached(source, revision) and not _hub_reachable():
-        raise InputError(_offline_message(name, source))
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
         processor = AutoProcessor.from_pretrained(source, **kwargs)
