@@ -134,13 +134,28 @@ def sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[l
 
 
 def decode_ms(model, processor, xs, prompts, steps: int, device: str, reps: int = 2) -> float:
-    """Milliseconds per decode step: (time of `steps` new tokens - time of 1) / (steps - 1)."""
+    """Milliseconds per decode step: (time of `steps` new tokens - time of 1) / (steps - 1).
+
+    Both runs ask for `steps` tokens (EOS suppressed) and a stopping criterion ends the short one
+    after 1, so a static cache has the same shape in both and a compiled step is not recompiled."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopAfter(StoppingCriteria):
+        def __init__(self, n):
+            self.n, self.start = n, None
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.start = self.start or input_ids.shape[1] - 1  # first call: one token generated
+            done = input_ids.shape[1] - self.start >= self.n
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
     def timed(n):
         best = float("inf")
         for _ in range(reps):
             sync(device)
             t = time.perf_counter()
-            generate(model, processor, xs, prompts, n, min_new_tokens=n)
+            generate(model, processor, xs, prompts, steps, min_new_tokens=steps,
+                     stopping_criteria=StoppingCriteriaList([StopAfter(n)]))
             sync(device)
             best = min(best, time.perf_counter() - t)
         return best
@@ -269,8 +284,11 @@ def main(argv=None) -> int:
     if args.max_memory:
         result["budget"] = budget_pass(model, n_prompt, cfg, device, args, units, fn)
     if args.static_cache:
-        result["static_cache"] = static_pass(model, device, units, batch, fn, many_s, steps,
-                                             processor, xs, ps, many)
+        try:
+            result["static_cache"] = static_pass(model, device, units, batch, fn, many_s, steps,
+                                                 processor, xs, ps, many)
+        except Exception as e:  # noqa: BLE001 - a compile failure must not lose the figures above
+            result["static_cache"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, result)
     print(table(result))
@@ -340,7 +358,9 @@ def table(r: dict) -> str:
         b = r["budget"]
         lines.append(f"under {b['max_memory']}: batch {b['batch_size']}, peak {b['peak_memory_gib']} GiB, "
                      f"{b['samples_per_s']} samples/s")
-    if "static_cache" in r:
+    if "static_cache" in r and "error" in r["static_cache"]:
+        lines.append(f"static cache failed: {r['static_cache']['error']}")
+    elif "static_cache" in r:
         s = r["static_cache"]
         lines.append(f"static cache: {s['samples_per_s']} samples/s ({s['speedup_over_eager_batched']}x "
                      f"the eager batched pass; first batch {s['first_batch_s']} s; same answers "
