@@ -12,7 +12,6 @@ The experiment script calls analyze_run(out_dir) at the end of a run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -30,17 +29,12 @@ class AnalysisInputError(ValueError):
 
 def load_run_info(out_dir: str) -> dict:
     """run.json as a dict, {} when absent."""
-    path = os.path.join(out_dir, "run.json")
-    if not os.path.exists(path):
-        return {}
+    from experiments import runinfo
+
     try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise AnalysisInputError(f"{path}: not readable as JSON ({e})") from None
-    if not isinstance(info, dict):
-        raise AnalysisInputError(f"{path}: expected a JSON object")
-    return info
+        return runinfo.read(out_dir, strict=True)
+    except ValueError as e:
+        raise AnalysisInputError(str(e)) from None
 
 
 REQUIRED = ("image", "question", "attack", "epsilon", "trial")

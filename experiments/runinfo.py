@@ -17,15 +17,23 @@ from experiments.records import atomic_write_json
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def read(out: str) -> dict:
+def read(out: str, strict: bool = False) -> dict:
+    """OUT/run.json as a dict; {} when absent. A damaged file is {} too, or a ValueError when strict."""
     path = os.path.join(out, "run.json")
     if not os.path.exists(path):
         return {}
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
+            info = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        if strict:
+            raise ValueError(f"{path}: not readable as JSON ({e})") from None
         return {}
+    if not isinstance(info, dict):
+        if strict:
+            raise ValueError(f"{path}: expected a JSON object")
+        return {}
+    return info
 
 
 def write(out: str, info: dict) -> None:
