@@ -13,13 +13,12 @@ chat template, so training sees exactly what the experiment pipeline gives the m
   the scene geometry (colour, shape kind, left-to-right rank, count) through a linear head that
   is never saved; LLaVA likewise starts from a pretrained vision tower.
 - Stage 2 (--steps): everything, teacher forced on " {answer}</s>" (answer tokens and </s>
-  supervised, the rest -100; each question weighs TYPE_WEIGHTS[its type], however long its
-  answer), with the dense labels kept at --aux-weight. --batch-size counts
+  supervised, the rest -100), with the dense labels kept at --aux-weight. --batch-size counts
   scenes; each brings all its questions, packed after one shared image prefix with a tree-shaped
   attention mask (ScenePool.batch), which is exact, not an approximation.
 Deterministic for a given seed, device and thread count (--threads 1 by default).
-Other flags: --seed --eval-scenes --eval-seed --device --lr --pool-scenes --aux-weight
---type-weights --spec (JSON overrides of the TinyLlavaSpec, for quick tests) --eval-every --log-every.
+Other flags: --seed --eval-scenes --eval-seed --device --lr --pool-scenes --spec (JSON overrides
+of the TinyLlavaSpec, for quick tests) --eval-every --log-every.
 """
 from __future__ import annotations
 
@@ -51,17 +50,13 @@ SYSTEM = ("A chat between a curious human and an artificial intelligence assista
 # 6×6 patches of 8 px. Four vision layers, of which LLaVA reads the features of the third (-2).
 SPEC = TinyLlavaSpec(
     image_size=48, patch_size=8, vision_hidden=96, vision_layers=4, vision_heads=4,
-    text_hidden=128, text_layers=3, text_heads=8, text_intermediate=384, vocab_size=512,
+    text_hidden=128, text_layers=3, text_heads=4, text_intermediate=384, vocab_size=512,
 )
 # Scenes are drawn at several sizes (always >= the model's input) so the model sees the
 # processor's bicubic downsampling at several ratios, as it will on the bundled 224-px scenes.
 DRAW_SIZES = (64, 96, 128, 224)
 MAX_NEW_TOKENS = 24
 VISION_BATCH = 64  # scenes per step of stage 1
-# Loss weight of one question, by type. Colour questions are the only ones that need retrieval by
-# shape kind, and descriptions the only ones that need it by rank; without the extra weight the
-# decoder may settle for "the colour of some shape" for a long time.
-TYPE_WEIGHTS = {"count": 1.0, "color": 2.0, "shape": 1.0, "describe": 2.0}
 
 
 def chat_prompt(processor, question: str) -> str:
@@ -324,7 +319,6 @@ def train(args) -> dict:
                              {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.98))
     warmup = max(1, min(100, args.steps // 10))
-    type_weights = {**TYPE_WEIGHTS, **json.loads(args.type_weights or "{}")}
     rng = random.Random(args.seed)
     pool = ScenePool(processor, spec, args.pool_scenes, rng)
     seconds = {"draw": time.time() - start}
@@ -333,7 +327,7 @@ def train(args) -> dict:
     curve, window = [], []
     bar = tqdm(range(args.steps), desc="train", mininterval=2.0)
     for step in bar:
-        batch = {k: v.to(device) for k, v in pool.batch(rng, args.batch_size, type_weights).items()}
+        batch = {k: v.to(device) for k, v in pool.batch(rng, args.batch_size, {"color": args.color_weight}).items()}
         targets, labels, weights = batch.pop("patch_targets"), batch.pop("labels"), batch.pop("label_weights")
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, warmup)
@@ -381,7 +375,7 @@ def train(args) -> dict:
         "warmup_steps": warmup, "schedule": "linear warmup, cosine to 2% of peak", "optimizer": "AdamW",
         "spec": asdict(spec), "draw_sizes": list(DRAW_SIZES),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "pool_scenes": args.pool_scenes, "aux_weight": args.aux_weight, "type_weights": type_weights,
+        "pool_scenes": args.pool_scenes, "aux_weight": args.aux_weight,
         "stage_seconds": {k: round(v, 1) for k, v in seconds.items()},
         "total_wall_seconds": round(time.time() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu_start, 1),
@@ -471,9 +465,8 @@ the saved processor.
   alone learn dense per-patch labels read off the scene geometry (colour, shape, left-to-right
   rank, count) through a linear head, as LLaVA starts from a pretrained CLIP.
 - Stage 2, {report['steps']} steps of {report['batch_size']} scenes with all their questions:
-  everything, teacher forced on `" {{answer}}</s>"` (all else masked; a question's loss weight
-  depends on its type only: {', '.join(f'{k} {v:g}' for k, v in report['type_weights'].items())}), plus the dense labels at
-  weight {report['aux_weight']}. The per-patch head is then
+  everything, teacher forced on `" {{answer}}</s>"` (all else masked; each question weighs the
+  same), plus the dense labels at weight {report['aux_weight']}. The per-patch head is then
   dropped. A scene's questions share one image prefix through a tree-shaped attention mask with
   restarted position ids, so each answer sees exactly the tokens and positions of its own
   single-question prompt.
@@ -503,7 +496,7 @@ def parse_args(argv=None):
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--pool-scenes", type=int, default=16384, help="scenes drawn once, reused across steps")
     p.add_argument("--aux-weight", type=float, default=0.5, help="weight of the dense per-patch loss (0: off)")
-    p.add_argument("--type-weights", default="", help='JSON overrides of TYPE_WEIGHTS, e.g. \'{"color": 1}\'')
+    p.add_argument("--color-weight", type=float, default=1.0)
     p.add_argument("--eval-every", type=int, default=0, help="quick held-out check every N steps (0: off)")
     p.add_argument("--spec", default="", help='JSON overrides of TinyLlavaSpec, e.g. \'{"text_layers": 1}\'')
     return p.parse_args(argv)
