@@ -126,11 +126,16 @@ def run(argv=None) -> int:
         batch, why = pick_batch_size(model, prompt_tokens(processor, prompts, pixels),
                                      cfg.max_new_tokens, device, cfg.max_memory, len(units), world.size)
         batch = distributed.agree_min(world, batch)
+    # A rerun with nothing left to generate keeps run.json as the run that made the records.
+    finished = all(unit_key(u, items) in done for u in units) and "wall_time_s" in runinfo.read(cfg.out)
     if world.is_main:
         print(f"batch size {batch} ({why})", file=sys.stderr)
         info = runinfo.collect(cfg, source, model, device, dtype, fmt, view, batch)
         info["processes"] = world.size
-        runinfo.write(cfg.out, info)
+        if finished:
+            info = runinfo.read(cfg.out)
+        else:
+            runinfo.write(cfg.out, info)
 
     from tqdm import tqdm
 
@@ -167,8 +172,9 @@ def run(argv=None) -> int:
 
     from experiments.analyze import AnalysisInputError, analyze_run
 
-    info = runinfo.finish(info, t0, device)
-    runinfo.write(cfg.out, info)
+    if not finished:
+        info = runinfo.finish(info, t0, device)
+        runinfo.write(cfg.out, info)
     try:
         summary = analyze_run(cfg.out)
     except AnalysisInputError as e:

@@ -126,8 +126,8 @@ class ScenePool:
         lets each question block see the prefix and itself only, and position_ids restart after
         the prefix, so every answer token sees exactly the tokens and positions of its own
         single-question prompt (what generate() gives it), while the image and the prefix are
-        computed once per scene. Labels keep only the ' {answer}</s>' tokens; label_weights give
-        each question the same weight (1 / its answer's length per token), so the two-token
+        computed once per scene. Labels keep only the ' {answer}</s>' tokens; label_weights give a
+        question type_weights[its type] in all, spread over its answer tokens, so the two-token
         answers are not drowned by the long descriptions.
         """
         index = [rng.randrange(len(self)) for _ in range(n_scenes)]
