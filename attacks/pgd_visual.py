@@ -19,16 +19,34 @@ the loss callable (experiments/objectives.py) holds the model.
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 
-def _check(images: torch.Tensor, eps: float, steps: int) -> None:
+def _check(images: torch.Tensor, eps, steps: int) -> None:
     if images.dim() != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
-    if not 0.0 <= eps <= 1.0:
-        raise ValueError(f"eps must lie in [0, 1] (pixel units), got {eps}")
+    for e in _as_list(eps, images.shape[0]):
+        if not 0.0 <= e <= 1.0:
+            raise ValueError(f"eps must lie in [0, 1] (pixel units), got {e}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+
+
+def _as_list(value, n: int) -> list:
+    """A float, or one value per image, as a list of n values."""
+    if isinstance(value, numbers.Real) or (isinstance(value, torch.Tensor) and value.dim() == 0):
+        return [float(value)] * n
+    values = [float(v) for v in value]
+    if len(values) != n:
+        raise ValueError(f"{len(values)} values for {n} images")
+    return values
+
+
+def _per_image(values: list, x: torch.Tensor) -> torch.Tensor:
+    """[B] Python floats -> [B,1,1,1] in x's dtype, each rounded as a Python scalar operand is."""
+    return torch.tensor(values, dtype=torch.float64, device=x.device).to(x.dtype).view(-1, 1, 1, 1)
 
 
 def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -36,28 +54,47 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
 
 
-def pgd_proxy(images: torch.Tensor, eps: float, *, steps: int = 10, alpha: float | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None = None,
+              generator=None) -> torch.Tensor:
     """The study's gradient-free PGD-style proxy: PGD's loop with random sign directions.
 
     images: float [B,3,H,W] in [0,1] at the model's input resolution.
-    eps: L-inf budget in [0,1] pixel units. steps: number of signed steps (default 10).
-    alpha: step size, default 2.5·eps/steps (Madry et al.'s rule of thumb).
-    generator: torch.Generator on the images' device; the same seed gives the same output.
+    eps: L-inf budget in [0,1] pixel units, one float or one per image.
+    steps: number of signed steps (default 10).
+    alpha: step size, default 2.5·eps/steps (Madry et al.'s rule of thumb), per image.
+    generator: a torch.Generator on the images' device, or a list of one per image (then each
+        image's draws come from its own generator alone, so an image's perturbation does not
+        depend on the batch it is in). The same seeds give the same output.
     Starts uniformly in the ε-ball; each step moves alpha along a random ±1 direction, then
     projects onto the ε-ball and clamps to [0,1]. No gradients, so it fits beside a 7B model.
+    The whole batch steps at once; the draws are taken first, each generator's in the order
+    of the loop (start, then step 1, 2, ...), so a batch of one gives what it always has.
     Returns x_adv with ‖x_adv − x‖∞ ≤ eps (up to float rounding, 1e-6) and 0 ≤ x_adv ≤ 1; eps = 0 returns `images` unchanged.
     """
     _check(images, eps, steps)
-    if eps == 0:
+    n = images.shape[0]
+    eps_list = _as_list(eps, n)
+    if not any(eps_list):
         return images
-    alpha = 2.5 * eps / steps if alpha is None else alpha
+    alphas = [2.5 * e / steps for e in eps_list] if alpha is None else _as_list(alpha, n)
     x = images.detach()
-    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-    x_adv = _project(x + (noise.to(x.dtype) * 2 - 1) * eps, x, eps)
-    for _ in range(steps):
-        direction = torch.randint(0, 2, x.shape, generator=generator, device=x.device)
-        x_adv = _project(x_adv + alpha * (direction.to(x.dtype) * 2 - 1), x, eps)
+    kw = dict(device=x.device)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != n:
+            raise ValueError(f"{len(generator)} generators for {n} images")
+        one = (1, *x.shape[1:])
+        noise = torch.cat([torch.rand(one, generator=g, dtype=torch.float32, **kw) for g in generator])
+        signs = torch.cat([torch.randint(0, 2, (steps, *one), generator=g, dtype=torch.uint8, **kw)
+                           for g in generator], dim=1)
+    else:
+        noise = torch.rand(x.shape, generator=generator, dtype=torch.float32, **kw)
+        signs = torch.randint(0, 2, (steps, *x.shape), generator=generator, dtype=torch.uint8, **kw)
+    e, a = _per_image(eps_list, x), _per_image(alphas, x)
+    lo, hi = (x - e).clamp_(min=0.0), (x + e).clamp_(max=1.0)  # the ε-ball within [0,1]
+    x_adv = torch.min(torch.max(x + (noise.to(x.dtype) * 2 - 1) * e, lo), hi)
+    moves = signs.to(x.dtype).mul_(2 * a).sub_(a)  # ±alpha: 2a − a and −a are exact
+    for move in moves:
+        torch.min(torch.max(x_adv.add_(move), lo, out=x_adv), hi, out=x_adv)
     return x_adv
 
 

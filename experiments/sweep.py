@@ -6,6 +6,7 @@ uninterrupted one does and the records come out identical.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -92,8 +93,23 @@ def perturb(cfg, x: torch.Tensor, unit: Unit, loss=None) -> torch.Tensor:
     raise InputError(f"unknown attack {unit.attack!r}")
 
 
-def _floats(t: torch.Tensor) -> list:
-    return [None if not torch.isfinite(v) else float(v) for v in t]
+def perturb_batch(cfg, pixels: torch.Tensor, units: list[Unit], losses: dict) -> torch.Tensor:
+    """The units' images [B,3,H,W]: the proxy units in one call (one generator each, so the
+    same pixels as one at a time), the others unit by unit through `perturb`."""
+    xs = pixels[[u.item for u in units]]
+    proxy = [b for b, u in enumerate(units) if u.attack == "proxy"]
+    if proxy:
+        gens = [torch.Generator(device=xs.device).manual_seed(units[b].seed) for b in proxy]
+        xs[proxy] = pgd_proxy(xs[proxy], [units[b].epsilon for b in proxy], steps=cfg.steps,
+                              alpha=cfg.alpha, generator=gens)
+    for b, u in enumerate(units):
+        if u.attack not in ("none", "proxy"):
+            xs[b] = perturb(cfg, xs[b][None], u, losses.get(b))[0]
+    return xs
+
+
+def _finite_or_none(v: float):
+    return v if math.isfinite(v) else None
 
 
 def clean_answers(records: list[dict], items: list[Item], model, processor) -> dict[int, list[int]]:
@@ -140,32 +156,34 @@ def run_batch(model, processor, cfg, items, units, pixels, prompts, clean=None) 
     pass the same dict to every batch and the clean units of earlier batches fill it in."""
     clean = {} if clean is None else clean
     losses = pgd_losses(model, processor, cfg, units, pixels, prompts, clean)
-    xs = torch.cat([perturb(cfg, pixels[u.item][None], u, losses.get(b)) for b, u in enumerate(units)])
+    xs = perturb_batch(cfg, pixels, units, losses)
     out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens)
     logits = out.logits
     finite = finite_positions(logits)                           # [B,T]
     h = token_entropy(logits).masked_fill(~finite, float("nan"))  # [B,T] nats
     extra = uncertainty_measures(logits, out.token_ids, out.mask)
+    # Python lists once for the whole batch: element-wise tensor reads cost a call each
+    h, masks, finite, ids = h.tolist(), out.mask.tolist(), finite.tolist(), out.token_ids.tolist()
+    extra = {k: v.tolist() for k, v in extra.items() if k != "n_nonfinite"}
     records = []
     for b, u in enumerate(units):
         it = items[u.item]
-        m = out.mask[b]
-        ents = _floats(h[b][m].cpu())
+        m = masks[b]
+        ents = [_finite_or_none(e) for e, keep in zip(h[b], m) if keep]
         good = [e for e in ents if e is not None]
         rec = {"image": it.key, "question": it.question, "prompt": prompts[u.item],
                "attack": u.attack, "epsilon": u.epsilon, "trial": u.trial, "seed": u.seed,
                "answer": out.answers[b], "token_entropies": ents,
                "mean_entropy": sum(good) / len(good) if good else None,
-               "n_tokens": int(m.sum()), "n_nonfinite": int((~finite[b][m]).sum()),
-               "answer_ids": out.token_ids[b][m].tolist()}
+               "n_tokens": sum(m), "n_nonfinite": sum(1 for f, keep in zip(finite[b], m) if keep and not f),
+               "answer_ids": [t for t, keep in zip(ids[b], m) if keep]}
         if u.attack == "none":
             clean[u.item] = rec["answer_ids"]
         if u.severity is not None:
             rec["severity"] = u.severity
         for k, v in extra.items():
-            if k not in rec and k != "n_nonfinite":
-                val = float(v[b])
-                rec[k] = val if val == val and abs(val) != float("inf") else None
+            if k not in rec:
+                rec[k] = _finite_or_none(v[b])
         if it.answers:
             rec["references"] = list(it.answers)
             rec["correct"] = is_correct(out.answers[b], it.answers, it.match)

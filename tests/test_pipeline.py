@@ -196,3 +196,60 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     cfg, changed = build_config(p.parse_args(["--config", str(cfg_file), "--trials", "2"]))
     assert cfg.epsilons == [0.1, 8 / 255] and cfg.trials == 2 and cfg.max_new_tokens == 7
     assert changed["trials"] == 2
+
+
+def _proxy_loop(x, eps, steps, alpha, generator):
+    """The proxy written out plainly, one image, one draw per step: what batching must match."""
+    alpha = 2.5 * eps / steps if alpha is None else alpha
+    noise = torch.rand(x.shape, generator=generator)
+    x_adv = torch.min(torch.max(x + (noise * 2 - 1) * eps, x - eps), x + eps).clamp(0, 1)
+    for _ in range(steps):
+        d = torch.randint(0, 2, x.shape, generator=generator).float() * 2 - 1
+        x_adv = torch.min(torch.max(x_adv + alpha * d, x - eps), x + eps).clamp(0, 1)
+    return x_adv
+
+
+@pytest.mark.parametrize("steps,alpha", [(10, None), (3, 0.05)])
+def test_proxy_batch_equals_one_image_at_a_time(steps, alpha):
+    """One generator and one ε per image: the batch gives each image exactly the pixels it gets
+    alone, so a unit's perturbation does not depend on the batch it lands in."""
+    x = torch.rand(4, 3, 20, 20, generator=torch.Generator().manual_seed(3))
+    eps = [0.1, 8 / 255, 0.5, 0.0]
+    seeds = [11, 12, 13, 14]
+    batch = pgd_proxy(x, eps, steps=steps, alpha=alpha,
+                      generator=[torch.Generator().manual_seed(s) for s in seeds])
+    for i in range(4):
+        alone = _proxy_loop(x[i:i + 1], eps[i], steps, alpha, torch.Generator().manual_seed(seeds[i]))
+        assert torch.equal(batch[i:i + 1], alone), i
+    assert torch.equal(batch[3], x[3])  # ε = 0 leaves its image alone
+    # one generator for a whole batch draws in the loop's order too
+    one = pgd_proxy(x[:2], 0.3, steps=steps, alpha=alpha, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(one, _proxy_loop(x[:2], 0.3, steps, alpha, torch.Generator().manual_seed(5)))
+
+
+def test_proxy_rejects_mismatched_per_image_arguments():
+    x = torch.rand(2, 3, 8, 8)
+    with pytest.raises(ValueError):
+        pgd_proxy(x, [0.1, 0.2, 0.3])
+    with pytest.raises(ValueError):
+        pgd_proxy(x, [0.1, 1.2])
+    with pytest.raises(ValueError):
+        pgd_proxy(x, 0.1, generator=[torch.Generator()])
+
+
+def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit(tmp_path):
+    """experiments.sweep.perturb_batch (proxy units in one call) = perturb, unit by unit."""
+    from experiments.config import Config
+    from experiments.imagesets import Item
+    from experiments.sweep import make_units, perturb, perturb_batch
+
+    items = [Item(f"img{i}.png", f"img{i}.png", "What is this?") for i in range(3)]
+    pixels = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    for attack in ("proxy", "corruption:gaussian_noise"):
+        cfg = Config(model="tiny", attack=attack, epsilons=[0.1, 0.5], severities=[1, 5], trials=2)
+        units = make_units(cfg, items)
+        order = [5, 0, 9, 2, 7, 4, 11, 1]  # mixed clean and perturbed units, any order
+        got = perturb_batch(cfg, pixels, [units[k] for k in order], {})
+        want = torch.cat([perturb(cfg, pixels[units[k].item][None], units[k]) for k in order])
+        assert torch.equal(got, want), attack
+        assert torch.equal(pixels, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
