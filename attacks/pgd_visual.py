@@ -69,7 +69,8 @@ def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None
     projects onto the ε-ball and clamps to [0,1]. No gradients, so it fits beside a 7B model.
     The whole batch steps at once; the draws are taken first, each generator's in the order
     of the loop (start, then step 1, 2, ...), so a batch of one gives what it always has.
-    Returns x_adv with ‖x_adv − x‖∞ ≤ eps (up to float rounding, 1e-6) and 0 ≤ x_adv ≤ 1; eps = 0 returns `images` unchanged.
+    Returns x_adv with ‖x_adv − x‖∞ ≤ eps (up to float rounding, 1e-6) and 0 ≤ x_adv ≤ 1;
+    eps = 0 for every image returns `images` unchanged.
     """
     _check(images, eps, steps)
     n = images.shape[0]

@@ -34,7 +34,9 @@ import sys
 
 from .errors import InputError
 
-CPU_BATCH = 64       # on CPU: the embedded model's sweep ran fastest at about this size on one thread (experiments/benchmark.py --batch-size)
+# On CPU: the embedded model's sweep ran fastest at about this size on one thread
+# (experiments/benchmark.py --batch-size N).
+CPU_BATCH = 64
 MAX_BATCH = 256      # beyond this a decode step is compute bound: nothing left to gain
 SAFETY = 1.2         # the estimate's margin over what was measured
 LOGIT_COPIES = 8
