@@ -1,6 +1,6 @@
 """Time the batched sweep against the one-at-a-time loop: same model, same units, one run.
 
-    python experiments/benchmark.py --model tiny --threads 1 --repeats 3 --out results/benchmark_cpu.json
+    python experiments/benchmark.py --model tiny --repeats 3 --out results/benchmark_cpu.json
     python experiments/benchmark.py --random-weights configs/llava-1.5-7b.json \\
         --max-memory 14.5GiB --out results/benchmark_gpu.json    # LLaVA-1.5-7B shapes, on a GPU
 
@@ -17,8 +17,9 @@ generate compiles the decode step; the first batch, compile included, is timed a
 the GPU's memory and a small stand-in tokenizer (the real image processor settings; the prompt
 is the llava_v1 prompt, 576 image tokens at 336 px). Writes --out (JSON) with the hardware named.
 --repeats N times both passes N times and keeps the best of each (on a shared machine the other
-load otherwise decides the ratio); --threads sets torch's CPU threads (on a busy 2-core machine
-two threads make every small op wait for the other core: one thread is the steadier measure).
+load otherwise decides the ratio); --threads sets torch's CPU threads (default torch's own, one
+per core, as entropy_analysis.py runs; on a machine busy with other work one thread is the
+steadier measure, and the JSON names the count).
 """
 from __future__ import annotations
 
