@@ -48,19 +48,26 @@ BENCHMARKS = ("benchmark_cpu.json", "benchmark_gpu.json")  # experiments/benchma
 
 def benchmark_table(rel: str, name: str, b: dict) -> Table:
     """experiments/benchmark.py's JSON: the sweep one unit at a time against batched."""
-    rows = [("hardware", "hardware.device_name"), ("model", "model.model"),
+    rows = [("hardware", "hardware.device_name"), ("torch threads", "hardware.torch_threads"),
+            ("model", "model.model"),
             ("parameters", "model.parameters"), ("dtype", "model.dtype"),
             ("generations timed", "work.units"), ("new tokens per answer", "work.max_new_tokens"),
             ("one at a time: samples/s", "one_at_a_time.samples_per_s"),
             ("batched: batch size", "batched.batch_size"),
             ("batched: samples/s", "batched.samples_per_s"),
             ("speedup (batched / one at a time)", "speedup"),
+            ("target speedup", "target.speedup_at_least"), ("target met", "target.met"),
             ("same answers both ways", "agreement.same_answers"),
             ("answers compared", "agreement.of"),
             ("ms per decode step, batch 1", "decode_step.ms_batch_1"),
+            (f"ms per decode step, batch {dig(b, 'decode_step.batch')}",
+             f"decode_step.ms_batch_{dig(b, 'decode_step.batch')}"),
+            ("memory-bandwidth floor of a decode step (ms)", "decode_step.floor_ms"),
+            ("bandwidth (GB/s)", "decode_step.bandwidth_gb_s"),
+            ("bandwidth from", "decode_step.bandwidth_from"),
             ("peak memory one at a time (GiB)", "one_at_a_time.peak_memory_gib"),
             ("peak memory batched (GiB)", "batched.peak_memory_gib"),
-            ("when", "when")]
+            ("command", "command"), ("when", "when")]
     hw = dig(b, "hardware.device_name") or "unknown hardware"
     return kv_table(name.split(".")[0], f"Throughput of the sweep, one at a time against batched "
                     f"(`experiments/benchmark.py`), measured on {hw} with {dig(b, 'model.model')} "
@@ -83,7 +90,38 @@ def gpu_memory_table(rel: str, g: dict) -> Table:
                     g, rows, f"{rel}/gpu_memory.json", skip_none=True)
 
 
-def measured_pieces(rel: str, benches: dict, gpu: dict | None) -> list:
+PROJECT_GPU = "paper/project_gpu_measurements.json"
+
+
+def project_gpu_tables(m: dict) -> list:
+    """The GPU figures measured for this project outside this repository's scripts, labelled so."""
+    who = f"{m['model']}, {m['dtype']}, on {m['hardware']}; {m['label']}"
+    g = m["gradient_step"]
+    grad = [("setup", "gradient_step.setup"), ("T4 budget (GiB)", "t4_budget_gib"),
+            ("weights (GiB)", "weights_gib")]
+    for key, name in (("sdpa_checkpointing", "SDPA + checkpointing"),
+                      ("eager_checkpointing", "eager + checkpointing"),
+                      ("sdpa", "SDPA, no checkpointing"), ("eager", "eager, no checkpointing")):
+        if key in g:
+            grad += [(f"{name}: peak (GiB)", f"gradient_step.{key}.peak_gib"),
+                     (f"{name}: saved by the forward (GiB)", f"gradient_step.{key}.saved_by_forward_gib"),
+                     (f"{name}: seconds per step", f"gradient_step.{key}.seconds")]
+    grad += [("pixels with a nonzero gradient", "gradient_step.grad_nonzero_pixels", pct),
+             ("the T4 path", "gradient_step.t4_path")]
+    dec = [("setup", "decode.setup"), ("versions", "decode.versions")]
+    for key in sorted(m.get("decode", {}), key=lambda k: (not k.startswith("batch_"), len(k), k)):
+        if key.startswith("batch_"):
+            n = key.split("_", 1)[1]
+            dec += [(f"batch {n}: ms per decode step", f"decode.{key}.ms_per_step"),
+                    (f"batch {n}: samples/s", f"decode.{key}.samples_per_s"),
+                    (f"batch {n}: peak (GiB)", f"decode.{key}.peak_gib")]
+    return [kv_table("project_gradient_step", f"True-gradient PGD, one step: {who}.", m, grad, PROJECT_GPU,
+                     skip_none=True),
+            kv_table("project_decode", f"Greedy generation by batch size: {who}.", m, dec, PROJECT_GPU,
+                     skip_none=True)]
+
+
+def measured_pieces(rel: str, benches: dict, gpu: dict | None, project_gpu: dict | None = None) -> list:
     out = []
     for name, data in benches.items():
         if data is not None:
@@ -94,6 +132,8 @@ def measured_pieces(rel: str, benches: dict, gpu: dict | None) -> list:
     out.append(gpu_memory_table(rel, gpu) if gpu else
                f"`{rel}/gpu_memory.json` is not present in this version: no GPU memory was measured "
                f"(`python experiments/gpu_memory_check.py --out {rel}/gpu_memory.json`, on a GPU).")
+    if project_gpu:
+        out += project_gpu_tables(project_gpu)
     return out
 
 

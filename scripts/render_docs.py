@@ -6,6 +6,7 @@ from paper/paper.md.in and paper/paper.tex.in. Every number comes from data: RES
 and RESULTS/run.json (the committed default run), RESULTS/benchmark_cpu.json (and
 benchmark_gpu.json) and RESULTS/gpu_memory.json when present, ROOT/models/tiny-llava/training.json
 when present, paper/original_study.json (the original study's table, the only place its numbers are typed),
+paper/project_gpu_measurements.json (GPU figures measured for this project by standalone probes),
 and experiments/config.py and configs/ for ε. Each table of ours is labelled with the model,
 dtype, hardware and date of the run that produced it; the original study's numbers stay in their
 own labelled table. The pieces come from paper/results.py (the run's tables) and paper/sections.py
@@ -30,7 +31,7 @@ if REPO not in sys.path:
 from paper.markup import PLACEHOLDER, md, md_to_tex  # noqa: E402
 from paper.results import (DocsError, figures_pieces, headline, load_json, load_run,  # noqa: E402
                            results_pieces, run_pieces, stats_pieces, what_was_run)
-from paper.sections import (BENCHMARKS, corruption_pieces, epsilon_note,  # noqa: E402
+from paper.sections import (BENCHMARKS, PROJECT_GPU, corruption_pieces, epsilon_note,  # noqa: E402
                             measured_pieces, original_pieces, outputs_pieces, summary_keys_pieces,
                             training_pieces)
 
@@ -52,6 +53,7 @@ class Docs:
         rel = self.run.rel
         self.bench = {n: load_json(os.path.join(results, n)) for n in BENCHMARKS}
         self.gpu = load_json(os.path.join(results, "gpu_memory.json"))
+        self.project_gpu = load_json(os.path.join(root, PROJECT_GPU))
         self.orig = load_json(os.path.join(root, "paper", "original_study.json"), required=True)
         self.training = load_json(os.path.join(root, "models", "tiny-llava", "training.json"))
         self.pieces = {
@@ -60,7 +62,7 @@ class Docs:
             "results-full": lambda: results_pieces(self.run, full=True),
             "headline": lambda: headline(self.run),
             "original": lambda: original_pieces(self.orig),
-            "benchmark": lambda: measured_pieces(rel, self.bench, self.gpu),
+            "benchmark": lambda: measured_pieces(rel, self.bench, self.gpu, self.project_gpu),
             "training": lambda: training_pieces(self.training),
             "outputs": outputs_pieces,
             "corruptions": corruption_pieces,

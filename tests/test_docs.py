@@ -499,7 +499,7 @@ def copy_docs(dst) -> str:
     """README.md and paper/'s sources, as committed, into a fresh root."""
     os.makedirs(os.path.join(dst, "paper"), exist_ok=True)
     shutil.copy(os.path.join(REPO, "README.md"), dst)
-    for name in ("paper.md.in", "paper.tex.in", "original_study.json"):
+    for name in ("paper.md.in", "paper.tex.in", "original_study.json", "project_gpu_measurements.json"):
         shutil.copy(os.path.join(REPO, "paper", name), os.path.join(dst, "paper", name))
     return str(dst)
 
@@ -626,6 +626,7 @@ def test_synthetic_run_docs(synthetic_root):
     readme = read(synthetic_root, "README.md")
     for piece in ("table: delta proxy", "table: delta corruption:gaussian_noise",
                   "table: correct proxy", "table: kv benchmark_cpu", "table: kv gpu_memory",
+                  "table: kv project_gradient_step", "table: kv project_decode",
                   "table: kv training"):
         assert piece in readme, piece
     paper = read(synthetic_root, PAPER_MD)
