@@ -129,6 +129,11 @@ def measured_pieces(rel: str, benches: dict, gpu: dict | None, project_gpu: dict
     if not any(benches.values()):
         out.append(f"`{rel}/benchmark_cpu.json` is not present in this version "
                    f"(`python experiments/benchmark.py --model tiny --out {rel}/benchmark_cpu.json`).")
+    if benches.get("benchmark_gpu.json") is None:
+        out.append(f"`{rel}/benchmark_gpu.json` is not present in this version: the benchmark has not "
+                   f"been run on a GPU (`python experiments/benchmark.py --random-weights "
+                   f"configs/llava-1.5-7b.json --max-memory 14.5GiB --out {rel}/benchmark_gpu.json`, "
+                   f"or `bash scripts/gpu_checks.sh` for both GPU measurements).")
     out.append(gpu_memory_table(rel, gpu) if gpu else
                f"`{rel}/gpu_memory.json` is not present in this version: no GPU memory was measured "
                f"(`python experiments/gpu_memory_check.py --out {rel}/gpu_memory.json`, on a GPU).")
