@@ -49,9 +49,14 @@ def _per_image(values: list, x: torch.Tensor) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.float64, device=x.device).to(x.dtype).view(-1, 1, 1, 1)
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """Back into the ε-ball around x, then into the valid pixel range."""
-    return torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0.0, 1.0)
+def _ball(x: torch.Tensor, eps) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lo, hi): the ε-ball around x within [0,1], so projecting is one max and one min."""
+    return (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+
+
+def _project(x_adv: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """Back into the ε-ball around x and the valid pixel range, in place."""
+    return torch.min(torch.max(x_adv, lo, out=x_adv), hi, out=x_adv)
 
 
 def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None = None,
@@ -91,11 +96,11 @@ def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None
         noise = torch.rand(x.shape, generator=generator, dtype=torch.float32, **kw)
         signs = torch.randint(0, 2, (steps, *x.shape), generator=generator, dtype=torch.uint8, **kw)
     e, a = _per_image(eps_list, x), _per_image(alphas, x)
-    lo, hi = (x - e).clamp_(min=0.0), (x + e).clamp_(max=1.0)  # the ε-ball within [0,1]
-    x_adv = torch.min(torch.max(x + (noise.to(x.dtype) * 2 - 1) * e, lo), hi)
+    lo, hi = _ball(x, e)
+    x_adv = _project(x + (noise.to(x.dtype) * 2 - 1) * e, lo, hi)
     moves = signs.to(x.dtype).mul_(2 * a).sub_(a)  # ±alpha: 2a − a and −a are exact
     for move in moves:
-        torch.min(torch.max(x_adv.add_(move), lo, out=x_adv), hi, out=x_adv)
+        _project(x_adv.add_(move), lo, hi)
     return x_adv
 
 
@@ -123,9 +128,10 @@ def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
         return images
     alpha = 2.5 * eps / steps if alpha is None else alpha
     x = images.detach().clone()  # clone: a tensor made under inference_mode cannot enter autograd
+    lo, hi = _ball(x, eps)
     if random_start:
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float32)
-        x_adv = _project(x + (noise.to(x.dtype) * 2 - 1) * eps, x, eps)
+        x_adv = _project(x + (noise.to(x.dtype) * 2 - 1) * eps, lo, hi)
     else:
         x_adv = x.clone()
     for _ in range(steps):
@@ -136,5 +142,5 @@ def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
                 raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
             (grad,) = torch.autograd.grad(loss, x_adv)
         step = grad.sign().nan_to_num(0.0)  # an FP16 overflow's NaN leaves its pixels in place
-        x_adv = _project(x_adv.detach() - alpha * step, x, eps)
+        x_adv = _project(x_adv.detach() - alpha * step, lo, hi)
     return x_adv

@@ -237,7 +237,7 @@ def test_proxy_rejects_mismatched_per_image_arguments():
         pgd_proxy(x, 0.1, generator=[torch.Generator()])
 
 
-def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit(tmp_path):
+def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
     """experiments.sweep.perturb_batch (proxy units in one call) = perturb, unit by unit."""
     from experiments.config import Config
     from experiments.imagesets import Item
