@@ -106,22 +106,28 @@ def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None
 
 def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
                  alpha: float | None = None, generator: torch.Generator | None = None,
-                 random_start: bool = True) -> torch.Tensor:
+                 random_start: bool = True, keep_best: bool = True) -> torch.Tensor:
     """White-box L-inf PGD: the proxy's loop, stepping down the gradient of `loss_fn`.
 
     images: float [B,3,H,W] in [0,1] at the model's input resolution.
     eps: L-inf budget in [0,1] pixel units. steps: number of signed steps (default 10).
-    loss_fn: x_adv [B,3,H,W] in [0,1] -> scalar tensor to MINIMISE (to maximise f, hand -f).
-        It must be differentiable in x_adv; whatever it holds (a VLM) should not need
-        parameter gradients. Per-sample losses summed or averaged both work: the sign of the
-        gradient of one image does not depend on the others.
+    loss_fn: x_adv [B,3,H,W] in [0,1] -> the loss to MINIMISE (to maximise f, hand -f): one
+        value per image ([B]), or a scalar for the whole batch. It must be differentiable in
+        x_adv; whatever it holds (a VLM) should not need parameter gradients. The gradient is
+        taken of the sum, so per-image losses step each image on its own.
     alpha: step size, default 2.5·eps/steps. generator: draws the random start (the same
         seed gives the same start as pgd_proxy's).
     random_start: start uniformly in the ε-ball (default), else at the clean image.
+    keep_best: return each image's best iterate under loss_fn (default), as APGD/AutoAttack
+        keep their best point (Croce & Hein 2020): with a fixed step the iterates oscillate
+        around a minimum, and the last one can be worse than the start. The start and the
+        result of every step are candidates (steps + 1 loss evaluations, the last without a
+        gradient); ties keep the earlier iterate. With a scalar loss the batch is judged as a
+        whole. keep_best=False returns the last iterate (Madry et al. 2018).
     Each step: x_adv <- clip_[0,1](proj_ε(x_adv − alpha·sign(∇ loss_fn(x_adv)))).
-    Returns the last iterate, detached: ‖x_adv − x‖∞ ≤ eps (1e-6), 0 ≤ x_adv ≤ 1; eps = 0
-    returns `images` unchanged. Gradients are taken under torch.enable_grad(), so it works
-    inside no_grad code (not inside torch.inference_mode()).
+    Returns x_adv detached: ‖x_adv − x‖∞ ≤ eps (1e-6), 0 ≤ x_adv ≤ 1; eps = 0 returns `images`
+    unchanged. Gradients are taken under torch.enable_grad(), so it works inside no_grad code
+    (not inside torch.inference_mode()).
     """
     _check(images, eps, steps)
     if eps == 0:
@@ -134,13 +140,30 @@ def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
         x_adv = _project(x + (noise.to(x.dtype) * 2 - 1) * eps, lo, hi)
     else:
         x_adv = x.clone()
-    for _ in range(steps):
-        x_adv = x_adv.detach().requires_grad_(True)
-        with torch.enable_grad():
+    best, best_loss = x_adv.clone(), None
+    for k in range(steps + 1):
+        last = k == steps
+        if last and not keep_best:
+            break
+        x_adv = x_adv.detach().requires_grad_(not last)
+        with torch.enable_grad() if not last else torch.no_grad():
             loss = loss_fn(x_adv)
-            if loss.dim() != 0:
-                raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+            if loss.dim() > 1 or (loss.dim() == 1 and loss.shape[0] != x.shape[0]):
+                raise ValueError(f"loss_fn must return a scalar or one loss per image, got shape "
+                                 f"{tuple(loss.shape)} for {x.shape[0]} images")
+            if not last:
+                (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+        if keep_best:
+            value = loss.detach().reshape(-1).float()  # [B], or [1] for a scalar loss
+            if best_loss is None:
+                best_loss = value
+            else:
+                better = value < best_loss  # NaN never wins
+                best_loss = torch.where(better, value, best_loss)
+                pick = better if better.numel() == x.shape[0] else better.expand(x.shape[0])
+                best[pick] = x_adv.detach()[pick]
+        if last:
+            break
         step = grad.sign().nan_to_num(0.0)  # an FP16 overflow's NaN leaves its pixels in place
         x_adv = _project(x_adv.detach() - alpha * step, lo, hi)
-    return x_adv
+    return best if keep_best else x_adv.detach()

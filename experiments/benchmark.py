@@ -45,7 +45,7 @@ from experiments.sweep import make_units, run_batch  # noqa: E402
 from models import TINY_DIR, check_device, load, parse_dtype, resolve  # noqa: E402
 from models.batching import (GIB, Backoff, pick_batch_size, prompt_tokens,  # noqa: E402
                              sample_bytes, weight_bytes)
-from models.generation import generate  # noqa: E402
+from models.generation import generate, text_dtype  # noqa: E402
 from models.images import input_size, load_image, to_model_input  # noqa: E402
 from models.prompts import build_prompt, default_format  # noqa: E402
 
@@ -174,6 +174,8 @@ def parse_args(argv):
                      help="build this Llava config.json with random weights (no download)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--vision-dtype", default="auto",
+                   help="auto: float32 for LLaVA-1.5 (and --random-weights) on CUDA, as the original")
     p.add_argument("--images", nargs="+", default=[])
     p.add_argument("--epsilons", nargs="+", type=float, default=d.epsilons)
     p.add_argument("--trials", type=int, default=d.trials)
@@ -198,12 +200,17 @@ def main(argv=None) -> int:
     if args.random_weights:
         t = time.perf_counter()
         model, processor = random_llava(args.random_weights, device, dtype)
+        from models import set_vision_dtype, vision_dtype_for
+
+        vdtype = vision_dtype_for(args.vision_dtype, "llava-1.5 " + args.random_weights, device, dtype)
+        if vdtype != dtype:
+            set_vision_dtype(model, vdtype)
         source, label, fmt, image_set = args.random_weights, f"random weights ({args.random_weights})", "llava_v1", "photos"
         build_s = time.perf_counter() - t
     else:
         source = resolve(args.model)
         t = time.perf_counter()
-        model, processor = load(args.model, device=device, dtype=dtype)
+        model, processor = load(args.model, device=device, dtype=dtype, vision_dtype=args.vision_dtype)
         build_s = time.perf_counter() - t
         label, fmt = runinfo.model_label(source), default_format(source)
         image_set = "scenes" if source == TINY_DIR else "photos"
@@ -247,7 +254,7 @@ def main(argv=None) -> int:
     stepb = decode_ms(model, processor, xs, ps, steps, device)
     wbytes = weight_bytes(model)
     gbs, gbs_from = bandwidth(device)
-    kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, model.dtype)["kv_cache"]
+    kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, text_dtype(model))["kv_cache"]
     result = {
         "hardware": {"device": device, "device_name": runinfo.device_name(device),
                      "cpu": runinfo.cpu_name(), "cores": os.cpu_count(),
@@ -257,6 +264,7 @@ def main(argv=None) -> int:
         "model": {"model": label, "class": type(model).__name__,
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "weights_gib": round(wbytes / GIB, 4), "dtype": str(dtype).split(".")[-1],
+                  "vision_dtype": __import__("models").vision_dtype_of(model),
                   "random_weights": bool(args.random_weights), "build_or_load_s": round(build_s, 2)},
         "work": {"units": len(units), "items": len(items), "attack": cfg.attack, "repeats": args.repeats,
                  "epsilons": cfg.epsilons, "trials": cfg.trials, "max_new_tokens": cfg.max_new_tokens,

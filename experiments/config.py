@@ -23,12 +23,13 @@ class Config:
     epsilons: list = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.5])
     trials: int = 5
     seed: int = 0
-    max_new_tokens: int = 32
+    max_new_tokens: int = 128                     # the original LLaVA eval's default
     batch_size: int | None = None                 # None: the largest that fits (see models.batching)
     max_memory: str | None = None                 # cap for the automatic batch: "14.5GiB" (a T4)
     static_cache: bool = False                    # static KV cache; on CUDA the decode step is compiled
     device: str | None = None                     # None: cuda if available, else cpu
     dtype: str = "auto"                           # auto: float16 on CUDA, float32 on CPU
+    vision_dtype: str = "auto"                    # auto: float32 for LLaVA-1.5 on CUDA (as the original), else dtype
     prompt_format: str | None = None              # None: llava_v1 for LLaVA-1.5, else chat_template
     revision: str | None = None
     attack: str = "proxy"                         # proxy | pgd | corruption:NAME
@@ -41,7 +42,7 @@ class Config:
 
     # Keys that change what is generated: a rerun into the same --out must agree on all of them.
     RESULT_KEYS = ("model", "images", "prompt", "epsilons", "trials", "seed", "max_new_tokens",
-                   "dtype", "prompt_format", "revision", "attack", "steps", "alpha", "objective",
+                   "dtype", "vision_dtype", "prompt_format", "revision", "attack", "steps", "alpha", "objective",
                    "severities")
 
 
@@ -133,7 +134,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="static KV cache (torch.compile of the decode step on CUDA): faster decoding")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--dtype", help="auto, float16, bfloat16 or float32")
-    p.add_argument("--prompt-format", choices=["llava_v1", "chat_template"])
+    p.add_argument("--vision-dtype", help="vision tower dtype: auto (float32 for LLaVA-1.5 on CUDA, "
+                   "as the original; else --dtype), float16, bfloat16 or float32")
+    p.add_argument("--prompt-format", choices=["llava_v1", "vicuna_v1", "chat_template"],
+                   help="llava_v1 (default for LLaVA-1.5, as the original's run_llava.py), vicuna_v1 "
+                   "(LLaVA's own benchmark scripts), chat_template (the processor's; default for others)")
     p.add_argument("--revision", help="hub revision (commit, branch or tag)")
     p.add_argument("--attack", help="proxy (default), pgd, or corruption:NAME")
     p.add_argument("--steps", type=int, help="attack steps (default 10)")
@@ -179,6 +184,11 @@ def validate(cfg: Config) -> None:
         from models.batching import parse_memory
 
         parse_memory(cfg.max_memory)
+    from models import DTYPES
+
+    for flag, value in (("--dtype", cfg.dtype), ("--vision-dtype", cfg.vision_dtype)):
+        if value != "auto" and value not in DTYPES:
+            raise InputError(f"unknown {flag} {value!r}; choose from auto, {', '.join(DTYPES)}")
     if cfg.steps < 1:
         raise InputError(f"--steps must be at least 1, got {cfg.steps}")
     for s in cfg.severities:

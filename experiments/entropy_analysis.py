@@ -88,7 +88,11 @@ def run(argv=None) -> int:
     images = [load_image(it.path) for it in items]
     attack_name(cfg)
     fmt = cfg.prompt_format or default_format(source)
+    from models import vision_dtype_for
+
+    vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype)
     view = result_view(cfg, {"model": runinfo.model_label(source), "dtype": str(dtype).split(".")[-1],
+                             "vision_dtype": str(vdtype).split(".")[-1],
                              "prompt_format": fmt, "device_type": device.split(":")[0]})
     if world.is_main or not cfg.fresh:  # --fresh clears --out once, in rank 0
         check_out(cfg.out, view, cfg.fresh and world.is_main)
@@ -96,7 +100,12 @@ def run(argv=None) -> int:
     if changed and world.is_main:
         print("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()), file=sys.stderr)
 
-    model, processor = load(cfg.model, device=device, dtype=dtype, revision=cfg.revision)
+    model, processor = load(cfg.model, device=device, dtype=dtype, revision=cfg.revision,
+                            vision_dtype=cfg.vision_dtype)
+    from models.prompts import original_ids
+    from models.vocab import scored_vocab
+
+    text = {"original_ids": original_ids(fmt), "vocab": scored_vocab(model, processor)}
     if cfg.static_cache:  # every generate() of the run; on CUDA it compiles the decode step
         model.generation_config.cache_implementation = "static"
     size = input_size(processor)
@@ -131,6 +140,7 @@ def run(argv=None) -> int:
     if world.is_main:
         print(f"batch size {batch} ({why})", file=sys.stderr)
         info = runinfo.collect(cfg, source, model, device, dtype, fmt, view, batch)
+        info["scored_vocab_size"] = text["vocab"].size
         info["processes"] = world.size
         if finished:
             info = runinfo.read(cfg.out)
@@ -154,7 +164,7 @@ def run(argv=None) -> int:
             if not any(missing):
                 continue
             records = backoff(lambda piece: run_batch(model, processor, cfg, items, piece, pixels,
-                                                      prompts, clean), chunk)
+                                                      prompts, clean, text), chunk)
             for rec, new in zip(records, missing):
                 if new:
                     writer.write(rec)

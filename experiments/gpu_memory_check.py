@@ -10,7 +10,9 @@ attacks.pgd_visual.pgd_gradient for --steps steps at ε = 8/255 with the entropy
 (experiments.objectives, the sweep's own code) on the llava_v1 prompt and a 32-token answer,
 with SDPA attention and gradient checkpointing. Writes --out (JSON: peak_gib, the 14.5 GiB T4
 budget, fits_t4, seconds per step, token counts, versions) and prints one line.
-Flags: --attention sdpa|eager, --no-checkpointing, --steps, --answer-tokens, --device.
+The vision tower runs in float32 by default, as the original LLaVA-1.5 runs it on CUDA
+(--vision-dtype float16 for the all-FP16 model).
+Flags: --attention sdpa|eager, --no-checkpointing, --steps, --answer-tokens, --device, --vision-dtype.
 """
 from __future__ import annotations
 
@@ -109,6 +111,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-checkpointing", action="store_true")
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--answer-tokens", type=int, default=32)
+    p.add_argument("--vision-dtype", default="float32", choices=["float16", "float32"],
+                   help="the vision tower's dtype (default float32, the original's on CUDA)")
     args = p.parse_args(argv)
 
     from attacks.pgd_visual import pgd_gradient
@@ -123,6 +127,10 @@ def main(argv=None) -> int:
     cuda = device.startswith("cuda")
     t0 = time.time()
     model, processor, source = build(args.tiny, device, args.attention)
+    if cuda and args.vision_dtype == "float32":
+        from models import set_vision_dtype
+
+        set_vision_dtype(model, torch.float32)
     build_s = time.time() - t0
     if cuda:
         torch.cuda.synchronize()
@@ -160,7 +168,8 @@ def main(argv=None) -> int:
         "model": "tiny random Llava" if args.tiny else "LLaVA-1.5-7B architecture, random weights",
         "config_source": source, "device": device,
         "device_name": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
-        "dtype": str(next(model.parameters()).dtype).split(".")[-1], "attention": args.attention,
+        "dtype": str(model.get_output_embeddings().weight.dtype).split(".")[-1],
+        "vision_dtype": __import__("models").vision_dtype_of(model), "attention": args.attention,
         "checkpointing": not args.no_checkpointing, "batch": 1, "steps": args.steps,
         "parameters": sum(p.numel() for p in model.parameters()),
         "prompt_tokens": int(loss.inputs["input_ids"].shape[1] - (len(answer) - 1)),  # image tokens included

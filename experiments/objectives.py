@@ -5,8 +5,9 @@
 
 Every objective teacher-forces the clean answer: the prompt with the image, then the clean greedy
 answer's tokens (up to and including its end-of-sequence token), and scores the logits at the T
-positions that predicted those tokens, which are the very positions whose entropy the clean
-record holds. Returned callables map x_adv [B,3,S,S] in [0,1] to a scalar to MINIMISE:
+positions that predicted those tokens, over the scored vocabulary (models.vocab), which are the
+very positions and the distribution whose entropy the clean record holds. Returned callables map
+x_adv [B,3,S,S] in [0,1] to one loss per image ([B]) to MINIMISE:
   entropy_min   mean token entropy (nats): make the model more confident in its answer
   entropy_max   minus the mean token entropy: make it less confident
   ce            minus the mean cross-entropy of the clean answer tokens: move away from it
@@ -25,7 +26,8 @@ import torch
 
 from models.architectures import pixel_layout
 from models.errors import InputError
-from models.generation import encode, eos_token_ids
+from models.generation import encode, eos_token_ids, text_dtype
+from models.vocab import scored_vocab
 from probes.entropy import token_entropy
 
 OBJECTIVES = ("entropy_min", "entropy_max", "ce")
@@ -76,13 +78,14 @@ def answer_token_ids(model, processor, answer: str) -> list[int]:
     return list(ids) + [eos_token_ids(model, processor)[0]]
 
 
-def teacher_forced_inputs(model, processor, prompt: str, answer_ids, side: int | None = None) -> dict:
+def teacher_forced_inputs(model, processor, prompt: str, answer_ids, side: int | None = None,
+                          original_ids: bool = False) -> dict:
     """The prompt's inputs (from models.generation.encode on a blank image) followed by the
     answer tokens but its last: what a forward needs to predict every answer token.
     Returns the model kwargs without pixel_values, each with batch dimension 1."""
     side = side or pixel_layout(processor).side
     blank = torch.zeros(1, 3, side, side)
-    enc = encode(processor, [prompt], blank, model.device, model.dtype)
+    enc = encode(processor, [prompt], blank, model.device, text_dtype(model), original_ids)
     n_prompt = enc["input_ids"].shape[1]
     tail = torch.as_tensor(list(answer_ids)[:-1], dtype=enc["input_ids"].dtype, device=model.device)[None]
     inputs = {}
@@ -102,9 +105,10 @@ def teacher_forced_inputs(model, processor, prompt: str, answer_ids, side: int |
 
 
 class Objective:
-    """loss(x_adv) for one (prompt, clean answer); x_adv [B,3,S,S] in [0,1] -> scalar tensor."""
+    """loss(x_adv) for one (prompt, clean answer); x_adv [B,3,S,S] in [0,1] -> losses [B]."""
 
-    def __init__(self, name: str, model, layout, inputs: dict, answer_ids, checkpointing: bool = False):
+    def __init__(self, name: str, model, layout, inputs: dict, answer_ids, checkpointing: bool = False,
+                 vocab=None):
         if name not in OBJECTIVES:
             raise InputError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
         if len(answer_ids) < 1:
@@ -112,23 +116,28 @@ class Objective:
         self.name, self.model, self.layout, self.inputs = name, model, layout, inputs
         self.answer = torch.as_tensor(list(answer_ids), device=model.device)  # [T]
         self.checkpointing = checkpointing
+        self.vocab = vocab
         self._keep = "logits_to_keep" in inspect.signature(model.forward).parameters
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B,3,S,S] -> float32 logits [B,T,V] at the answer positions (no mode changes)."""
+        """x [B,3,S,S] -> float32 logits [B,T,V] at the answer positions, over the scored
+        vocabulary (no mode changes)."""
         b, t = x.shape[0], self.answer.shape[0]
         inputs = {k: v.expand(b, *v.shape[1:]) if v.shape[0] == 1 else v for k, v in self.inputs.items()}
-        pv = self.layout.pixel_values(x.to(self.model.device, torch.float32)).to(self.model.dtype)
+        pv = self.layout.pixel_values(x.to(self.model.device, torch.float32)).to(text_dtype(self.model))
         extra = {"logits_to_keep": t} if self._keep else {}
         out = self.model(**inputs, pixel_values=pv, use_cache=False, **extra)
-        return out.logits[:, -t:].float()
+        logits = out.logits[:, -t:].float()
+        return self.vocab.restrict(logits) if self.vocab is not None else logits
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
+        """[B] losses: each image's mean over the answer positions."""
         logits = self.logits(x)
         if self.name == "ce":
             target = self.answer.expand(logits.shape[0], -1)
-            return -torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten())
-        h = token_entropy(logits).mean()
+            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            return -ce.mean(-1)
+        h = token_entropy(logits).mean(-1)
         return h if self.name == "entropy_min" else -h
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,21 +157,25 @@ class _ThroughModel(torch.autograd.Function):
         with torch.enable_grad(), attack_mode(objective.model, objective.checkpointing):
             xg = x.detach().requires_grad_(True)
             loss = objective.loss(xg)
-            (grad,) = torch.autograd.grad(loss, xg)
+            (grad,) = torch.autograd.grad(loss.sum(), xg)  # images are independent: row b is dL_b/dx_b
         ctx.save_for_backward(grad)
         return loss.detach()
 
     @staticmethod
     def backward(ctx, grad_out):
         (grad,) = ctx.saved_tensors
-        return grad_out * grad, None
+        return grad_out.reshape(-1, *[1] * (grad.dim() - 1)) * grad, None
 
 
 def make_objective(name: str, model, processor, prompt: str, answer_ids,
-                   checkpointing: bool | None = None) -> Objective:
-    """The loss callable for pgd_gradient. checkpointing None: on for CUDA, off for CPU."""
+                   checkpointing: bool | None = None, original_ids: bool = False,
+                   vocab=None) -> Objective:
+    """The loss callable for pgd_gradient. checkpointing None: on for CUDA, off for CPU.
+    original_ids: tokenise as the original LLaVA (models.prompts.original_ids); vocab: the
+    scored vocabulary (default models.vocab.scored_vocab)."""
     if checkpointing is None:
         checkpointing = model.device.type == "cuda"
     layout = pixel_layout(processor)
-    inputs = teacher_forced_inputs(model, processor, prompt, answer_ids, layout.side)
-    return Objective(name, model, layout, inputs, answer_ids, checkpointing)
+    inputs = teacher_forced_inputs(model, processor, prompt, answer_ids, layout.side, original_ids)
+    return Objective(name, model, layout, inputs, answer_ids, checkpointing,
+                     vocab or scored_vocab(model, processor))

@@ -94,6 +94,8 @@ def versions() -> dict:
 def collect(cfg, source, model, device, dtype, fmt, view, batch_size) -> dict:
     import torch
 
+    from models import vision_dtype_of
+
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(device))
     return {
@@ -102,7 +104,8 @@ def collect(cfg, source, model, device, dtype, fmt, view, batch_size) -> dict:
         "revision": getattr(model, "config_revision", None) or cfg.revision,
         "model_class": type(model).__name__,
         "parameters": sum(p.numel() for p in model.parameters()),
-        "dtype": str(dtype).split(".")[-1], "device": device, "device_name": device_name(device),
+        "dtype": str(dtype).split(".")[-1], "vision_dtype": vision_dtype_of(model),
+        "device": device, "device_name": device_name(device),
         "prompt_format": fmt, "batch_size": batch_size, "versions": versions(),
         "git_commit": git_commit(), "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -24,16 +24,17 @@ def run(argv=None) -> int:
     p.add_argument("--model", default="llava-1.5-7b")
     p.add_argument("--device")
     p.add_argument("--dtype", default="auto")
+    p.add_argument("--vision-dtype", default="auto", help="auto: float32 for LLaVA-1.5 on CUDA, as the original")
     p.add_argument("--image", help="default: the first image of the model's bundled set")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=128)
     args = p.parse_args(argv)
 
     import torch
 
     from models import TINY_DIR, check_device, load, resolve
-    from models.generation import generate
+    from models.generation import generate, text_dtype
     from models.images import input_size, load_image, to_model_input
-    from models.prompts import build_prompt, default_format
+    from models.prompts import build_prompt, default_format, original_ids
     from experiments.imagesets import resolve_items
     from probes.entropy import mean_token_entropy
 
@@ -43,14 +44,19 @@ def run(argv=None) -> int:
                           "scenes" if source == TINY_DIR else "photos")
     item = items[0]
     image = load_image(item.path)
-    model, processor = load(args.model, device=device, dtype=args.dtype)
+    model, processor = load(args.model, device=device, dtype=args.dtype, vision_dtype=args.vision_dtype)
     x = to_model_input(image, input_size(processor), processor.image_processor.image_mean)[None]
-    prompt = build_prompt(processor, item.question, default_format(source))
-    out = generate(model, processor, x.to(device), [prompt], args.max_new_tokens)
+    fmt = default_format(source)
+    prompt = build_prompt(processor, item.question, fmt)
+    out = generate(model, processor, x.to(device), [prompt], args.max_new_tokens, original_ids=original_ids(fmt))
     h = float(mean_token_entropy(out.logits, out.mask)[0])
     print(f"model:      {args.model} ({source})")
     print(f"class:      {type(model).__name__}, {sum(p.numel() for p in model.parameters()):,} parameters")
-    print(f"dtype:      {model.dtype}   device: {model.device}")
+    from models import vision_dtype_of
+    from models.vocab import scored_vocab
+
+    print(f"dtype:      {text_dtype(model)} (vision tower {vision_dtype_of(model)})   device: {model.device}")
+    print(f"vocabulary: {scored_vocab(model, processor).size} scored rows of {model.get_output_embeddings().weight.shape[0]}")
     if str(device).startswith("cuda"):
         print(f"peak GPU:   {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
     print(f"image:      {item.key}")

@@ -128,7 +128,7 @@ def clean_answers(records: list[dict], items: list[Item], model, processor) -> d
     return out
 
 
-def pgd_losses(model, processor, cfg, units, pixels, prompts, clean: dict) -> dict[int, object]:
+def pgd_losses(model, processor, cfg, units, pixels, prompts, clean: dict, text=None) -> dict[int, object]:
     """{position in units: loss callable} for the batch's "pgd:*" units.
 
     Each teacher-forces its item's clean answer, taken from `clean`; an item missing there (a
@@ -142,22 +142,25 @@ def pgd_losses(model, processor, cfg, units, pixels, prompts, clean: dict) -> di
     missing = sorted({units[b].item for b in pgd} - set(clean))
     if missing:
         out = generate(model, processor, pixels[missing], [prompts[i] for i in missing],
-                       cfg.max_new_tokens)
+                       cfg.max_new_tokens, **(text or {}))
         for b, i in enumerate(missing):
             clean[i] = out.token_ids[b][out.mask[b]].tolist()
     return {b: make_objective(units[b].attack.split(":", 1)[1], model, processor,
-                              prompts[units[b].item], clean[units[b].item]) for b in pgd}
+                              prompts[units[b].item], clean[units[b].item], **(text or {}))
+            for b in pgd}
 
 
-def run_batch(model, processor, cfg, items, units, pixels, prompts, clean=None) -> list[dict]:
+def run_batch(model, processor, cfg, items, units, pixels, prompts, clean=None, text=None) -> list[dict]:
     """Perturb, generate and probe one batch of units; return their records in order.
 
     clean: {item index: clean answer token ids} (see clean_answers), which "pgd:*" units attack;
-    pass the same dict to every batch and the clean units of earlier batches fill it in."""
+    pass the same dict to every batch and the clean units of earlier batches fill it in.
+    text: {"original_ids": bool, "vocab": ScoredVocab} for generate and the objectives."""
     clean = {} if clean is None else clean
-    losses = pgd_losses(model, processor, cfg, units, pixels, prompts, clean)
+    losses = pgd_losses(model, processor, cfg, units, pixels, prompts, clean, text)
     xs = perturb_batch(cfg, pixels, units, losses)
-    out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens)
+    out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens,
+                   **(text or {}))
     logits = out.logits
     finite = finite_positions(logits)                           # [B,T]
     h = token_entropy(logits).masked_fill(~finite, float("nan"))  # [B,T] nats

@@ -2,7 +2,7 @@
 
     from models import load
     model, processor = load("tiny")            # the embedded checkpoint, offline, CPU float32
-    model, processor = load("llava-1.5-7b")    # llava-hf/llava-1.5-7b-hf, FP16 on the GPU
+    model, processor = load("llava-1.5-7b")    # llava-hf/llava-1.5-7b-hf, FP16 on the GPU, CLIP in float32
 
 `name` is a registry name, a Hugging Face hub id, or a local folder in Hugging Face layout.
 """
@@ -70,6 +70,53 @@ def parse_dtype(dtype, device: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def vision_dtype_for(vision_dtype, source: str, device: str, dtype: torch.dtype) -> torch.dtype:
+    """The vision tower's dtype. auto: float32 for LLaVA-1.5 on CUDA, else the model's dtype.
+
+    The original `load_pretrained_model` (llava/model/builder.py) loads CLIP with
+    device_map="auto" by default and casts it to FP16 only when device_map != "auto", so on its
+    usual path CLIP runs in float32 and its features are cast to FP16 before the projector
+    (docs/LLAVA_NOTES.md). That costs about 0.6 GB more than an all-FP16 model (0.30 B
+    parameters at 4 bytes instead of 2)."""
+    from .prompts import is_llava_1_5
+
+    if vision_dtype is None or vision_dtype == "auto":
+        llava = is_llava_1_5(source) or is_llava_1_5(os.path.basename(os.path.normpath(source)))
+        return torch.float32 if llava and str(device).startswith("cuda") else dtype
+    return parse_dtype(vision_dtype, device)
+
+
+def vision_parts(model):
+    """(vision tower, projector) of a Llava-family model, or (None, None)."""
+    inner = getattr(model, "model", model)
+    return getattr(inner, "vision_tower", None), getattr(inner, "multi_modal_projector", None)
+
+
+def set_vision_dtype(model, dtype: torch.dtype) -> None:
+    """Run the vision tower in `dtype`; its features are cast to the projector's dtype before
+    the projector, as the original's CLIPVisionTower casts them back to the images' dtype.
+    (CLIP casts its own input to its weights' dtype.)"""
+    tower, projector = vision_parts(model)
+    if tower is None or projector is None:
+        raise InputError(f"--vision-dtype applies to Llava-family checkpoints (a vision_tower and a "
+                         f"multi_modal_projector); {type(model).__name__} has none: leave it at auto")
+    tower.to(dtype)
+    if not getattr(projector, "_casts_input", False):
+        def cast(module, args):
+            w = next(module.parameters())
+            return tuple(a.to(w.dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+
+        projector.register_forward_pre_hook(cast)
+        projector._casts_input = True
+
+
+def vision_dtype_of(model) -> str:
+    """The vision tower's dtype as run.json writes it ("float32"), or the model's."""
+    tower, _ = vision_parts(model)
+    p = next((tower or model).parameters())
+    return str(p.dtype).split(".")[-1]
+
+
 def check_device(device: str | None) -> str:
     device = device or default_device()
     if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -121,8 +168,11 @@ def preflight(name: str, revision: str | None = None) -> str:
 
 
 def load(name: str, device: str | None = None, dtype=None, revision: str | None = None,
-         attn_implementation: str = "sdpa"):
-    """Load a vision-language model and its processor, weights straight onto `device`."""
+         attn_implementation: str = "sdpa", vision_dtype=None):
+    """Load a vision-language model and its processor, weights straight onto `device`.
+
+    dtype: auto (FP16 on CUDA, float32 on CPU) or a name; vision_dtype: auto (see
+    vision_dtype_for: float32 for LLaVA-1.5 on CUDA, as the original) or a name."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     source = preflight(name, revision)
@@ -142,6 +192,9 @@ def load(name: str, device: str | None = None, dtype=None, revision: str | None 
         raise InputError(_offline_message(name, source)) from None
     except ValueError as e:
         raise InputError(f"cannot load {name!r} ({source}): {str(e).splitlines()[0]}") from None
+    vdtype = vision_dtype_for(vision_dtype, source, device, dtype)
+    if vdtype != dtype:
+        set_vision_dtype(model, vdtype)
     model.eval()
     model.config_source = source
     model.config_revision = getattr(config, "_commit_hash", None)

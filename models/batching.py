@@ -128,7 +128,9 @@ def pick_batch_size(model, prompt_tokens: int, new_tokens: int, device: str, max
                     n_units: int | None = None, world_size: int = 1,
                     available: int | None = None) -> tuple[int, str]:
     """The batch to run, and one line saying why. `available` overrides the measured free bytes."""
-    per = sample_bytes(model.config, prompt_tokens, new_tokens, model.dtype)["total"]
+    from .generation import text_dtype
+
+    per = sample_bytes(model.config, prompt_tokens, new_tokens, text_dtype(model))["total"]
     room = available_bytes(device) if available is None else available
     why = f"{gib(room)} free"
     if max_memory is not None:

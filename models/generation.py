@@ -1,11 +1,15 @@
-"""Batched greedy generation that keeps the raw logits.
+"""Batched greedy generation that keeps the raw logits, over the scored vocabulary.
 
-    out = generate(model, processor, pixels, prompts, max_new_tokens=32)
+    out = generate(model, processor, pixels, prompts, max_new_tokens=128)
     out.answers, out.logits  # list[str], [B,T,V] raw logits of the generated positions
 
 `pixels` are float [B,3,H,W] in [0,1] at the model's input size (see models.images); the
 processor expands `<image>` into the vision tokens, and pixel_values are laid out from `pixels`
-in torch (models.architectures: normalised, no second resize or rescale).
+in torch (models.architectures: normalised, no second resize or rescale). With
+`original_ids=True` (the original LLaVA conversations, models.prompts.original_ids) the token
+ids are built as the original LLaVA builds them (models.prompts.llava_input_ids) instead of by
+the processor. Decoding and scoring use models.vocab.scored_vocab: V is the scored vocabulary
+(32000 for LLaVA-1.5, whose llava-hf output layer has 32064 rows).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import torch
 class Generation:
     answers: list[str]
     token_ids: torch.Tensor  # [B,T] generated tokens (padding after the end of each sequence)
-    logits: torch.Tensor     # [B,T,V] raw logits, model dtype, on the model's device
+    logits: torch.Tensor     # [B,T,V] raw logits (float32, as generate keeps them) over the scored vocabulary
     mask: torch.Tensor       # [B,T] bool: counted tokens, up to and including the first EOS
 
 
@@ -36,13 +40,43 @@ def counted_mask(token_ids: torch.Tensor, eos_ids: list[int]) -> torch.Tensor:
     return eos_before == 0
 
 
-def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype):
+def text_dtype(model) -> torch.dtype:
+    """The dtype of the language model (the output layer's): the dtype pixel_values are handed
+    in, as the original LLaVA hands its images in FP16 even where its vision tower runs in
+    float32 (models.load's vision_dtype)."""
+    return model.get_output_embeddings().weight.dtype
+
+
+def _original_ids(processor, prompts: list[str], enc) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask as the original LLaVA builds them, left padded; each image
+    expanded to as many tokens as the processor expands it to."""
+    from .prompts import IMAGE, llava_input_ids
+
+    tok = processor.tokenizer
+    image_id = tok.convert_tokens_to_ids(getattr(processor, "image_token", IMAGE))
+    rows = []
+    for prompt, ids in zip(prompts, enc["input_ids"]):
+        n_images = prompt.count(IMAGE)
+        n_tokens = int((ids == image_id).sum()) // max(n_images, 1)
+        rows.append(llava_input_ids(tok, prompt, image_id, n_tokens))
+    width = max(len(r) for r in rows)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):  # left padding, as batched decoder-only generation needs
+        input_ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    return input_ids, mask
+
+
+def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, original_ids: bool = False):
     """Tokenise prompts (left padded) and lay out pixels already at the model's input size.
 
     The processor expands `<image>` into vision tokens and returns the side inputs
-    (image_grid_thw, pixel_attention_mask, image_sizes ...); pixel_values are built from
-    `pixels` in torch by the model family's layout (models.architectures): normalised, and cut
-    into patches or tiles where the family does. So they keep the attack's float pixels, and
+    (image_grid_thw, pixel_attention_mask, image_sizes ...); with `original_ids` the ids are
+    rebuilt as the original LLaVA tokenises (see the module docstring). pixel_values are built
+    from `pixels` in torch by the model family's layout (models.architectures): normalised, and
+    cut into patches or tiles where the family does. So they keep the attack's float pixels, and
     carry gradients to `pixels` when it requires them (true-gradient PGD).
     """
     from .architectures import pixel_layout
@@ -52,6 +86,11 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype):
     processor.tokenizer.padding_side = "left"  # batched decoder-only generation needs left padding
     enc = processor(text=list(prompts), images=list(pixels.detach().float().cpu()), padding=True,
                     return_tensors="pt", **layout.processor_kwargs)
+    if original_ids:
+        if set(enc) - {"input_ids", "attention_mask", "pixel_values"}:
+            raise InputError(f"the original LLaVA token ids apply to LLaVA-1.5-style processors; this one "
+                             f"returns {', '.join(sorted(enc))}: use --prompt-format chat_template")
+        enc["input_ids"], enc["attention_mask"] = _original_ids(processor, prompts, enc)
     enc = enc.to(device)
     if "pixel_values" in enc:
         pv = layout.pixel_values(pixels.to(device=device, dtype=torch.float32))
@@ -64,17 +103,27 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype):
 
 
 @torch.inference_mode()
-def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new_tokens: int = 32,
-             **generate_kwargs) -> Generation:
-    """Greedy decoding of one answer per (image, prompt) pair, with the raw logits kept."""
-    enc = encode(processor, prompts, pixels, model.device, model.dtype)
+def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new_tokens: int = 128,
+             original_ids: bool = False, vocab=None, **generate_kwargs) -> Generation:
+    """Greedy decoding of one answer per (image, prompt) pair, with the raw logits kept.
+
+    vocab: a models.vocab.ScoredVocab (default: scored_vocab(model, processor)); its left-out
+    rows are never picked and not in `logits`."""
+    from transformers import LogitsProcessorList
+
+    from .vocab import scored_vocab, suppressor
+
+    vocab = vocab or scored_vocab(model, processor)
+    enc = encode(processor, prompts, pixels, model.device, text_dtype(model), original_ids)
     tok = processor.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_token_ids(model, processor)[0]
+    processors = LogitsProcessorList([suppressor(vocab)] if vocab.excluded else [])
+    processors.extend(generate_kwargs.pop("logits_processor", []))
     out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
                          return_dict_in_generate=True, output_logits=True, pad_token_id=pad,
-                         **generate_kwargs)
+                         logits_processor=processors, **generate_kwargs)
     token_ids = out.sequences[:, enc["input_ids"].shape[1]:]
-    logits = torch.stack(out.logits, dim=1)  # T × [B,V] -> [B,T,V]
+    logits = vocab.restrict(torch.stack(out.logits, dim=1))  # T × [B,rows] -> [B,T,V]
     mask = counted_mask(token_ids, eos_token_ids(model, processor))
     answers = [a.strip() for a in tok.batch_decode(token_ids, skip_special_tokens=True)]
     return Generation(answers=answers, token_ids=token_ids, logits=logits, mask=mask)

@@ -3,9 +3,18 @@
     x = to_model_input(load_image("data/photos/chelsea.jpg"), size=336)   # [3,336,336] in [0,1]
 
 The original LLaVA-1.5 pads to a square with the CLIP mean colour (`expand2square`,
-image_aspect_ratio "pad") and then resizes bicubically to 336; the HF processor does the same
-with do_pad=True. We do that here, in PIL on uint8 exactly as they do, and stop before the
-normalisation so the attack acts on pixels in [0,1]. The processor normalises afterwards.
+image_aspect_ratio "pad") and then resizes bicubically to 336 (CLIPImageProcessor). llava-hf's
+preprocessor_config.json has no pad step: its CLIPImageProcessor resizes the shortest edge to 336
+and centre-crops, which cuts the sides off a non-square image (LlavaImageProcessor's do_pad=True
+would pad). So we pad here, in PIL on uint8 exactly as the original does, and stop before the
+normalisation so the attack acts on pixels in [0,1]; at ε = 0 the pixels equal the original's
+bit for bit (docs/LLAVA_NOTES.md). models.architectures normalises afterwards.
+
+Image loading differs from the original on purpose: the original does
+`Image.open(path).convert("RGB")`, which ignores EXIF orientation and drops an alpha channel
+(leaving whatever colour the transparent pixels hold); `load_image` applies the EXIF rotation
+(a portrait photo is seen upright) and composites alpha on white. For a plain RGB file without
+an EXIF rotation, such as the bundled images and COCO's, the two are identical.
 """
 from __future__ import annotations
 
