@@ -1,5 +1,5 @@
-"""Tests of analysis/calibration.py: cases whose ECE and Brier
-are known by construction or by hand, and an independent numpy recomputation.
+"""Tests of analysis/calibration.py and analysis/figures_calibration.py: cases whose ECE and Brier
+are known by construction or by hand, an independent numpy recomputation, and the figures.
 
     python -m pytest tests/test_calibration.py -q
 """
@@ -16,8 +16,10 @@ import pytest
 
 from analysis.calibration import (EDGES, N_BINS, bin_index, bootstrap_ece_ci, brier,
                                   calibration, ece, sequence_prob)
+from analysis.selective import selective
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG = b"\x89PNG\r\n\x1a\n"
 KEYS = {"confidence", "n", "accuracy", "mean_confidence", "ece", "ece_ci95", "brier",
         "overconfidence", "bins"}
 
@@ -166,3 +168,76 @@ def test_analysis_modules_stay_pure():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+# ---- figures 4 and 5 ---------------------------------------------------------------------------
+
+def _blocks(rng, n, shift):
+    conf = np.clip(rng.uniform(0.2, 1.0, n) + shift, 0, 1)
+    corr = (rng.uniform(0, 1, n) < conf - 0.2).astype(float)
+    nll = -np.log(np.maximum(conf, 1e-9))
+    return {"calibration": calibration(conf.tolist(), corr.tolist(), n_boot=50),
+            "calibration_max_prob": calibration((conf ** 0.5).tolist(), corr.tolist(),
+                                                name="mean_max_prob", n_boot=50),
+            "selective": {"seq_nll": selective(nll.tolist(), corr.tolist()),
+                          "mean_entropy": selective(rng.uniform(0, 1, n).tolist(),
+                                                    corr.tolist())}}
+
+
+def synthetic_summary():
+    rng = np.random.default_rng(0)
+    clean = _blocks(rng, 60, 0.0)
+    summary = {"clean": {"n": 60, **clean}, "by_attack": {}}
+    for attack, grouped, levels in (("proxy", "epsilon", [8 / 255, 0.3]),
+                                    ("corruption:gaussian_noise", "severity", [1, 3])):
+        by_eps = {}
+        for lvl in levels:
+            key = repr(float(lvl)) if grouped == "epsilon" else str(lvl)
+            by_eps[key] = {"level": float(lvl), **_blocks(rng, 60, 0.1 * float(lvl))}
+        summary["by_attack"][attack] = {"grouped_by": grouped, "by_epsilon": by_eps}
+    return json.loads(json.dumps(summary))  # as read back from summary.json
+
+
+def test_figures_are_valid_and_deterministic(tmp_path):
+    from analysis.figures_calibration import CALIBRATION_FIGURE_NAMES, render_calibration_figures
+    s = synthetic_summary()
+    run_info = {"model": "tiny", "device": "cpu"}
+    a = render_calibration_figures(s, str(tmp_path / "a"), run_info)
+    b = render_calibration_figures(s, str(tmp_path / "b"), run_info)
+    assert [os.path.basename(p) for p in a] == list(CALIBRATION_FIGURE_NAMES)
+    for pa, pb in zip(a, b):
+        data = open(pa, "rb").read()
+        assert data.startswith(PNG) and len(data) > 5000
+        assert data == open(pb, "rb").read()
+
+
+def test_reliability_draws_nonempty_bins_with_ece_labels():
+    from analysis.figures_calibration import figure_reliability
+    s = synthetic_summary()
+    fig = figure_reliability(s, {})
+    ax = fig.axes[0]  # corruption:gaussian_noise sorts first
+    clean = s["clean"]["calibration"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == f"clean, ECE {clean['ece']:.3f}"
+    assert len(labels) == 3  # clean + two severities
+    line = next(ln for ln in ax.lines if ln.get_label().startswith("clean"))
+    want = [b["confidence"] for b in clean["bins"] if b["n"] > 0]
+    assert list(line.get_xdata()) == want
+
+
+def test_figures_without_references_still_render(tmp_path):
+    from analysis.figures_calibration import (NO_CALIBRATION, figure_reliability,
+                                              render_calibration_figures)
+    s = synthetic_summary()
+    for sec in s["by_attack"].values():
+        for e in sec["by_epsilon"].values():
+            for k in ("calibration", "calibration_max_prob", "selective"):
+                e.pop(k)
+    for k in ("calibration", "calibration_max_prob", "selective"):
+        s["clean"].pop(k)
+    paths = render_calibration_figures(s, str(tmp_path), {})
+    assert all(open(p, "rb").read().startswith(PNG) for p in paths)
+    fig = figure_reliability(s, {})
+    assert any(t.get_text() == NO_CALIBRATION for ax in fig.axes for t in ax.texts)
+    bare = render_calibration_figures({"clean": {"n": 0}, "by_attack": {}}, str(tmp_path / "c"))
+    assert all(open(p, "rb").read().startswith(PNG) for p in bare)
