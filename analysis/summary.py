@@ -30,10 +30,11 @@ Also: clean {n, mean_entropy, std_entropy, accuracy?}, nonfinite {count, records
 (token_position_profile), meta {n_records, n_valid, n_unpaired, attacks, bootstrap_resamples,
 seed, behaviour_rule, alpha, pass_percentiles, probes, probe_sign}.
 
-Probes: any of PROBE_KEYS beyond mean_entropy present in the records gets "probes"[key] =
-{"mean_delta", "ci95", "auroc_detect"}. mean_delta is in the probe's own units and sign; for the
-detection AUROC the probe is multiplied by PROBE_SIGN so that larger = more uncertain = more
-suspicious (max-prob probes: higher = more confident, so their sign is -1).
+Probes: any probe of the registry (probes/__init__.py) beyond mean_entropy present in the
+records gets "probes"[key] = {"mean_delta", "ci95", "auroc_detect"}. mean_delta is in the
+probe's own units and sign; for the detection AUROC the probe is multiplied by its registry sign
+so that larger = more uncertain = more suspicious (max-prob probes: higher = more confident, so
+their sign is -1).
 """
 from __future__ import annotations
 
@@ -42,11 +43,9 @@ from collections import defaultdict
 
 import numpy as np
 
+import probes as registry
 from analysis import stats as S
 
-PROBE_KEYS = ["mean_entropy", "max_entropy", "first_token_entropy", "mean_max_prob",
-              "min_max_prob", "seq_nll", "perplexity"]
-PROBE_SIGN = {"mean_max_prob": -1.0, "min_max_prob": -1.0}  # all others: +1
 CLEAN = "none"
 
 
@@ -159,7 +158,7 @@ def _probe_stats(clean, perturbed, probes, seed, n_boot, tag) -> dict:
     for key in probes:
         pairs = _pairs(perturbed, _clean_means(clean, key), key)
         d = [p[3] for p in pairs]
-        sign = PROBE_SIGN.get(key, 1.0)
+        sign = registry.sign(key)
         neg = [sign * v for v in (_value(r, key) for r in clean) if v is not None]
         pos = [sign * v for v in (_value(r, key) for r in perturbed) if v is not None]
         out[key] = {"n": len(d), "mean_delta": float(np.mean(d)) if d else None,
@@ -260,7 +259,7 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl
-    probes = [k for k in PROBE_KEYS[1:] if any(_value(r, k) is not None for r in valid)]
+    probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
 
     by_attack = {}
     for attack in sorted(groups):
@@ -285,7 +284,7 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
                  "bootstrap_resamples": int(n_boot), "seed": int(seed),
                  "behaviour_rule": S.BEHAVIOUR_RULE, "alpha": S.ALPHA,
                  "pass_percentiles": list(S.PASS_PERCENTILES), "probes": probes,
-                 "probe_sign": {k: PROBE_SIGN.get(k, 1.0) for k in probes},
+                 "probe_sign": {k: registry.sign(k) for k in probes},
                  "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
                                    for e in a["by_epsilon"].values())},
     }

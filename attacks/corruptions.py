@@ -18,7 +18,8 @@ anti-aliasing σ is a property of the kernel's edge and is not scaled. pixelate 
 relative to size; the noise, jpeg, contrast and brightness parameters are per pixel.
 
 Everything is plain torch (no torchvision, no cv2/scipy/skimage), except JPEG, which round-trips
-through PIL at ImageNet-C's quality levels (so its output is quantised to /255). Borders are
+through PIL at ImageNet-C's quality levels (so its output is quantised to /255), and pixelate,
+which uses PIL's own BOX and NEAREST resampling on float images, as ImageNet-C does on 8-bit ones. Borders are
 replicate-padded (ImageNet-C uses reflection), an edge effect of a pixel or two. Gaussian kernels
 are truncated at 4σ (scipy's default). gaussian_noise, shot_noise and motion_blur's angle draw from
 `generator`; every other corruption is deterministic.
@@ -41,7 +42,7 @@ _PARAMS = {
     "jpeg": (25, 18, 15, 10, 7),                                     # JPEG quality
     "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),                          # factor towards the mean
     "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),                         # added to HSV value
-    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),                          # downsampling factor
+    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),                          # downsampling factor (BOX)
 }
 
 
@@ -133,9 +134,18 @@ def _brightness(x, c, scale, generator):
 
 
 def _pixelate(x, c, scale, generator):
+    # ImageNet-C (bethgelab/imagecorruptions): PIL's BOX filter down to c of the size, then
+    # NEAREST back up. PIL resizes float ("F") images with the same filters, so each channel
+    # goes through PIL in float32: the same arithmetic, without rounding to /255 in between.
+    import numpy as np
+    from PIL import Image
+
     h, w = x.shape[-2:]
-    small = F.interpolate(x, size=(max(1, int(h * c)), max(1, int(w * c))), mode="area")
-    return F.interpolate(small, size=(h, w), mode="nearest-exact")
+    small = (max(1, int(w * c)), max(1, int(h * c)))
+    planes = x.detach().float().cpu().numpy().reshape(-1, h, w)
+    out = [np.asarray(Image.fromarray(p, "F").resize(small, Image.BOX).resize((w, h), Image.NEAREST))
+           for p in planes]
+    return torch.from_numpy(np.stack(out)).reshape(x.shape).to(x.device)
 
 
 _FNS = {

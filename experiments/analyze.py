@@ -6,8 +6,9 @@
 Reads OUT/records.jsonl (or --records) and OUT/run.json when present (model, dtype and device
 for the report header and figure captions); writes OUT/summary.json, OUT/entropy_report.txt and
 OUT/figures/*.png, each atomically. Loads no model and never imports torch. Bad input (missing
-or empty records, unreadable run.json) prints one line on stderr and exits with status 2.
-The experiment script calls analyze_run(out_dir) at the end of a run.
+or empty records, unreadable run.json) prints one line on stderr and exits with status 2;
+analyze_run raises ValueError with that line. experiments.pipeline calls analyze_run(out_dir)
+at the end of a run.
 """
 from __future__ import annotations
 
@@ -15,26 +16,10 @@ import argparse
 import os
 import sys
 
-# Plain `python experiments/analyze.py` puts experiments/ on sys.path, not the repo root.
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from experiments.records import atomic_write_json, atomic_write_text, read_records  # noqa: E402
-
-
-class AnalysisInputError(ValueError):
-    """The records or run.json cannot be analysed; the message is one line for the user."""
-
-
-def load_run_info(out_dir: str) -> dict:
-    """run.json as a dict, {} when absent."""
-    from experiments import runinfo
-
-    try:
-        return runinfo.read(out_dir, strict=True)
-    except ValueError as e:
-        raise AnalysisInputError(str(e)) from None
+try:
+    from experiments.runs import atomic_write_json, atomic_write_text, read_info, read_records
+except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
+    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
 
 REQUIRED = ("image", "question", "attack", "epsilon", "trial")
@@ -63,18 +48,18 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     """Summarise OUT/records.jsonl and write summary.json, entropy_report.txt, figures/."""
     records_path = records_path or os.path.join(out_dir, "records.jsonl")
     if not os.path.exists(records_path):
-        raise AnalysisInputError(f"{records_path}: no such file")
+        raise ValueError(f"{records_path}: no such file")
     try:
         records = read_records(records_path)
-    except (OSError, ValueError) as e:
-        raise AnalysisInputError(str(e)) from None
+    except OSError as e:
+        raise ValueError(str(e)) from None
     if not records:
-        raise AnalysisInputError(f"{records_path}: no records")
+        raise ValueError(f"{records_path}: no records")
     for i, r in enumerate(records):
         problem = _record_problem(r)
         if problem:
-            raise AnalysisInputError(f"{records_path}: record {i + 1} {problem}")
-    run_info = load_run_info(out_dir)
+            raise ValueError(f"{records_path}: record {i + 1} {problem}")
+    run_info = read_info(out_dir, strict=True)
     # Imported here so bad input is reported without first paying for matplotlib's import.
     from analysis.figures import render_figures
     from analysis.report import render_report
@@ -102,7 +87,7 @@ def main(argv=None) -> int:
         ap.error("--bootstrap must be at least 1")
     try:
         analyze_run(args.out, args.records, args.seed, args.bootstrap, not args.no_figures)
-    except AnalysisInputError as e:
+    except ValueError as e:
         print(f"analyze: {e}", file=sys.stderr)
         return 2
     print(f"wrote {os.path.join(args.out, 'summary.json')}, entropy_report.txt, figures/")

@@ -14,8 +14,10 @@ bandwidth, from a table of GPUs, or a measured copy bandwidth on CPU); peak memo
 reports their peak; with --static-cache, the batched pass again with a static KV cache (on CUDA
 generate compiles the decode step; the first batch, compile included, is timed apart).
 --random-weights builds the architecture of a config.json (no download) with random weights in
-the GPU's memory and a small stand-in tokenizer (the real image processor settings; the prompt
-is the llava_v1 prompt, 576 image tokens at 336 px). Writes --out (JSON) with the hardware named.
+the GPU's memory and llava-hf's processor with the real Llama-2 tokenizer
+(models.checkpoint.random_llava; the llava_v1 prompt, 576 image tokens at 336 px). The flags the
+experiment shares are derived from experiments/config.py as it derives its own. A decode-step
+time that drowns in the machine's noise (a negative difference) is written as null. Writes --out (JSON) with the hardware named.
 --repeats N times both passes N times and keeps the best of each (on a shared machine the other
 load otherwise decides the ratio); --threads sets torch's CPU threads (default torch's own, one
 per core, as entropy_analysis.py runs; on a machine busy with other work one thread is the
@@ -31,23 +33,15 @@ import resource
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+try:
+    import torch
 
-import torch  # noqa: E402
-
-from experiments import runinfo  # noqa: E402
-from experiments.config import Config  # noqa: E402
-from experiments.imagesets import resolve_items  # noqa: E402
-from experiments.records import atomic_write_json  # noqa: E402
-from experiments.sweep import make_units, run_batch  # noqa: E402
-from models import TINY_DIR, check_device, load, parse_dtype, resolve  # noqa: E402
-from models.batching import (GIB, Backoff, pick_batch_size, prompt_tokens,  # noqa: E402
-                             sample_bytes, weight_bytes)
-from models.generation import generate, text_dtype  # noqa: E402
-from models.images import input_size, load_image, to_model_input  # noqa: E402
-from models.prompts import build_prompt, default_format  # noqa: E402
+    from experiments import pipeline, runs
+    from experiments.config import Config, add_arguments, build_config
+    from models.batching import GIB, Backoff, pick_batch_size, prompt_tokens, sample_bytes, weight_bytes
+    from models.generation import generate, text_dtype
+except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
+    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
 # Peak memory bandwidth, GB/s, by device name (first match wins).
 BANDWIDTH_GB_S = [(r"H200", 4800), (r"H100 NVL", 3900), (r"H100 PCIe", 2000), (r"H100", 3350),
@@ -96,34 +90,7 @@ def bandwidth(device: str) -> tuple[float | None, str]:
     return round(2 * a.numel() * 4 / best / 1e9, 1), "measured (256 MiB copy, read + write)"
 
 
-def random_llava(config_path: str, device: str, dtype):
-    """The architecture of `config_path` with random weights, and a processor to feed it."""
-    from transformers import GenerationConfig, LlavaConfig, LlavaForConditionalGeneration
-
-    from models.checkpoint import IMAGE_TOKEN, TinyLlavaSpec, _with_bos, build_processor, build_tokenizer
-    from models.prompts import LLAVA_V1_SYSTEM
-
-    with open(config_path, encoding="utf-8") as f:
-        config = LlavaConfig.from_dict(json.load(f))
-    items = resolve_items([], None, "photos")
-    corpus = [LLAVA_V1_SYSTEM, "USER: ASSISTANT:"] + [it.question for it in items]
-    tok = _with_bos(build_tokenizer(corpus, vocab_size=512))
-    v = config.vision_config
-    processor = build_processor(tok, TinyLlavaSpec(image_size=v.image_size, patch_size=v.patch_size))
-    # The stand-in tokenizer's ids for <image>, <pad>, <s>, </s>: the compute is the same.
-    config.image_token_id = tok.convert_tokens_to_ids(IMAGE_TOKEN)
-    config.pad_token_id = config.text_config.pad_token_id = tok.pad_token_id
-    config.text_config.bos_token_id, config.text_config.eos_token_id = tok.bos_token_id, tok.eos_token_id
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = LlavaForConditionalGeneration._from_config(config, dtype=dtype, attn_implementation="sdpa")
-    model.eval()
-    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                                               pad_token_id=tok.pad_token_id, do_sample=False)
-    return model, processor
-
-
-def sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[list, float]:
+def timed_sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[list, float]:
     """Run `units` in fixed batches through fn; returns (records, seconds)."""
     sync(device)
     t = time.perf_counter()
@@ -134,7 +101,7 @@ def sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[l
     return records, time.perf_counter() - t
 
 
-def decode_ms(model, processor, xs, prompts, steps: int, device: str, reps: int = 2) -> float:
+def decode_ms(sweep, xs, prompts, steps: int, device: str, reps: int = 2) -> float | None:
     """Milliseconds per decode step: (time of `steps` new tokens - time of 1) / (steps - 1).
 
     Both runs ask for `steps` tokens (EOS suppressed) and a stopping criterion ends the short one
@@ -155,109 +122,115 @@ def decode_ms(model, processor, xs, prompts, steps: int, device: str, reps: int 
         for _ in range(reps):
             sync(device)
             t = time.perf_counter()
-            generate(model, processor, xs, prompts, steps, min_new_tokens=steps,
-                     stopping_criteria=StoppingCriteriaList([StopAfter(n)]))
+            generate(sweep.model, sweep.processor, xs, prompts, steps, min_new_tokens=steps,
+                     stopping_criteria=StoppingCriteriaList([StopAfter(n)]), **sweep.text)
             sync(device)
             best = min(best, time.perf_counter() - t)
         return best
 
     timed(2)  # warm
-    return round(1000 * (timed(steps) - timed(1)) / (steps - 1), 3)
+    ms = 1000 * (timed(steps) - timed(1)) / (steps - 1)
+    return round(ms, 3) if ms > 0 else None  # under load the difference can drown in noise
+
+
+SHARED = ("model", "images", "epsilons", "trials", "max_new_tokens", "device", "dtype", "vision_dtype",
+          "batch_size", "max_memory", "static_cache")
 
 
 def parse_args(argv):
-    d = Config()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", default="tiny", help="registry name, hub id or folder (default tiny)")
-    src.add_argument("--random-weights", metavar="CONFIG_JSON",
-                     help="build this Llava config.json with random weights (no download)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda if available)")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--vision-dtype", default="auto",
-                   help="auto: float32 for LLaVA-1.5 (and --random-weights) on CUDA, as the original")
-    p.add_argument("--images", nargs="+", default=[])
-    p.add_argument("--epsilons", nargs="+", type=float, default=d.epsilons)
-    p.add_argument("--trials", type=int, default=d.trials)
-    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    add_arguments(p, only=SHARED)  # the experiment's own flags, parsed alike (8/255 works)
+    p.add_argument("--random-weights", metavar="CONFIG_JSON",
+                   help="build this Llava config.json with random weights (no download), instead of --model")
     p.add_argument("--units", type=int, help="only the first N units of the sweep")
-    p.add_argument("--batch-size", type=int, help="the batched pass's size (default: as the experiment picks)")
-    p.add_argument("--max-memory", help="also run batches at the size chosen under this budget, e.g. 14.5GiB")
     p.add_argument("--budget-batches", type=int, default=2, help="batches to run under --max-memory")
-    p.add_argument("--static-cache", action="store_true", help="also time the batched pass with a static cache")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     p.add_argument("--repeats", type=int, default=1, help="time both passes this many times, keep the best")
     p.add_argument("--out", default="results/benchmark.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.random_weights and args.model:
+        p.error("give --model or --random-weights, not both")
+    args.model = args.model or "tiny"
+    return args
+
+
+def build(args, cfg: Config):
+    """(sweep, label, seconds to build): the experiment's Sweep on --model or a random-weight build."""
+    from models import set_vision_dtype, vision_dtype_for
+    from models.checkpoint import random_llava
+    from models.images import load_image
+    from models.prompts import build_prompt, original_ids
+    from models.vocab import scored_vocab
+
+    from experiments.imagesets import resolve_items
+    from experiments.sweep import Sweep
+
+    t = time.perf_counter()
+    if not args.random_weights:
+        p = pipeline.plan(cfg, check_out=False)
+        return pipeline.prepare(p), runs.model_label(p.source), time.perf_counter() - t, p.fmt
+    device = pipeline.plan_device(cfg)
+    dtype = pipeline.parse_dtype(cfg.dtype, device)
+    model, processor = random_llava(args.random_weights, device, dtype)
+    vdtype = vision_dtype_for(cfg.vision_dtype, "llava-1.5", device, dtype)  # the config is LLaVA-1.5's
+    if vdtype != dtype:
+        set_vision_dtype(model, vdtype)
+    items = resolve_items(cfg.images, None, "photos")
+    from models.images import input_size
+
+    images = pipeline.Pixels([load_image(it.path) for it in items], input_size(processor),
+                             processor.image_processor.image_mean, device)
+    prompts = [build_prompt(processor, it.question, "llava_v1") for it in items]
+    sweep = Sweep(model, processor, cfg, items, prompts, images, original_ids("llava_v1"),
+                  scored_vocab(model, processor))
+    return sweep, f"random weights ({args.random_weights})", time.perf_counter() - t, "llava_v1"
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = check_device(args.device)
-    dtype = parse_dtype(args.dtype, device)
-    if args.random_weights:
-        t = time.perf_counter()
-        model, processor = random_llava(args.random_weights, device, dtype)
-        from models import set_vision_dtype, vision_dtype_for
-
-        vdtype = vision_dtype_for(args.vision_dtype, "llava-1.5 " + args.random_weights, device, dtype)
-        if vdtype != dtype:
-            set_vision_dtype(model, vdtype)
-        source, label, fmt, image_set = args.random_weights, f"random weights ({args.random_weights})", "llava_v1", "photos"
-        build_s = time.perf_counter() - t
-    else:
-        source = resolve(args.model)
-        t = time.perf_counter()
-        model, processor = load(args.model, device=device, dtype=dtype, vision_dtype=args.vision_dtype)
-        build_s = time.perf_counter() - t
-        label, fmt = runinfo.model_label(source), default_format(source)
-        image_set = "scenes" if source == TINY_DIR else "photos"
-    cfg = Config(model=label, images=args.images, epsilons=args.epsilons, trials=args.trials,
-                 max_new_tokens=args.max_new_tokens)
-    items = resolve_items(cfg.images, None, image_set)
-    size = input_size(processor)
-    pixels = torch.stack([to_model_input(load_image(it.path), size, processor.image_processor.image_mean)
-                          for it in items]).to(device)
-    prompts = [build_prompt(processor, it.question, fmt) for it in items]
-    units = make_units(cfg, items)[:args.units]
-    n_prompt = prompt_tokens(processor, prompts, pixels)
-    if args.batch_size:
-        batch, why = args.batch_size, "--batch-size"
+    cfg, _ = build_config(args)
+    sweep, label, build_s, fmt = build(args, cfg)
+    model, processor, items = sweep.model, sweep.processor, sweep.items
+    device, dtype = str(model.device), text_dtype(model)
+    units = pipeline.make_units(cfg, items)[:args.units]
+    n_prompt = prompt_tokens(processor, sweep.prompts, sweep.images.pixels([0]))
+    if cfg.batch_size:
+        batch, why = cfg.batch_size, "--batch-size"
     else:
         batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units))
     print(f"{len(units)} units, {n_prompt} prompt tokens, batch {batch} ({why})", file=sys.stderr)
 
     def fn(piece):
-        return run_batch(model, processor, cfg, items, piece, pixels, prompts)
+        return pipeline.run_batch(sweep, piece)
 
     backoff = Backoff()
     fn(units[:1]), backoff(fn, units[:batch])  # warm both paths (kernels, allocator, lazy imports)
     one_s = many_s = float("inf")
     for _ in range(args.repeats):  # the best of each: what the machine's other load left alone
         reset_peak(device)
-        one, seconds = sweep(fn, units, 1, Backoff(), device)
+        one, seconds = timed_sweep(fn, units, 1, Backoff(), device)
         one_s, one_peak = min(one_s, seconds), peak_gib(device)
         reset_peak(device)
-        many, seconds = sweep(fn, units, batch, backoff, device)
+        many, seconds = timed_sweep(fn, units, batch, backoff, device)
         many_s, many_peak = min(many_s, seconds), peak_gib(device)
     same = sum(a["answer"] == b["answer"] for a, b in zip(one, many))
     dh = max((abs(a["mean_entropy"] - b["mean_entropy"]) for a, b in zip(one, many)
               if a["answer"] == b["answer"] and a["mean_entropy"] is not None
               and b["mean_entropy"] is not None), default=None)
 
-    xs = pixels[[u.item for u in units[:batch]]]
-    ps = [prompts[u.item] for u in units[:batch]]
+    xs = sweep.images.pixels([u.item for u in units[:batch]])
+    ps = [sweep.prompts[u.item] for u in units[:batch]]
     steps = max(cfg.max_new_tokens, 8)
-    step1 = decode_ms(model, processor, xs[:1], ps[:1], steps, device)
-    stepb = decode_ms(model, processor, xs, ps, steps, device)
+    step1 = decode_ms(sweep, xs[:1], ps[:1], steps, device)
+    stepb = decode_ms(sweep, xs, ps, steps, device)
     wbytes = weight_bytes(model)
     gbs, gbs_from = bandwidth(device)
     kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, text_dtype(model))["kv_cache"]
     result = {
-        "hardware": {"device": device, "device_name": runinfo.device_name(device),
-                     "cpu": runinfo.cpu_name(), "cores": os.cpu_count(),
+        "hardware": {"device": device, "device_name": runs.device_name(device),
+                     "cpu": runs.cpu_name(), "cores": os.cpu_count(),
                      "torch_threads": torch.get_num_threads(),
                      "gpu_memory_gib": round(torch.cuda.get_device_properties(torch.device(device)).total_memory / GIB, 2)
                      if device.startswith("cuda") else None},
@@ -283,23 +256,22 @@ def main(argv=None) -> int:
                                                            / (gbs * 1e9), 3) if gbs else None},
         "peak_memory_note": "GPU: torch max_memory_allocated per pass" if device.startswith("cuda")
         else "CPU: the process's peak resident set, all passes together",
-        "versions": runinfo.versions(), "git_commit": runinfo.git_commit(),
+        "versions": runs.versions(), "git_commit": runs.git_commit(),
         "command": " ".join(["experiments/benchmark.py"] + sys.argv[1:] if argv is None else
                             ["experiments/benchmark.py"] + list(argv)),
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     target = TARGET_SPEEDUP["cuda" if device.startswith("cuda") else "cpu"]
     result["target"] = {"speedup_at_least": target, "met": result["speedup"] >= target}
-    if args.max_memory:
+    if cfg.max_memory:
         result["budget"] = budget_pass(model, n_prompt, cfg, device, args, units, fn)
-    if args.static_cache:
+    if cfg.static_cache:
         try:
-            result["static_cache"] = static_pass(model, device, units, batch, fn, many_s, steps,
-                                                 processor, xs, ps, many)
+            result["static_cache"] = static_pass(sweep, device, units, batch, fn, many_s, steps, xs, ps, many)
         except Exception as e:  # noqa: BLE001 - a compile failure must not lose the figures above
             result["static_cache"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    atomic_write_json(args.out, result)
+    runs.atomic_write_json(args.out, result)
     print(table(result))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -307,23 +279,24 @@ def main(argv=None) -> int:
 
 def budget_pass(model, n_prompt, cfg, device, args, units, fn) -> dict:
     """A few batches at the size picked under --max-memory, and their peak memory."""
-    batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, args.max_memory)
+    batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, cfg.max_memory)
     work = units[:batch * args.budget_batches]
     reset_peak(device)
     backoff = Backoff()
-    _, seconds = sweep(fn, work, batch, backoff, device)
+    _, seconds = timed_sweep(fn, work, batch, backoff, device)
     peak = peak_gib(device)
     from models.batching import parse_memory
 
-    limit = parse_memory(args.max_memory) / GIB
-    return {"max_memory": args.max_memory, "batch_size": batch, "chosen_by": why, "units": len(work),
+    limit = parse_memory(cfg.max_memory) / GIB
+    return {"max_memory": cfg.max_memory, "batch_size": batch, "chosen_by": why, "units": len(work),
             "samples_per_s": round(len(work) / seconds, 3), "peak_memory_gib": peak,
             "oom_backoff_depth": backoff.depth,
             "within_budget": peak <= limit if device.startswith("cuda") else None}
 
 
-def static_pass(model, device, units, batch, fn, eager_s, steps, processor, xs, ps, eager) -> dict:
+def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager) -> dict:
     """The batched pass again with a static KV cache (compiled decode step on CUDA)."""
+    model = sweep.model
     model.generation_config.cache_implementation = "static"
     try:
         sync(device)
@@ -331,8 +304,8 @@ def static_pass(model, device, units, batch, fn, eager_s, steps, processor, xs, 
         fn(units[:batch])  # compiles on CUDA
         sync(device)
         first_s = time.perf_counter() - t
-        records, seconds = sweep(fn, units, batch, Backoff(), device)
-        step = decode_ms(model, processor, xs, ps, steps, device)
+        records, seconds = timed_sweep(fn, units, batch, Backoff(), device)
+        step = decode_ms(sweep, xs, ps, steps, device)
     finally:
         model.generation_config.cache_implementation = None
     diffs = [abs(a - b) for ra, rb in zip(eager, records) if ra["answer"] == rb["answer"]
@@ -345,6 +318,10 @@ def static_pass(model, device, units, batch, fn, eager_s, steps, processor, xs, 
             "compiled": device.startswith("cuda")}
 
 
+def _ms(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def table(r: dict) -> str:
     hw, one, many, ds = r["hardware"], r["one_at_a_time"], r["batched"], r["decode_step"]
     floor = f"{ds['floor_ms']} ms ({ds['bandwidth_gb_s']} GB/s, {ds['bandwidth_from']})" \
@@ -352,7 +329,7 @@ def table(r: dict) -> str:
     rows = [("", "one at a time", f"batched ({many['batch_size']})"),
             ("samples/s", f"{one['samples_per_s']:.3f}", f"{many['samples_per_s']:.3f}"),
             ("seconds", f"{one['seconds']:.2f}", f"{many['seconds']:.2f}"),
-            ("ms / decode step", f"{ds['ms_batch_1']:.2f}", f"{ds['ms_batch_' + str(ds['batch'])]:.2f}"),
+            ("ms / decode step", _ms(ds["ms_batch_1"]), _ms(ds["ms_batch_" + str(ds["batch"])])),
             ("peak memory GiB", f"{one['peak_memory_gib']:.2f}", f"{many['peak_memory_gib']:.2f}")]
     lines = [f"{hw['device_name']}, {hw['torch_threads']} torch threads; {r['model']['model']} "
              f"({r['model']['parameters'] / 1e6:.1f} M parameters, {r['model']['dtype']}); "

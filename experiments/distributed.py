@@ -9,7 +9,8 @@ The launcher sets WORLD_SIZE, RANK and LOCAL_RANK. The units are cut into the sa
 as in one process, and batch i goes to process i % world_size, on cuda:LOCAL_RANK. Each process
 appends its records to OUT/records.rank{r}.jsonl (flushed line by line, resumable like
 records.jsonl); when all are done, rank 0 merges records.jsonl and the shards in canonical unit
-order into one records.jsonl, removes the shards and writes run.json and the report. So with the
+order into one records.jsonl (experiments/runs.py: shard_path, done_keys, merge), removes the
+shards and writes run.json and the report. So with the
 same --batch-size the merged file is byte for byte the file one process writes, provided every
 process computes alike: same device type, and on CPU the same thread count (the launchers set
 OMP_NUM_THREADS=1; CPU matmuls round differently with other thread counts).
@@ -25,15 +26,9 @@ barriers (after rank 0 has prepared --out, and before it merges).
 from __future__ import annotations
 
 import datetime
-import glob
-import json
 import os
-import re
 from dataclasses import dataclass
 
-from experiments.records import atomic_write_text, read_records, record_key
-
-SHARD = "records.rank{}.jsonl"
 WAIT = datetime.timedelta(days=2)  # the final barrier waits for the slowest process's share
 
 
@@ -105,71 +100,3 @@ def stop(w: World) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def shard_path(out: str, w: World) -> str:
-    """Where this process appends its records: records.jsonl itself when it is alone."""
-    if w.size == 1:
-        return os.path.join(out, "records.jsonl")
-    return os.path.join(out, SHARD.format(w.rank))
-
-
-def shard_paths(out: str) -> list[str]:
-    found = glob.glob(os.path.join(glob.escape(out), SHARD.format("*")))
-    return sorted(p for p in found if re.fullmatch(r"records\.rank\d+\.jsonl", os.path.basename(p)))
-
-
-def clear_shards(out: str) -> None:
-    for p in shard_paths(out):
-        os.remove(p)
-
-
-def done_keys(out: str, w: World) -> set:
-    """Keys of the units already in records.jsonl or in any shard (repairing this process's own)."""
-    own = shard_path(out, w)
-    keys = set()
-    for path in [os.path.join(out, "records.jsonl")] + shard_paths(out):
-        keys |= {record_key(r) for r in read_records(path, repair=path == own)}
-    return keys
-
-
-def _lines(path: str) -> list[bytes]:
-    """The whole JSON lines of a records file (a torn last line is left out)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    return [line for line in lines[:-1] if line.strip()] + (
-        [lines[-1]] if lines[-1].strip() and _is_json(lines[-1]) else [])
-
-
-def _is_json(line: bytes) -> bool:
-    try:
-        json.loads(line)
-        return True
-    except ValueError:
-        return False
-
-
-def merge(out: str, order: list[tuple]) -> int:
-    """Write records.jsonl as records.jsonl + every shard, one line per unit, in `order`.
-
-    `order` lists the unit keys (experiments.records.record_key) in canonical order; a key seen
-    twice keeps its first line (records.jsonl first, then the shards by rank); records of keys
-    not in `order` follow, as found. Lines are copied byte for byte. Returns the record count."""
-    wanted, by_key, extra = set(order), {}, []
-    for path in [os.path.join(out, "records.jsonl")] + shard_paths(out):
-        for line in _lines(path):
-            key = record_key(json.loads(line))
-            if key in by_key:
-                continue
-            by_key[key] = line
-            if key not in wanted:
-                extra.append(line)
-    lines = [by_key[k] for k in order if k in by_key] + extra
-    atomic_write_text(os.path.join(out, "records.jsonl"),
-                      "".join(line.decode("utf-8") + "\n" for line in lines))
-    clear_shards(out)
-    return len(lines)
-

@@ -3,10 +3,9 @@
     python experiments/gpu_memory_check.py --out results/gpu_memory.json   # a CUDA GPU, ~1 min
     python experiments/gpu_memory_check.py --tiny --out /tmp/gpu_memory.json   # same code, tiny Llava, CPU, seconds
 
-Builds LLaVA-1.5-7B with random weights straight on the GPU in FP16 (configs/llava-1.5-7b.json
-where it holds a LlavaConfig, else the config below, from LLAVA_NOTES.md), a stand-in processor
-(the real image geometry, a word-level tokenizer with `<image>` at id 32000), and runs
-attacks.pgd_visual.pgd_gradient for --steps steps at ε = 8/255 with the entropy_min objective
+Builds LLaVA-1.5-7B with random weights straight on the GPU in FP16 (configs/llava-1.5-7b.json,
+models.checkpoint.random_llava, with llava-hf's processor and the real Llama-2 tokenizer), and runs
+attacks.pgd.pgd_gradient for --steps steps at ε = 8/255 with the entropy_min objective
 (experiments.objectives, the sweep's own code) on the llava_v1 prompt and a 32-token answer,
 with SDPA attention and gradient checkpointing. Writes --out (JSON: peak_gib, the 14.5 GiB T4
 budget, fits_t4, seconds per step, token counts, versions) and prints one line.
@@ -24,65 +23,15 @@ import resource
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+try:
+    import torch
 
-import torch  # noqa: E402
+    from models.checkpoint import REPO, random_llava
+except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
+    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
 T4_BUDGET_GIB = 14.5
 CONFIG_FILE = os.path.join(REPO, "configs", "llava-1.5-7b.json")
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
-
-def llava_7b_config():
-    """llava-hf/llava-1.5-7b-hf's architecture: CLIP ViT-L/14-336, 2-layer GELU projector, Vicuna-7B."""
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
-
-    if os.path.isfile(CONFIG_FILE):
-        with open(CONFIG_FILE, encoding="utf-8") as f:
-            data = json.load(f)
-        data = data.get("config", data)  # the file may wrap the config in other benchmark data
-        if "text_config" in data and "vision_config" in data:
-            return LlavaConfig.from_dict(data), CONFIG_FILE
-    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-                              num_attention_heads=16, image_size=336, patch_size=14,
-                              projection_dim=768, hidden_act="quick_gelu", layer_norm_eps=1e-5)
-    text = LlamaConfig(vocab_size=32064, hidden_size=4096, intermediate_size=11008,
-                       num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32,
-                       max_position_embeddings=4096, rms_norm_eps=1e-5, bos_token_id=1,
-                       eos_token_id=2, pad_token_id=32001, tie_word_embeddings=False)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=32000,
-                         image_seq_length=576, vision_feature_layer=-2,
-                         vision_feature_select_strategy="default", projector_hidden_act="gelu",
-                         pad_token_id=32001)
-    return config, "inline (LLAVA_NOTES.md)"
-
-
-def stand_in_processor(config):
-    """The real LLaVA-1.5 image geometry; a word-level tokenizer with the checkpoint's special ids."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import LlavaProcessor, PreTrainedTokenizerFast
-    from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
-
-    n = config.text_config.vocab_size
-    special = {0: "<unk>", 1: "<s>", 2: "</s>", config.image_token_index: "<image>",
-               config.pad_token_id: "<pad>"}
-    vocab = {special.get(i, f"w{i}"): i for i in range(n)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(list(special.values()))  # whole tokens, never split by the pre-tokenizer
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>",
-                                   eos_token="</s>", pad_token="<pad>",
-                                   extra_special_tokens={"image_token": "<image>"})
-    vc = config.vision_config
-    ip = LlavaImageProcessorPil(size={"shortest_edge": vc.image_size},
-                                crop_size={"height": vc.image_size, "width": vc.image_size},
-                                do_pad=True, image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    return LlavaProcessor(image_processor=ip, tokenizer=fast, patch_size=vc.patch_size,
-                          vision_feature_select_strategy="default", num_additional_image_tokens=1)
 
 
 def build(tiny: bool, device: str, attention: str):
@@ -93,13 +42,8 @@ def build(tiny: bool, device: str, attention: str):
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         model = model.to(device=device, dtype=dtype)
         return model, processor, "models.checkpoint.build_llava (tiny, random)"
-    from transformers import LlavaForConditionalGeneration
-
-    config, source = llava_7b_config()
-    with torch.device(device):  # random init straight on the GPU: no 28 GB float32 copy on the host
-        model = LlavaForConditionalGeneration._from_config(config, dtype=torch.float16,
-                                                           attn_implementation=attention)
-    return model.eval(), stand_in_processor(config), source
+    model, processor = random_llava(CONFIG_FILE, device, torch.float16, attention)
+    return model, processor, CONFIG_FILE
 
 
 def main(argv=None) -> int:
@@ -115,7 +59,7 @@ def main(argv=None) -> int:
                    help="the vision tower's dtype (default float32, the original's on CUDA)")
     args = p.parse_args(argv)
 
-    from attacks.pgd_visual import pgd_gradient
+    from attacks.pgd import pgd_gradient
     from experiments.objectives import make_objective
     from models.architectures import pixel_layout
     from models.prompts import build_prompt
@@ -139,13 +83,16 @@ def main(argv=None) -> int:
 
     side = pixel_layout(processor).side
     prompt = build_prompt(processor, "What is shown in this image? Describe it in detail.", "llava_v1")
-    vocab = model.config.text_config.vocab_size
+    original = not args.tiny  # the 7B stand-in is tokenised as the original LLaVA
+    from models.vocab import scored_vocab
+
+    vocab = scored_vocab(model, processor).size
     g = torch.Generator().manual_seed(0)
     special = {model.config.image_token_index, getattr(model.config, "pad_token_id", None)}
     answer = [int(i) for i in torch.randint(3, vocab, (4 * args.answer_tokens,), generator=g)
               if int(i) not in special][:args.answer_tokens - 1] + [processor.tokenizer.eos_token_id]
     loss = make_objective("entropy_min", model, processor, prompt, answer,
-                          checkpointing=not args.no_checkpointing)
+                          checkpointing=not args.no_checkpointing, original_ids=original)
     x = torch.rand(1, 3, side, side, generator=g).to(device)
 
     with torch.no_grad():

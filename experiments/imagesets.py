@@ -26,7 +26,8 @@ class Item:
     path: str
     question: str
     answers: tuple | None = None
-    match: str | None = None
+    match: str | None = None        # how an answer is scored against `answers` (see score)
+    extra: tuple = ()               # (name, value) pairs every record of the item carries
 
 
 def image_key(path: str) -> str:
@@ -83,6 +84,11 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
 
 
+def score(match: str, answer: str, answers):
+    """A record's `correct`: True/False for "exact" and "contains" (see is_correct)."""
+    return is_correct(answer, answers, match)
+
+
 def is_correct(answer: str, answers, match: str) -> bool:
     """Exact match (after lower-casing and trimming a final period) or whole-word containment."""
     if match == "exact":
@@ -92,4 +98,4 @@ def is_correct(answer: str, answers, match: str) -> bool:
     return any(f" {normalise(r)} " in words for r in answers)
 
 
-__all__ = ["Item", "resolve_items", "is_correct", "IMAGE_EXTENSIONS", "DEFAULT_QUESTION"]
+__all__ = ["Item", "resolve_items", "is_correct", "score", "IMAGE_EXTENSIONS", "DEFAULT_QUESTION"]

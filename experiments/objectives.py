@@ -1,7 +1,10 @@
 """Losses for true-gradient PGD, taken through the whole VLM (vision tower, projector, decoder).
 
     loss = make_objective("entropy_min", model, processor, prompt, answer_ids)
-    x_adv = attacks.pgd_visual.pgd_gradient(x, 8 / 255, loss)
+    x_adv = attacks.pgd.pgd_gradient(x, 8 / 255, loss)
+
+The objectives themselves (functions of the logits) live beside the attack, in attacks/pgd.py
+(OBJECTIVES); this module holds the model: it teacher-forces and returns their value for x.
 
 Every objective teacher-forces the clean answer: the prompt with the image, then the clean greedy
 answer's tokens (up to and including its end-of-sequence token), and scores the logits at the T
@@ -24,13 +27,11 @@ from contextlib import contextmanager
 
 import torch
 
+from attacks.pgd import OBJECTIVES
 from models.architectures import pixel_layout
 from models.errors import InputError
 from models.generation import encode, eos_token_ids, text_dtype
 from models.vocab import scored_vocab
-from probes.entropy import token_entropy
-
-OBJECTIVES = ("entropy_min", "entropy_max", "ce")
 
 
 def _checkpointing(model, on: bool) -> None:
@@ -132,13 +133,7 @@ class Objective:
 
     def loss(self, x: torch.Tensor) -> torch.Tensor:
         """[B] losses: each image's mean over the answer positions."""
-        logits = self.logits(x)
-        if self.name == "ce":
-            target = self.answer.expand(logits.shape[0], -1)
-            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-            return -ce.mean(-1)
-        h = token_entropy(logits).mean(-1)
-        return h if self.name == "entropy_min" else -h
+        return OBJECTIVES[self.name](self.logits(x), self.answer)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and x.requires_grad:

@@ -9,14 +9,12 @@ the question, the answer and its mean token entropy. Exits 2 on bad input, 1 on 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from models.errors import InputError  # noqa: E402
+try:
+    from models.errors import InputError
+except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
+    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
 
 def run(argv=None) -> int:

@@ -1,33 +1,66 @@
 """The sweep: (image, question) × (clean + attack levels × trials) generations -> records.
 
+    sweep = Sweep(model, processor, cfg, items, prompts, images)   # experiments.pipeline builds it
+    units = make_units(cfg, items)
+    records = run_batch(sweep, units[:56])
+
 Units are laid out in one canonical order and cut into fixed batches, and each perturbation
 draws from its own seed, so a resumed or split run computes every batch exactly as an
-uninterrupted one does and the records come out identical.
+uninterrupted one does and the records come out identical. A batch is perturbed by its attack's
+registry entry (attacks/__init__.py), generated greedily over the scored vocabulary, and probed
+(probes/); with --samples it also gets K sampled answers and K answers under small seeded shifts
+of the same input, for semantic and consistency entropy.
 """
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from attacks.pgd_visual import pgd_proxy
-from models.errors import InputError
+import attacks
 from models.generation import generate
 from probes.entropy import finite_positions, token_entropy
 from probes.uncertainty import uncertainty_measures
-from .imagesets import Item, is_correct
+
+from .imagesets import Item, score
 
 
 @dataclass(frozen=True)
 class Unit:
     item: int            # index into the items
-    attack: str          # "none" for the clean generation
+    attack: str          # "none" for the clean generation, else the attack's record name
     epsilon: float | None
     severity: int | None
     trial: int
     seed: int
+
+
+@dataclass
+class Sweep:
+    """Everything a batch needs: the model and how to talk to it, the inputs, the attack."""
+    model: object
+    processor: object
+    cfg: object                  # experiments.config.Config
+    items: list[Item]
+    prompts: list[str]           # one per item: the exact text handed to the tokenizer
+    images: object               # .pixels(item indices) -> float [B,3,S,S] in [0,1] on the device
+    original_ids: bool = False   # tokenise as the original LLaVA (models.prompts.original_ids)
+    vocab: object = None         # models.vocab.ScoredVocab (None: the model's own)
+    clean: dict = field(default_factory=dict)  # item index -> the clean answer's token ids
+
+    @property
+    def attack(self) -> attacks.Attack:
+        return attacks.get(self.cfg.attack)
+
+    @property
+    def params(self) -> dict:
+        return {name: getattr(self.cfg, name) for name in self.attack.params}
+
+    @property
+    def text(self) -> dict:
+        return {"original_ids": self.original_ids, "vocab": self.vocab}
 
 
 def unit_seed(seed: int, item: Item, attack: str, level, trial: int) -> int:
@@ -36,32 +69,18 @@ def unit_seed(seed: int, item: Item, attack: str, level, trial: int) -> int:
     return zlib.crc32(text.encode()) & 0x7FFFFFFF
 
 
-def attack_name(cfg) -> str:
-    if cfg.attack == "proxy":
-        return "proxy"
-    if cfg.attack == "pgd":
-        from .objectives import OBJECTIVES
-
-        if cfg.objective not in OBJECTIVES:
-            raise InputError(f"unknown --objective {cfg.objective!r}; choose from {', '.join(OBJECTIVES)}")
-        return f"pgd:{cfg.objective}"
-    if cfg.attack.startswith("corruption:"):
-        return cfg.attack
-    raise InputError(f"unknown attack {cfg.attack!r}: use proxy, pgd or corruption:NAME")
-
-
 def make_units(cfg, items: list[Item]) -> list[Unit]:
     """Clean units first, then level by level, trial by trial, item by item."""
-    name = attack_name(cfg)
+    spec = attacks.get(cfg.attack)
+    name = spec.record_name({p: getattr(cfg, p) for p in spec.params})
     units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in range(len(items))]
-    corruption = name.startswith("corruption:")
-    levels = cfg.severities if corruption else cfg.epsilons
-    for level in levels:
+    by_severity = spec.level == "severity"
+    for level in (cfg.severities if by_severity else cfg.epsilons):
         for trial in range(cfg.trials):
             for i, it in enumerate(items):
                 s = unit_seed(cfg.seed, it, name, level, trial)
-                units.append(Unit(i, name, None if corruption else float(level),
-                                  int(level) if corruption else None, trial, s))
+                units.append(Unit(i, name, None if by_severity else float(level),
+                                  int(level) if by_severity else None, trial, s))
     return units
 
 
@@ -70,41 +89,21 @@ def unit_key(unit: Unit, items: list[Item]) -> tuple:
     return (it.key, it.question, unit.attack, unit.epsilon, unit.severity, unit.trial)
 
 
-def perturb(cfg, x: torch.Tensor, unit: Unit, loss=None) -> torch.Tensor:
-    """x [1,3,H,W] in [0,1] -> the unit's perturbed image (x itself for the clean unit).
-
-    loss: for "pgd:*" units, the callable x_adv -> scalar to minimise (experiments.objectives).
-    """
-    if unit.attack == "none":
-        return x
-    g = torch.Generator(device=x.device).manual_seed(unit.seed)
-    if unit.attack == "proxy":
-        return pgd_proxy(x, unit.epsilon, steps=cfg.steps, alpha=cfg.alpha, generator=g)
-    if unit.attack.startswith("corruption:"):
-        from attacks.corruptions import corrupt
-
-        return corrupt(x, unit.attack.split(":", 1)[1], unit.severity, generator=g)
-    if unit.attack.startswith("pgd:"):
-        from attacks.pgd_visual import pgd_gradient
-
-        if loss is None:
-            raise ValueError(f"unit {unit} needs a loss callable (experiments.objectives)")
-        return pgd_gradient(x, unit.epsilon, loss, steps=cfg.steps, alpha=cfg.alpha, generator=g)
-    raise InputError(f"unknown attack {unit.attack!r}")
+def _generators(units, device) -> list[torch.Generator]:
+    return [torch.Generator(device=device).manual_seed(u.seed) for u in units]
 
 
-def perturb_batch(cfg, pixels: torch.Tensor, units: list[Unit], losses: dict) -> torch.Tensor:
-    """The units' images [B,3,H,W]: the proxy units in one call (one generator each, so the
-    same pixels as one at a time), the others unit by unit through `perturb`."""
-    xs = pixels[[u.item for u in units]]
-    proxy = [b for b, u in enumerate(units) if u.attack == "proxy"]
-    if proxy:
-        gens = [torch.Generator(device=xs.device).manual_seed(units[b].seed) for b in proxy]
-        xs[proxy] = pgd_proxy(xs[proxy], [units[b].epsilon for b in proxy], steps=cfg.steps,
-                              alpha=cfg.alpha, generator=gens)
-    for b, u in enumerate(units):
-        if u.attack not in ("none", "proxy"):
-            xs[b] = perturb(cfg, xs[b][None], u, losses.get(b))[0]
+def perturb_batch(sweep: Sweep, xs: torch.Tensor, units: list[Unit], losses: dict) -> torch.Tensor:
+    """The units' images [B,3,H,W]: the clean units as they are, the attacked ones through the
+    attack's registry entry in one call, each with its own generator (so the same pixels as one
+    at a time)."""
+    hit = [b for b, u in enumerate(units) if u.attack != "none"]
+    if not hit:
+        return xs
+    spec = sweep.attack
+    levels = [units[b].severity if spec.level == "severity" else units[b].epsilon for b in hit]
+    xs[hit] = spec.apply(xs[hit], levels, _generators([units[b] for b in hit], xs.device), sweep.params,
+                         [losses.get(b) for b in hit] if spec.needs_loss else None)
     return xs
 
 
@@ -128,67 +127,107 @@ def clean_answers(records: list[dict], items: list[Item], model, processor) -> d
     return out
 
 
-def pgd_losses(model, processor, cfg, units, pixels, prompts, clean: dict, text=None) -> dict[int, object]:
-    """{position in units: loss callable} for the batch's "pgd:*" units.
+def pgd_losses(sweep: Sweep, units: list[Unit]) -> dict[int, object]:
+    """{position in units: loss callable} for the batch's units of an attack that needs a loss.
 
-    Each teacher-forces its item's clean answer, taken from `clean`; an item missing there (a
-    resumed run whose clean records were not handed in) gets its clean greedy answer generated
-    here first, on the same image and prompt, and added to `clean`."""
-    pgd = [b for b, u in enumerate(units) if u.attack.startswith("pgd:")]
-    if not pgd:
+    Each teacher-forces its item's clean answer, taken from sweep.clean; an item missing there
+    (a resumed run whose clean records were not handed in) gets its clean greedy answer
+    generated here first, on the same image and prompt, and added to sweep.clean."""
+    if not sweep.attack.needs_loss:
+        return {}
+    hit = [b for b, u in enumerate(units) if u.attack != "none"]
+    if not hit:
         return {}
     from .objectives import make_objective
 
-    missing = sorted({units[b].item for b in pgd} - set(clean))
+    missing = sorted({units[b].item for b in hit} - set(sweep.clean))
     if missing:
-        out = generate(model, processor, pixels[missing], [prompts[i] for i in missing],
-                       cfg.max_new_tokens, **(text or {}))
+        out = generate(sweep.model, sweep.processor, sweep.images.pixels(missing),
+                       [sweep.prompts[i] for i in missing], sweep.cfg.max_new_tokens, **sweep.text)
         for b, i in enumerate(missing):
-            clean[i] = out.token_ids[b][out.mask[b]].tolist()
-    return {b: make_objective(units[b].attack.split(":", 1)[1], model, processor,
-                              prompts[units[b].item], clean[units[b].item], **(text or {}))
-            for b in pgd}
+            sweep.clean[i] = out.token_ids[b][out.mask[b]].tolist()
+    return {b: make_objective(sweep.cfg.objective, sweep.model, sweep.processor,
+                              sweep.prompts[units[b].item], sweep.clean[units[b].item], **sweep.text)
+            for b in hit}
 
 
-def run_batch(model, processor, cfg, items, units, pixels, prompts, clean=None, text=None) -> list[dict]:
+def run_batch(sweep: Sweep, units: list[Unit]) -> list[dict]:
     """Perturb, generate and probe one batch of units; return their records in order.
 
-    clean: {item index: clean answer token ids} (see clean_answers), which "pgd:*" units attack;
-    pass the same dict to every batch and the clean units of earlier batches fill it in.
-    text: {"original_ids": bool, "vocab": ScoredVocab} for generate and the objectives."""
-    clean = {} if clean is None else clean
-    losses = pgd_losses(model, processor, cfg, units, pixels, prompts, clean, text)
-    xs = perturb_batch(cfg, pixels, units, losses)
-    out = generate(model, processor, xs, [prompts[u.item] for u in units], cfg.max_new_tokens,
-                   **(text or {}))
+    The clean units of a batch fill in sweep.clean, which later batches' gradient attacks use."""
+    losses = pgd_losses(sweep, units)
+    xs = perturb_batch(sweep, sweep.images.pixels([u.item for u in units]), units, losses)
+    prompts = [sweep.prompts[u.item] for u in units]
+    out = generate(sweep.model, sweep.processor, xs, prompts, sweep.cfg.max_new_tokens, **sweep.text)
     logits = out.logits
-    finite = finite_positions(logits)                           # [B,T]
+    finite = finite_positions(logits)                             # [B,T]
     h = token_entropy(logits).masked_fill(~finite, float("nan"))  # [B,T] nats
     extra = uncertainty_measures(logits, out.token_ids, out.mask)
     # Python lists once for the whole batch: element-wise tensor reads cost a call each
     h, masks, finite, ids = h.tolist(), out.mask.tolist(), finite.tolist(), out.token_ids.tolist()
     extra = {k: v.tolist() for k, v in extra.items() if k != "n_nonfinite"}
+    sampled = sample_answers(sweep, xs, prompts, units) if sweep.cfg.samples else None
     records = []
     for b, u in enumerate(units):
-        it = items[u.item]
+        it = sweep.items[u.item]
         m = masks[b]
         ents = [_finite_or_none(e) for e, keep in zip(h[b], m) if keep]
         good = [e for e in ents if e is not None]
-        rec = {"image": it.key, "question": it.question, "prompt": prompts[u.item],
+        rec = {"image": it.key, "question": it.question, **dict(it.extra), "prompt": prompts[b],
                "attack": u.attack, "epsilon": u.epsilon, "trial": u.trial, "seed": u.seed,
                "answer": out.answers[b], "token_entropies": ents,
                "mean_entropy": sum(good) / len(good) if good else None,
                "n_tokens": sum(m), "n_nonfinite": sum(1 for f, keep in zip(finite[b], m) if keep and not f),
                "answer_ids": [t for t, keep in zip(ids[b], m) if keep]}
         if u.attack == "none":
-            clean[u.item] = rec["answer_ids"]
+            sweep.clean[u.item] = rec["answer_ids"]
         if u.severity is not None:
             rec["severity"] = u.severity
         for k, v in extra.items():
             if k not in rec:
                 rec[k] = _finite_or_none(v[b])
+        if sampled is not None:
+            rec.update(sampled[b])
         if it.answers:
             rec["references"] = list(it.answers)
-            rec["correct"] = is_correct(out.answers[b], it.answers, it.match)
+            rec["correct"] = score(it.match, out.answers[b], it.answers)
         records.append(rec)
     return records
+
+
+# --- sampled answers: semantic entropy and perturbation consistency ------------------------
+
+def shift(x: torch.Tensor, generator: torch.Generator, fraction: float = 0.02) -> torch.Tensor:
+    """x [1,3,S,S] moved by a seeded whole-pixel shift of up to `fraction` of the side (at least
+    one pixel) in each direction, edges replicated: a small nudge that is none of the attacks."""
+    s = max(1, round(fraction * x.shape[-1]))
+    dy, dx = (int(v) for v in torch.randint(-s, s + 1, (2,), generator=generator, device=x.device))
+    padded = torch.nn.functional.pad(x, (s, s, s, s), mode="replicate")
+    return padded[..., s + dy:s + dy + x.shape[-2], s + dx:s + dx + x.shape[-1]]
+
+
+def sample_answers(sweep: Sweep, xs: torch.Tensor, prompts: list[str], units: list[Unit]) -> list[dict]:
+    """Per unit: K answers sampled at the temperature (semantic entropy) and the greedy answers
+    to K seeded shifts of its image (consistency entropy), with their cluster entropies.
+
+    Sampling draws from torch's generator seeded by the batch's first unit, so a run is
+    deterministic by seed on CPU for its fixed batches (a batch that backed off after an
+    out-of-memory error samples differently)."""
+    from probes.semantic import consistency_entropy, semantic_entropy
+
+    k, cfg = sweep.cfg.samples, sweep.cfg
+    rep = [b for b in range(len(units)) for _ in range(k)]
+    torch.manual_seed(units[0].seed)
+    drawn = generate(sweep.model, sweep.processor, xs[rep], [prompts[b] for b in rep], cfg.max_new_tokens,
+                     do_sample=True, temperature=cfg.temperature, top_k=0, top_p=1.0, **sweep.text).answers
+    nudged = torch.cat([shift(xs[b:b + 1], g) for b in range(len(units))
+                        for g in [torch.Generator(device=xs.device).manual_seed(units[b].seed + 1)]
+                        for _ in range(k)])
+    greedy = generate(sweep.model, sweep.processor, nudged, [prompts[b] for b in rep], cfg.max_new_tokens,
+                      **sweep.text).answers
+    out = []
+    for b in range(len(units)):
+        s, p = drawn[b * k:(b + 1) * k], greedy[b * k:(b + 1) * k]
+        out.append({"samples": s, "semantic_entropy": semantic_entropy(s),
+                    "perturbed_answers": p, "consistency_entropy": consistency_entropy(p)})
+    return out

@@ -1,12 +1,17 @@
-"""Build small Llava checkpoints in Hugging Face layout, offline.
+"""Build Llava checkpoints offline: small trained-from-scratch ones, and a full-size stand-in.
 
-    from models.checkpoint import build_llava
+    from models.checkpoint import build_llava, random_llava
     build_llava("/tmp/tiny-random", corpus=["How many shapes are there?"])
+    model, processor = random_llava("configs/llava-1.5-7b.json", "cuda", torch.float16)
 
-The tests use this to make random checkpoints; `models/tiny-llava/train.py` uses it to make the
-embedded model before training it. Either way the folder is a real Llava (CLIP vision tower,
+build_llava: the tests use it to make random checkpoints; `models/tiny-llava/train.py` uses it to
+make the embedded model before training it. The folder is a real Llava (CLIP vision tower,
 projector, Llama decoder) with a byte-level BPE tokenizer and an image processor, saved with
 `save_pretrained`, so it loads through exactly the code path of `llava-hf/llava-1.5-7b-hf`.
+random_llava: the architecture of a config.json (LLaVA-1.5-7B's in configs/) with random weights,
+built straight on the device, with llava-hf's own processor files and the real Llama-2 tokenizer
+(tests/fixtures/llava-1.5-7b-hf-processor): what the GPU benchmark and memory check measure,
+nothing downloaded.
 """
 from __future__ import annotations
 
@@ -15,10 +20,12 @@ from dataclasses import dataclass, asdict
 
 import torch
 
+from .images import CLIP_MEAN, CLIP_STD
+
 IMAGE_TOKEN = "<image>"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", IMAGE_TOKEN]
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STAND_IN_PROCESSOR = os.path.join(REPO, "tests", "fixtures", "llava-1.5-7b-hf-processor")
 # The llava-hf chat template, reduced to what a single-image, single-turn question needs.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -154,3 +161,31 @@ def build_llava(folder=None, corpus=("How many shapes are there?",), spec=None, 
 
 def spec_dict(spec: TinyLlavaSpec) -> dict:
     return asdict(spec)
+
+
+def llava_config(path: str):
+    """A LlavaConfig from a config.json (or a JSON file holding one under "config")."""
+    import json
+
+    from transformers import LlavaConfig
+
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    return LlavaConfig.from_dict(data.get("config", data))
+
+
+def random_llava(config, device, dtype, attention: str = "sdpa"):
+    """(model, processor): `config` (a LlavaConfig or a path) with random weights on `device`,
+    and the llava-hf/llava-1.5-7b-hf processor (real tokenizer and image settings)."""
+    from transformers import AutoProcessor, GenerationConfig, LlavaForConditionalGeneration
+
+    config = llava_config(config) if isinstance(config, str) else config
+    processor = AutoProcessor.from_pretrained(STAND_IN_PROCESSOR)
+    tok = processor.tokenizer
+    torch.manual_seed(0)
+    with torch.device(device):  # straight on the device: no float32 copy of a 7B model on the host
+        model = LlavaForConditionalGeneration._from_config(config, dtype=dtype, attn_implementation=attention)
+    model.generation_config = GenerationConfig(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                                               pad_token_id=tok.pad_token_id, do_sample=False)
+    model.config_source = "random weights"
+    return model.eval(), processor

@@ -105,7 +105,8 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
 @torch.inference_mode()
 def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new_tokens: int = 128,
              original_ids: bool = False, vocab=None, **generate_kwargs) -> Generation:
-    """Greedy decoding of one answer per (image, prompt) pair, with the raw logits kept.
+    """Greedy decoding of one answer per (image, prompt) pair, with the raw logits kept
+    (do_sample=True with temperature=... samples instead, over the same vocabulary).
 
     vocab: a models.vocab.ScoredVocab (default: scored_vocab(model, processor)); its left-out
     rows are never picked and not in `logits`."""
@@ -119,7 +120,8 @@ def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_token_ids(model, processor)[0]
     processors = LogitsProcessorList([suppressor(vocab)] if vocab.excluded else [])
     processors.extend(generate_kwargs.pop("logits_processor", []))
-    out = model.generate(**enc, do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+    sampling = generate_kwargs.pop("do_sample", False)  # greedy unless asked (--samples)
+    out = model.generate(**enc, do_sample=sampling, num_beams=1, max_new_tokens=max_new_tokens,
                          return_dict_in_generate=True, output_logits=True, pad_token_id=pad,
                          logits_processor=processors, **generate_kwargs)
     token_ids = out.sequences[:, enc["input_ids"].shape[1]:]

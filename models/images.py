@@ -27,6 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's normalisation, as LLaVA-1.5 uses it
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # An 8000×6000 photo is fine; PIL's default warns at 89 MP. Past this we refuse, never warn.
 Image.MAX_IMAGE_PIXELS = 200_000_000
@@ -93,7 +95,7 @@ def expand2square(im: Image.Image, background: tuple[int, int, int]) -> Image.Im
     return out
 
 
-def to_model_input(im: Image.Image, size: int, mean=(0.48145466, 0.4578275, 0.40821073)) -> torch.Tensor:
+def to_model_input(im: Image.Image, size: int, mean=CLIP_MEAN) -> torch.Tensor:
     """Pad with the mean colour, resize bicubically to size×size: float [3,size,size] in [0,1]."""
     background = tuple(int(m * 255) for m in mean)
     im = expand2square(im, background).resize((size, size), Image.BICUBIC)

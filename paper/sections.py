@@ -164,7 +164,7 @@ def training_pieces(training: dict | None) -> list:
 
 def outputs_pieces() -> list:
     from analysis.figures import FIGURE_NAMES
-    from experiments.entropy_analysis import OUTPUT_FILES
+    from experiments.runs import OUTPUT_FILES
 
     return [Code("\n".join(f"OUT/{n}" for n in OUTPUT_FILES)
                  + "\n" + "\n".join(f"OUT/figures/{n}" for n in FIGURE_NAMES))]

@@ -11,7 +11,8 @@ Inputs, as for `probes.entropy.mean_token_entropy`: logits float [B,T,V], the ra
 were generated (greedy); mask bool/float [B,T], the counted tokens (every token up to and
 including the first end-of-sequence token). Everything is float32 via log_softmax, in nats.
 
-Measures, each float32 [B] (the keys of PROBES):
+Measures, each float32 [B] (the "logits" probes of the registry in probes/__init__.py, whose
+functions below each reduce the per-position statistics of `token_stats`):
     mean_entropy         mean token entropy over counted tokens      higher = more uncertain
     max_entropy          largest token entropy                       higher = more uncertain
     first_token_entropy  entropy of the first counted token          higher = more uncertain
@@ -29,17 +30,34 @@ counted token gets NaN for every measure; the caller writes NaN as null.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from probes.entropy import finite_positions, token_entropy
 
-PROBES = ("mean_entropy", "max_entropy", "first_token_entropy", "mean_max_prob", "min_max_prob",
-          "seq_nll", "perplexity")
+
+@dataclass
+class TokenStats:
+    """Per-position statistics of a batch of answers, computed once for every logits probe."""
+    entropy: torch.Tensor   # [B,T] token entropy (nats)
+    max_prob: torch.Tensor  # [B,T] probability of the top token
+    nll: torch.Tensor       # [B,T] -log p(generated token)
+    use: torch.Tensor       # [B,T] bool: counted and finite
+    n: torch.Tensor         # [B] positions used
+    empty: torch.Tensor     # [B] bool: no position used
+    nan: torch.Tensor       # [B] NaN, for empty rows
+
+    def mean(self, v):
+        return torch.where(self.use, v, 0).sum(-1) / self.n  # 0/0 = NaN for empty rows
+
+    def extreme(self, v, largest: bool):
+        w = torch.where(self.use, v, float("-inf") if largest else float("inf"))
+        return torch.where(self.empty, self.nan, w.amax(-1) if largest else w.amin(-1))
 
 
-def uncertainty_measures(logits: torch.Tensor, token_ids: torch.Tensor,
-                         mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All PROBES plus "n_nonfinite" for a batch: logits [B,T,V], token_ids [B,T], mask [B,T]."""
+def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor):
+    """(TokenStats, n_nonfinite [B]) for logits [B,T,V], token_ids [B,T], mask [B,T]."""
     if logits.dim() != 3 or token_ids.shape != logits.shape[:2] or mask.shape != logits.shape[:2]:
         raise ValueError(f"expected logits [B,T,V], token_ids and mask [B,T]; got "
                          f"{tuple(logits.shape)}, {tuple(token_ids.shape)}, {tuple(mask.shape)}")
@@ -47,35 +65,53 @@ def uncertainty_measures(logits: torch.Tensor, token_ids: torch.Tensor,
     finite = finite_positions(logits)  # [B,T]
     counted = mask.bool()
     use = counted & finite
-    n = use.sum(-1)  # [B]
-    empty = n == 0
-    nan = torch.full(n.shape, float("nan"), device=logits.device)
-
+    n = use.sum(-1)
     # zeros at excluded positions, so no NaN leaks through a sum below
     safe = torch.where(finite[..., None], logits, torch.zeros((), device=logits.device))
     logp = torch.log_softmax(safe, dim=-1)
-    ent = token_entropy(safe)                                 # [B,T]
-    max_p = logp.amax(-1).exp()                               # [B,T]
-    ids = torch.where(counted, token_ids.long(), 0)           # padding after EOS may be any id
-    nll = -logp.gather(-1, ids[..., None]).squeeze(-1)        # [B,T]
+    ids = torch.where(counted, token_ids.long(), 0)  # padding after EOS may be any id
+    stats = TokenStats(entropy=token_entropy(safe), max_prob=logp.amax(-1).exp(),
+                       nll=-logp.gather(-1, ids[..., None]).squeeze(-1), use=use, n=n, empty=n == 0,
+                       nan=torch.full(n.shape, float("nan"), device=logits.device))
+    return stats, (counted & ~finite).sum(-1)
 
-    def mean(v):
-        return torch.where(use, v, 0).sum(-1) / n  # 0/0 = NaN for empty rows
 
-    def extreme(v, largest):
-        fill = float("-inf") if largest else float("inf")
-        w = torch.where(use, v, fill)
-        return torch.where(empty, nan, w.amax(-1) if largest else w.amin(-1))
+def mean_entropy(t: TokenStats):
+    return t.mean(t.entropy)
 
-    first = use.int().argmax(-1, keepdim=True)  # first True; 0 for empty rows, masked below
-    seq_nll = torch.where(empty, nan, torch.where(use, nll, 0).sum(-1))
-    return {
-        "mean_entropy": mean(ent),
-        "max_entropy": extreme(ent, True),
-        "first_token_entropy": torch.where(empty, nan, ent.gather(-1, first).squeeze(-1)),
-        "mean_max_prob": mean(max_p),
-        "min_max_prob": extreme(max_p, False),
-        "seq_nll": seq_nll,
-        "perplexity": torch.exp(seq_nll / n),
-        "n_nonfinite": (counted & ~finite).sum(-1),
-    }
+
+def max_entropy(t: TokenStats):
+    return t.extreme(t.entropy, True)
+
+
+def first_token_entropy(t: TokenStats):
+    first = t.use.int().argmax(-1, keepdim=True)  # first True; 0 for empty rows, masked below
+    return torch.where(t.empty, t.nan, t.entropy.gather(-1, first).squeeze(-1))
+
+
+def mean_max_prob(t: TokenStats):
+    return t.mean(t.max_prob)
+
+
+def min_max_prob(t: TokenStats):
+    return t.extreme(t.max_prob, False)
+
+
+def seq_nll(t: TokenStats):
+    return torch.where(t.empty, t.nan, torch.where(t.use, t.nll, 0).sum(-1))
+
+
+def perplexity(t: TokenStats):
+    return torch.exp(seq_nll(t) / t.n)
+
+
+def uncertainty_measures(logits: torch.Tensor, token_ids: torch.Tensor,
+                         mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every "logits" probe of the registry, plus "n_nonfinite", for a batch: logits [B,T,V],
+    token_ids [B,T], mask [B,T] -> {name: [B]}, in the registry's order."""
+    import probes
+
+    stats, n_nonfinite = token_stats(logits, token_ids, mask)
+    out = {name: probes.get(name).function()(stats) for name in probes.names("logits")}
+    out["n_nonfinite"] = n_nonfinite
+    return out

@@ -15,8 +15,6 @@ import random
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 from models.scenes import QUESTION_TYPES, draw_scene, questions  # noqa: E402
 

@@ -25,8 +25,6 @@ import re
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 
 from paper.markup import PLACEHOLDER, md, md_to_tex  # noqa: E402
 from paper.results import (DocsError, figures_pieces, headline, load_json, load_run,  # noqa: E402

@@ -1,12 +1,8 @@
 """Shared fixtures: tiny random Llava checkpoints in Hugging Face layout, built once per session."""
 import os
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from analysis import eps_key, render_figures, render_report, summarize, token_position_profile
+import probes
+from analysis.figures import render_figures
+from analysis.report import render_report
+from analysis.stats import eps_key
+from analysis.summary import summarize, token_position_profile
 from analysis.stats import auroc, bootstrap_auroc_ci
-from analysis.summary import PROBE_KEYS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -194,7 +197,7 @@ def test_several_attacks_probes_and_corruption_severity():
     assert set(pr) == {"mean_max_prob", "max_entropy"} and "mean_entropy" not in pr
     assert pr["mean_max_prob"]["mean_delta"] > 0
     assert pr["mean_max_prob"]["auroc_detect"] < 0.2  # sign flipped: confident = unsuspicious
-    assert s["meta"]["probes"] == [k for k in PROBE_KEYS if k in pr]
+    assert s["meta"]["probes"] == [k for k in probes.names() if k in pr]
 
 
 def test_token_position_profile():

@@ -63,11 +63,11 @@ def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_
 def test_benchmark_builds_random_weights_from_a_config(tmp_path):
     with open(CONFIG_7B) as f:
         small = json.load(f)
-    small["vision_config"].update(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=2, image_size=28, patch_size=14)
-    small["text_config"].update(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                num_attention_heads=4, num_key_value_heads=4, vocab_size=600)
-    small["image_seq_length"] = 4
+    # LLaVA-1.5's geometry and vocabulary (the stand-in is llava-hf's own processor), small widths
+    small["vision_config"].update(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                  num_attention_heads=2)
+    small["text_config"].update(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, num_key_value_heads=2)
     (tmp_path / "small.json").write_text(json.dumps(small))
     out = tmp_path / "bench.json"
     assert main(["--random-weights", str(tmp_path / "small.json"), "--device", "cpu", "--units", "4",
@@ -77,4 +77,5 @@ def test_benchmark_builds_random_weights_from_a_config(tmp_path):
     result = json.loads(out.read_text())
     _check(result, 4)
     assert result["model"]["random_weights"] and result["work"]["prompt_format"] == "llava_v1"
+    assert result["work"]["prompt_tokens"] > 576  # the image's 576 tokens and the real tokenizer's text
     assert result["budget"]["batch_size"] >= 1 and result["budget"]["peak_memory_gib"] > 0

@@ -113,3 +113,22 @@ def test_bad_shape():
 
 def test_docstring_example():
     assert doctest.testmod(corruptions_module).failed == 0
+
+
+@pytest.mark.parametrize("severity", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("side", [224, 336, 48])
+def test_pixelate_is_imagenet_cs(severity, side):
+    """ImageNet-C's pixelate (bethgelab/imagecorruptions 1.1.2) on an 8-bit image: PIL BOX down to
+    int(side * c), NEAREST back up. Ours works in float, so it differs only by that rounding."""
+    import numpy as np
+    from PIL import Image
+
+    c = (0.6, 0.5, 0.4, 0.3, 0.25)[severity - 1]
+    rng = np.random.default_rng(severity)
+    u8 = (rng.random((side, side, 3)) ** 2 * 255).round().astype(np.uint8)
+    im = Image.fromarray(u8, "RGB").resize((int(side * c), int(side * c)), Image.BOX)
+    want = np.asarray(im.resize((side, side), Image.NEAREST), dtype=np.float32) / 255
+    x = torch.from_numpy(u8.astype(np.float32) / 255).permute(2, 0, 1)[None]
+    got = corrupt(x, "pixelate", severity)[0].permute(1, 2, 0).numpy()
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 / 255 + 1e-6 and diff.mean() <= 0.6 / 255

@@ -6,9 +6,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
 import torch
 
-from experiments import distributed
+from experiments import distributed, runs
 from experiments.distributed import World
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,8 +29,8 @@ def test_world_from_the_launchers_environment(monkeypatch):
     w = distributed.world()
     assert w == World(2, 3, 2) and not w.is_main
     assert [i for i in range(8) if w.owns(i)] == [2, 5]
-    assert distributed.shard_path("out", w) == os.path.join("out", "records.rank2.jsonl")
-    assert distributed.shard_path("out", World()) == os.path.join("out", "records.jsonl")
+    assert runs.shard_path("out", w) == os.path.join("out", "records.rank2.jsonl")
+    assert runs.shard_path("out", World()) == os.path.join("out", "records.jsonl")
 
 
 def _rec(image, trial, answer="a"):
@@ -45,10 +46,10 @@ def test_merge_orders_dedupes_and_copies_bytes(tmp_path):
     (tmp_path / "records.rank0.jsonl").write_text(_rec("y", 0) + "\n" + _rec("x", 0) + "\n")
     (tmp_path / "records.rank1.jsonl").write_text(_rec("x", 2, "later") + "\n" + _rec("x", 1)
                                                   + "\n" + '{"image": "x", "tor')  # torn tail
-    assert distributed.merge(str(tmp_path), keys) == 4
+    assert runs.merge(str(tmp_path), keys) == 4
     assert (tmp_path / "records.jsonl").read_text(encoding="utf-8").splitlines() == [
         _rec("x", 0), _rec("x", 1), _rec("x", 2, "é"), _rec("y", 0)]
-    assert distributed.shard_paths(str(tmp_path)) == []
+    assert runs.shard_paths(str(tmp_path)) == []
 
 
 def _free_port():
@@ -75,6 +76,7 @@ ARGS = ["--images", os.path.join(PHOTOS, "chelsea.jpg"), os.path.join(PHOTOS, "c
         "--max-new-tokens", "3", "--batch-size", "2", "--device", "cpu"]
 
 
+@pytest.mark.slow
 def test_two_processes_write_the_records_one_process_writes(tiny_ckpt, tmp_path):
     from experiments.entropy_analysis import main
 

@@ -291,7 +291,7 @@ def test_entropy_analysis_runs_end_to_end_with_true_gradient_pgd(ckpts, tmp_path
 def test_the_gradient_reaches_the_pixels_through_qwen2_vl():
     """Qwen2-VL's patch layout and M-RoPE under the objective (its processor needs torchvision,
     so the prompt's tokens are laid out here as the processor lays them out)."""
-    from attacks.pgd_visual import pgd_gradient
+    from attacks.pgd import pgd_gradient
     from experiments.objectives import Objective
 
     tok = qwen2_vl_tokenizer()

@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from experiments.records import read_records, record_key
+from experiments.runs import read_records, record_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "vlm_failure_modes.ipynb")
@@ -105,6 +105,7 @@ def cpu_only(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
 
+@pytest.mark.slow
 def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
     out = str(tmp_path / "run")
     params = dict(MODEL=tiny_ckpt, EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
@@ -123,6 +124,7 @@ def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(TINY_CONFIG), reason="models/tiny-llava is not trained yet")
+@pytest.mark.slow
 def test_notebook_runs_embedded_model(tmp_path):
     out = str(tmp_path / "run")
     nb = execute(with_parameters(

@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from attacks.pgd_visual import pgd_gradient, pgd_proxy
+from attacks.pgd import pgd_gradient
+from attacks.proxy import pgd_proxy
 from experiments.objectives import OBJECTIVES, make_objective
 from models.generation import generate
 from models.prompts import build_prompt
@@ -142,15 +143,22 @@ def test_pgd_through_the_vlm_stays_in_the_ball_and_moves_each_objective(tiny):
 
 # --- the sweep: clean answers reach the pgd units ----------------------------------------------
 
-def sweep(model, processor, items, pixels, prompts, **overrides):
+def make_sweep(model, processor, items, pixels, prompts, clean=None, **overrides):
     from experiments.config import Config
-    from experiments.sweep import make_units, run_batch
+    from experiments.pipeline import Pixels
+    from experiments.sweep import Sweep
 
     cfg = Config(model="tiny", trials=1, max_new_tokens=6, **overrides)
-    units = make_units(cfg, items)
-    clean = {}
-    records = run_batch(model, processor, cfg, items, units, pixels, prompts, clean=clean)
-    return cfg, units, records, clean
+    return Sweep(model, processor, cfg, items, prompts, Pixels.of(pixels), clean=dict(clean or {}))
+
+
+def sweep(model, processor, items, pixels, prompts, **overrides):
+    from experiments.sweep import make_units, run_batch
+
+    s = make_sweep(model, processor, items, pixels, prompts, **overrides)
+    units = make_units(s.cfg, items)
+    records = run_batch(s, units)
+    return s.cfg, units, records, s.clean
 
 
 def test_pgd_units_attack_the_clean_records_answer(tiny):
@@ -169,8 +177,9 @@ def test_pgd_units_attack_the_clean_records_answer(tiny):
     # a resumed run: the pgd units alone, with the clean answers handed in, regenerated, or
     # re-tokenised from an older record without ids, give the same records
     pgd = units[2:]
-    again = run_batch(model, processor, cfg, items, pgd, pixels, prompts, clean=dict(clean))
-    regenerated = run_batch(model, processor, cfg, items, pgd, pixels, prompts)
+    attack = dict(attack="pgd", objective="entropy_min", epsilons=[8 / 255], steps=3)
+    again = run_batch(make_sweep(model, processor, items, pixels, prompts, clean, **attack), pgd)
+    regenerated = run_batch(make_sweep(model, processor, items, pixels, prompts, **attack), pgd)
     for a, b, c in zip(again, records[2:], regenerated):  # batch size moves the last float bits only
         assert a["answer_ids"] == b["answer_ids"] == c["answer_ids"] and a["seed"] == b["seed"]
         assert a["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
@@ -260,15 +269,18 @@ def test_gpu_memory_check_runs_on_a_tiny_llava(tmp_path):
 def test_the_7b_stand_in_has_llava_1_5s_shape():
     from transformers import LlavaForConditionalGeneration
 
-    from experiments.gpu_memory_check import llava_7b_config, stand_in_processor
+    from transformers import AutoProcessor
+
+    from experiments.gpu_memory_check import CONFIG_FILE
+    from models.checkpoint import STAND_IN_PROCESSOR, llava_config
     from models.generation import encode
 
-    config, _ = llava_7b_config()
+    config = llava_config(CONFIG_FILE)
     with torch.device("meta"):
         model = LlavaForConditionalGeneration(config)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(7.063e9, rel=1e-3)
-    processor = stand_in_processor(config)
+    processor = AutoProcessor.from_pretrained(STAND_IN_PROCESSOR)
     prompt = build_prompt(processor, "What is shown in this image?", "llava_v1")
-    enc = encode(processor, [prompt], torch.zeros(1, 3, 336, 336), "cpu", torch.float16)
+    enc = encode(processor, [prompt], torch.zeros(1, 3, 336, 336), "cpu", torch.float16, original_ids=True)
     assert int((enc["input_ids"] == 32000).sum()) == 576
     assert enc["input_ids"][0, 0] == 1 and enc["pixel_values"].shape == (1, 3, 336, 336)

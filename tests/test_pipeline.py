@@ -1,6 +1,7 @@
 """The core pipeline: proxy guarantees, entropy by hand, LLaVA preprocessing, and the sweep's
 records against an independent greedy recomputation with plain transformers code."""
 import json
+import re
 import math
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from attacks.pgd_visual import pgd_proxy
+from attacks.proxy import pgd_proxy
 from models import MODELS, available_models, resolve
 from models.errors import InputError
 from models.generation import counted_mask
@@ -168,21 +169,48 @@ def test_clean_entropies_equal_an_independent_recomputation(peaky_ckpt, tmp_path
     assert run["versions"]["transformers"]
 
 
-def test_scripts_run_with_and_without_pythonpath(tiny_ckpt, tmp_path):
+def test_no_module_bootstraps_sys_path():
+    """The package is installed (pip install -e .), so no script puts the repository on sys.path."""
+    import glob
+
+    offenders = []
+    for path in glob.glob(os.path.join(REPO, "**", "*.py"), recursive=True):
+        with open(path, encoding="utf-8") as f:
+            if re.search(r"sys\.path\.(insert|append)|sys\.path\[", f.read()):
+                offenders.append(os.path.relpath(path, REPO))
+    assert not offenders
+
+
+@pytest.mark.slow
+def test_scripts_run_as_users_type_them_from_any_folder(tiny_ckpt, tmp_path):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    for pythonpath in (None, "."):
-        if pythonpath:
-            env["PYTHONPATH"] = pythonpath
-        r = subprocess.run([sys.executable, "experiments/sanity_check.py", "--model", tiny_ckpt,
-                            "--max-new-tokens", "3"], cwd=REPO, capture_output=True, text=True, env=env)
-        assert r.returncode == 0, r.stderr
-        assert "entropy:" in r.stdout and "LlavaForConditionalGeneration" in r.stdout
+    r = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "sanity_check.py"), "--model",
+                        tiny_ckpt, "--max-new-tokens", "3"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "entropy:" in r.stdout and "LlavaForConditionalGeneration" in r.stdout
     r = _run(["--model", tiny_ckpt, "--images", os.path.join(PHOTOS, "coffee.jpg"), "--epsilons",
               "8/255", "--trials", "1", "--max-new-tokens", "2", "--out", str(tmp_path / "o")], env=env)
     assert r.returncode == 0, r.stderr
     eps = {json.loads(l)["epsilon"] for l in (tmp_path / "o" / "records.jsonl").read_text().splitlines()}
     assert eps == {0.0, 8 / 255}
+
+
+@pytest.mark.slow
+def test_pip_install_e_works_in_a_fresh_virtual_environment(tmp_path):
+    """A venv that sees this machine's packages (torch, transformers, pip, setuptools) but has none
+    of its own: pip install -e . (no downloads) makes every package importable from any folder."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    py = str(venv / "bin" / "python")
+    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO],
+                       cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run([py, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().startswith(os.path.realpath(REPO))
 
 
 def test_yaml_config_with_flag_overrides(tmp_path):
@@ -238,18 +266,26 @@ def test_proxy_rejects_mismatched_per_image_arguments():
 
 
 def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
-    """experiments.sweep.perturb_batch (proxy units in one call) = perturb, unit by unit."""
+    """experiments.sweep.perturb_batch (a batch's units in one registry call, one generator each)
+    = the attack's own function, unit by unit."""
+    from attacks.corruptions import corrupt
     from experiments.config import Config
     from experiments.imagesets import Item
-    from experiments.sweep import make_units, perturb, perturb_batch
+    from experiments.sweep import Sweep, make_units, perturb_batch
 
     items = [Item(f"img{i}.png", f"img{i}.png", "What is this?") for i in range(3)]
     pixels = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     for attack in ("proxy", "corruption:gaussian_noise"):
-        cfg = Config(model="tiny", attack=attack, epsilons=[0.1, 0.5], severities=[1, 5], trials=2)
+        levels = dict(epsilons=[0.1, 0.5]) if attack == "proxy" else dict(severities=[1, 5])
+        cfg = Config(model="tiny", attack=attack, trials=2, **levels)
+        sweep = Sweep(None, None, cfg, items, [], None)
         units = make_units(cfg, items)
         order = [5, 0, 9, 2, 7, 4, 11, 1]  # mixed clean and perturbed units, any order
-        got = perturb_batch(cfg, pixels, [units[k] for k in order], {})
-        want = torch.cat([perturb(cfg, pixels[units[k].item][None], units[k]) for k in order])
-        assert torch.equal(got, want), attack
+        got = perturb_batch(sweep, pixels[[units[k].item for k in order]], [units[k] for k in order], {})
+        for j, k in enumerate(order):
+            u, x = units[k], pixels[units[k].item][None]
+            g = torch.Generator().manual_seed(u.seed)
+            want = (x if u.attack == "none" else pgd_proxy(x, u.epsilon, generator=g) if attack == "proxy"
+                    else corrupt(x, "gaussian_noise", u.severity, generator=g))
+            assert torch.equal(got[j:j + 1], want), (attack, k)
         assert torch.equal(pixels, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)))

@@ -37,6 +37,7 @@ def tiny_llava():
     return model, processor
 
 
+@pytest.mark.slow
 def test_training_script_lowers_the_loss(tmp_path):
     out = tmp_path / "tiny"
     cmd = [sys.executable, TRAIN, "--out", str(out), "--steps", "60", "--vision-steps", "20",

@@ -6,7 +6,10 @@ import torch
 
 import probes.uncertainty as uncertainty_module
 from probes.entropy import mean_token_entropy
-from probes.uncertainty import PROBES, uncertainty_measures
+import probes
+from probes.uncertainty import uncertainty_measures
+
+PROBES = probes.names("logits")
 
 
 def _measures(logits, ids, mask):

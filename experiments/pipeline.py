@@ -1,0 +1,252 @@
+"""The pipeline every entry point calls: plan (check everything), prepare (load), run (sweep and
+analyse). The command line, the benchmark and the tests call it in process.
+
+    from experiments import pipeline
+    from experiments.config import Config
+    result = pipeline.run(Config(model="tiny", out="/tmp/run"))
+    result.summary["by_epsilon"]["0.3"]["mean_delta"], result.generated
+
+plan(cfg) checks every name and input (model, attack and its parameters, images or dataset
+columns, the output folder's earlier config) before any model loads or any file is written;
+prepare(plan) loads the model and builds the Sweep (experiments/sweep.py); run(cfg) does both,
+then generates what --out does not hold yet in fixed batches (resumable, split over processes by
+experiments/distributed.py), merges, writes run.json and analyses (experiments/analyze.py).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from models import parse_dtype
+from models.errors import InputError
+
+from . import distributed, runs
+from .config import Config, default_view_value, result_view
+from .sweep import Sweep, make_units, run_batch, unit_key
+
+__all__ = ["Plan", "Result", "Pixels", "Sweep", "plan", "prepare", "run", "describe", "make_units",
+           "run_batch", "unit_key", "parse_dtype"]
+
+
+@dataclass
+class Plan:
+    cfg: Config
+    source: str            # what from_pretrained takes
+    world: distributed.World
+    device: str
+    dtype: object          # torch.dtype
+    vision_dtype: object   # torch.dtype
+    fmt: str               # prompt format
+    items: list
+    images: list           # PIL images, one per item
+    view: dict             # what a resumed run must agree on
+
+
+@dataclass
+class Result:
+    out: str
+    summary: dict
+    info: dict
+    units: int             # generations the run is made of
+    generated: int         # generations this call made (0: everything was already in --out)
+    messages: list = field(default_factory=list)
+
+
+class Pixels:
+    """The items' model inputs, made once: pixels(indices) -> float [B,3,S,S] in [0,1]."""
+
+    def __init__(self, images, size: int, mean, device):
+        import torch
+
+        from models.images import to_model_input
+
+        self.tensor = torch.stack([to_model_input(im, size, mean) for im in images]).to(device)
+
+    @classmethod
+    def of(cls, tensor):
+        """Pixels already made: float [N,3,S,S] in [0,1]."""
+        self = cls.__new__(cls)
+        self.tensor = tensor
+        return self
+
+    def pixels(self, indices):
+        return self.tensor[list(indices)]  # a copy: attacks may write into it
+
+
+def plan_device(cfg: Config) -> str:
+    """The device this process runs on: cuda:LOCAL_RANK under a launcher, else --device."""
+    from models import check_device
+
+    return check_device(distributed.device_for(distributed.world(), cfg.device))
+
+
+def plan(cfg: Config, check_out: bool = True) -> Plan:
+    """Every check that needs no model: raises InputError (one line) before anything is written.
+    check_out=False skips the --out folder (the benchmark writes none)."""
+    from models import TINY_DIR, preflight, vision_dtype_for
+    from models.images import load_image
+    from models.prompts import default_format
+
+    from .imagesets import resolve_items
+
+    source = preflight(cfg.model, cfg.revision)  # a wrong --model is named as such
+    world = distributed.world()  # one process of one unless launched by accelerate/torchrun
+    device = plan_device(cfg)
+    dtype = parse_dtype(cfg.dtype, device)
+    vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype)
+    items = resolve_items(cfg.images, cfg.prompt, "scenes" if source == TINY_DIR else "photos")
+    images = [load_image(it.path) for it in items]
+    fmt = cfg.prompt_format or default_format(source)
+    name = lambda d: str(d).split(".")[-1]  # noqa: E731
+    view = result_view(cfg, {"model": runs.model_label(source), "dtype": name(dtype),
+                             "vision_dtype": name(vdtype), "prompt_format": fmt,
+                             "device_type": device.split(":")[0]})
+    if check_out and (world.is_main or not cfg.fresh):  # --fresh clears --out once, in rank 0
+        runs.check_out(cfg.out, view, cfg.fresh and world.is_main, default_view_value)
+    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view)
+
+
+def prepare(p: Plan):
+    """Load the model and build the Sweep of the plan."""
+    from models import load
+    from models.images import input_size
+    from models.prompts import build_prompt, original_ids
+    from models.vocab import scored_vocab
+
+    cfg = p.cfg
+    model, processor = load(cfg.model, device=p.device, dtype=p.dtype, revision=cfg.revision,
+                            vision_dtype=p.vision_dtype)
+    if cfg.static_cache:  # every generate() of the run; on CUDA it compiles the decode step
+        model.generation_config.cache_implementation = "static"
+    images = Pixels(p.images, input_size(processor), processor.image_processor.image_mean, p.device)
+    prompts = [build_prompt(processor, it.question, p.fmt) for it in p.items]
+    return Sweep(model, processor, cfg, p.items, prompts, images, original_ids(p.fmt),
+                 scored_vocab(model, processor))
+
+
+def choose_batch(p: Plan, sweep, n_units: int) -> tuple[int, str]:
+    """--batch-size, else the size the run being resumed used, else the largest that fits."""
+    from models.batching import pick_batch_size, prompt_tokens
+
+    cfg = p.cfg
+    if cfg.batch_size is not None:
+        return cfg.batch_size, "--batch-size"
+    stored = None if cfg.fresh else runs.read_info(cfg.out).get("batch_size")
+    if stored:  # batch composition moves the last float digits: a resumed run cuts units alike
+        return stored, f"as the run being resumed ({cfg.out}/run.json)"
+    first = sweep.images.pixels([0])
+    batch, why = pick_batch_size(sweep.model, prompt_tokens(sweep.processor, sweep.prompts, first),
+                                 cfg.max_new_tokens, p.device, cfg.max_memory, n_units, p.world.size)
+    return distributed.agree_min(p.world, batch), why
+
+
+def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = None) -> Result:
+    """The whole run into cfg.out; see the module docstring. `log` gets one-line messages;
+    `changed` (the flags that differ from the defaults) is logged once every check has passed."""
+    from tqdm import tqdm
+
+    from models import vision_dtype_of
+    from models.batching import Backoff
+
+    from .sweep import clean_answers
+
+    t0 = time.time()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    p = plan(cfg)
+    if changed and p.world.is_main:
+        log("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    sweep = prepare(p)
+    world, out = p.world, cfg.out
+    runs.make_out(out)
+    path = os.path.join(out, "records.jsonl")
+    if world.is_main:
+        if cfg.fresh:
+            runs.clear_out(out)
+        runs.read_records(path, repair=True)  # cut a torn last line before any process reads it
+    distributed.start(world)
+    distributed.barrier(world)
+    done = runs.done_keys(out, world)  # records.jsonl and any shards
+    units = make_units(cfg, p.items)
+    batch, why = choose_batch(p, sweep, len(units))
+    keys = [unit_key(u, p.items) for u in units]
+    todo_all = sum(k not in done for k in keys)
+    finished = todo_all == 0 and "wall_time_s" in runs.read_info(out)
+    info = runs.read_info(out) if finished else {}
+    if world.is_main and not finished:
+        log(f"batch size {batch} ({why})")
+        info = runs.collect(cfg, p.source, p.device, {
+            "result_view": p.view, "revision": getattr(sweep.model, "config_revision", None) or cfg.revision,
+            "model_class": type(sweep.model).__name__,
+            "parameters": sum(t.numel() for t in sweep.model.parameters()),
+            "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(sweep.model),
+            "scored_vocab_size": sweep.vocab.size, "prompt_format": p.fmt, "batch_size": batch,
+            "processes": world.size})
+        runs.write_info(out, info)
+
+    starts = [s for i, s in enumerate(range(0, len(units), batch)) if world.owns(i)]
+    mine = [i for s in starts for i in range(s, min(s + batch, len(units)))]
+    todo = sum(keys[i] not in done for i in mine)
+    bar = tqdm(total=len(mine), initial=len(mine) - todo, unit="gen", disable=None if progress else True,
+               desc="generations" + (f" (rank {world.rank})" if world.size > 1 else ""))
+    backoff = Backoff(log)  # halves a batch that runs out of CUDA memory
+    if sweep.attack.needs_loss:  # the clean answers gradient attacks teacher-force, for every batch
+        sweep.clean.update(clean_answers(runs.read_records(path), p.items, sweep.model, sweep.processor))
+    with runs.RecordWriter(runs.shard_path(out, world)) as writer:
+        for start in starts:
+            chunk = units[start:start + batch]
+            missing = [keys[start + j] not in done for j in range(len(chunk))]
+            if not any(missing):
+                continue
+            for rec, new in zip(backoff(lambda piece: run_batch(sweep, piece), chunk), missing):
+                if new:
+                    writer.write(rec)
+                    bar.update(1)
+    bar.close()
+    distributed.barrier(world)  # every share is written
+    if not world.is_main:
+        distributed.stop(world)
+        return Result(out, {}, info, len(units), todo)
+    if world.size > 1 or runs.shard_paths(out):
+        runs.merge(out, keys)
+    distributed.stop(world)
+    if backoff.depth:
+        info["oom_backoff_depth"] = backoff.depth
+    if not finished:
+        info = runs.finish(info, t0, p.device)
+        runs.write_info(out, info)
+    from .analyze import analyze_run
+
+    try:
+        summary = analyze_run(out)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    return Result(out, summary, info, len(units), todo_all)
+
+
+def describe(result: Result) -> list[str]:
+    """What the run did, in words, for the end of the command's output."""
+    out, info = result.out, result.info
+    lines = []
+    nf = result.summary.get("nonfinite", {"count": 0})
+    if nf["count"]:  # FP16 overflow: these records are excluded from every statistic
+        shown = "; ".join(f"{r['image']} {r['attack']} ε={r['epsilon']} trial {r['trial']}"
+                          for r in nf["records"][:5])
+        more = f"; and {nf['count'] - 5} more" if nf["count"] > 5 else ""
+        lines.append(f"warning: {nf['count']} of {result.summary['meta']['n_records']} generations had "
+                     f"non-finite logits and are left out of the statistics ({shown}{more}); "
+                     f"see the report's list")
+    if result.generated:
+        done = result.units - result.generated
+        lines.append(f"generated {result.generated} of {result.units} generations"
+                     + (f" ({done} were already in {out}/records.jsonl)" if done else "")
+                     + f" in {info.get('wall_time_s', 0):.1f} s")
+    else:
+        when = str(info.get("finished") or info.get("started") or "an earlier run")[:10]
+        commit = f", git {info['git_commit'][:7]}" if info.get("git_commit") else ""
+        lines.append(f"nothing to generate: all {result.units} generations were already in "
+                     f"{out}/records.jsonl (the run of {when}{commit}); re-analysed them. To "
+                     f"generate them again: the same command with --fresh, or another --out")
+    lines.append(f"wrote {out}/summary.json, entropy_report.txt, figures/ from {out}/records.jsonl")
+    return lines
