@@ -233,8 +233,13 @@ class _DatasetSource:
 class _ParquetSource:
     """Parquet files read in place with pyarrow: no Arrow copy in the datasets cache (parquet
     files often share one image's bytes between rows; an Arrow copy of lmms-lab/VQAv2's
-    validation split would be ~34 GB for its 7 GB of parquet). Images are read one row group at
-    a time, the last one kept, so sorted indices read each row group once."""
+    validation split would be ~34 GB for its 7 GB of parquet). The image column is streamed
+    `STREAM_ROWS` rows at a time through the row group that holds the row asked for, moving
+    forward; a row before the current position restarts that row group. So increasing indices
+    (select_rows' order) read each row group once, and memory holds a few images, not a row
+    group (datasets writes row groups of up to ~100 MB)."""
+
+    STREAM_ROWS = 8
 
     def __init__(self, files, image_col: str):
         import pyarrow.parquet as pq
@@ -242,18 +247,18 @@ class _ParquetSource:
         self._files = list(files)
         self._image_col = image_col
         self.schema = pq.read_schema(self._files[0])
-        self._groups = []                   # (first row, file index, row group, rows)
+        self._groups = []                   # (first row, file index, row group)
         start = 0
         for f_i, f in enumerate(self._files):
             meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 rows = meta.row_group(g).num_rows
                 if rows:
-                    self._groups.append((start, f_i, g, rows))
+                    self._groups.append((start, f_i, g))
                     start += rows
         self.num_rows = start
         self._starts = [g[0] for g in self._groups]
-        self._cached = (None, None)
+        self._stream = None                 # [group key, iterator, first row of batch, batch]
 
     def table(self, columns):
         import pyarrow as pa
@@ -267,13 +272,23 @@ class _ParquetSource:
 
         import pyarrow.parquet as pq
 
-        start, f_i, g, _ = self._groups[bisect.bisect_right(self._starts, i) - 1]
-        if self._cached[0] != (f_i, g):
-            self._cached = (None, None)     # drop the old row group before reading the next
-            column = pq.ParquetFile(self._files[f_i]).read_row_group(
-                g, columns=[self._image_col]).column(0)
-            self._cached = ((f_i, g), column)
-        return self._cached[1][i - start].as_py()
+        start, f_i, g = self._groups[bisect.bisect_right(self._starts, i) - 1]
+        local, st = i - start, self._stream
+        if st is None or st[0] != (f_i, g) or local < st[2]:
+            self._stream = st = None        # let the old stream go before opening another
+            # pre_buffer=False with a read buffer: read pages as they are decoded, not the
+            # whole column chunk up front (pyarrow pre-buffers by default).
+            reader = pq.ParquetFile(self._files[f_i], buffer_size=1 << 20, pre_buffer=False)
+            batches = reader.iter_batches(
+                batch_size=self.STREAM_ROWS, row_groups=[g], columns=[self._image_col],
+                use_threads=False)
+            st = self._stream = [(f_i, g), batches, 0, None]
+        while st[3] is None or local >= st[2] + len(st[3]):
+            if st[3] is not None:
+                st[2] += len(st[3])
+            st[3] = None
+            st[3] = next(st[1]).column(0)
+        return st[3][local - st[2]].as_py()
 
 
 class TaskData:

@@ -478,3 +478,45 @@ def test_corrupt_image_names_its_row(tmp_path, pope_task):
     with pytest.raises(InputError) as e:
         data.image(1)
     assert "row 1" in one_line(e) and data.key(1) in str(e.value)
+
+
+def test_parquet_row_groups_in_any_order(tmp_path, pope_task):
+    """Many small row groups across two files: every image right, forwards and backwards."""
+    import pyarrow.parquet as pq
+
+    ds = to_dataset(pope_columns(14), "pope")
+    (tmp_path / "rg" / "data").mkdir(parents=True)
+    for k, part in enumerate((ds.select(range(9)), ds.select(range(9, 14)))):
+        pq.write_table(part.data.table, str(tmp_path / "rg" / "data" /
+                                            f"test-{k:05d}-of-00002.parquet"), row_group_size=4)
+    data = open_dataset(str(tmp_path / "rg"), None, pope_task)
+    reference = open_dataset(write(ds, tmp_path / "ref", "test", "disk"), None, pope_task)
+    order = list(range(14)) + list(range(13, -1, -1)) + [5, 5, 0, 13, 8, 9]
+    for i in order:
+        assert data.image(i).tobytes() == reference.image(i).tobytes(), i
+
+
+def test_parquet_images_stream_without_reading_the_row_group(tmp_path, pope_task):
+    """One ~15 MB row group of incompressible images: Arrow holds a few images' worth (a read
+    buffer, a page, one 8-row batch), never the row group."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    cols = pope_columns(100, size=32)
+    for i in range(100):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (336, 336, 3), dtype=np.uint8)).save(
+            buf, format="JPEG", quality=95)
+        cols["image"][i] = {"bytes": buf.getvalue(), "path": None}
+    size = sum(len(c["bytes"]) for c in cols["image"])
+    folder = write(to_dataset(cols, "pope"), tmp_path / "big", "test", "parquet_flat")
+    assert pq.ParquetFile(os.path.join(folder, "test.parquet")).metadata.num_row_groups == 1
+    data = open_dataset(folder, None, pope_task)
+    base, peak = pa.total_allocated_bytes(), 0
+    for i in range(100):
+        data.image(i)
+        peak = max(peak, pa.total_allocated_bytes() - base)
+    assert size > 12 * 2**20 and peak < 6 * 2**20, (size, peak)
