@@ -9,6 +9,7 @@ and hands out rows lazily (text up front, one image at a time).
     for rows, images in data.batches(indices, 8):        # images decoded per batch only
         for row, image in zip(rows, images):
             ... row.key, row.query, row.references, row.category, image (PIL RGB)
+    data.info()   # {"task", "metric", "dataset", "split", "revision", "rows", "task_file"}
 
 A dataset is a hub id (org/name), a folder written by `datasets` `save_to_disk` (a Dataset or a
 DatasetDict), or a folder of parquet files, the split taken from the file names as `datasets`
@@ -183,14 +184,21 @@ class Row:
 
 
 def decode_image(value, base_dir: str | None = None):
-    """A stored image (datasets' {"bytes", "path"} dict, raw bytes, a path) -> PIL RGB image.
+    """A stored image (datasets' {"bytes", "path"} dict, raw bytes, a path) -> 8-bit PIL RGB.
 
-    As `datasets.Image` decodes (bytes first, else the path; EXIF orientation applied), then
-    converted to RGB as lmms-eval's doc_to_visual does. Relative paths resolve against base_dir."""
+    Bytes first, else the path (relative paths tried against base_dir first), as `datasets.Image`
+    decodes; then the rules of models.images.load_image, so a dataset image and the same file in
+    an image folder give the same pixels: EXIF rotation applied, 16-bit scaled to 8, alpha
+    composited on white, anything else converted to RGB. (lmms-eval's `.convert("RGB")` agrees
+    except on transparent pixels, which it turns black; COCO's JPEGs have none.)"""
+    import warnings
+
     from PIL import Image, ImageOps
 
+    from models.images import _to_8bit   # also sets load_image's Image.MAX_IMAGE_PIXELS
+
     if isinstance(value, Image.Image):
-        image = value
+        im = value
     else:
         data, path = None, None
         if isinstance(value, dict):
@@ -201,16 +209,23 @@ def decode_image(value, base_dir: str | None = None):
             path = value
         if data is None and not path:
             raise ValueError(f"no image bytes or path in {type(value).__name__} value")
-        if data is not None:
-            image = Image.open(io.BytesIO(data))
-        else:
-            if base_dir and not os.path.isabs(path) and not os.path.exists(path):
-                path = os.path.join(base_dir, path)
-            image = Image.open(path)
-        image.load()
-        if image.getexif().get(0x0112) is not None:          # Orientation
-            image = ImageOps.exif_transpose(image)
-    return image if image.mode == "RGB" else image.convert("RGB")
+        if data is None:
+            inside = os.path.join(base_dir, path) if base_dir and not os.path.isabs(path) else None
+            path = inside if inside and os.path.exists(inside) else path
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data) if data is not None else path) as im:
+                im.load()
+                im = ImageOps.exif_transpose(im)
+    if im.width < 1 or im.height < 1:
+        raise ValueError("the image is empty")
+    if im.mode.startswith("I") or im.mode == "F":
+        im = _to_8bit(im)
+    if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im)
+    return im if im.mode == "RGB" else im.convert("RGB")
 
 
 class _DatasetSource:

@@ -469,6 +469,34 @@ def test_non_rgb_images_become_rgb(tmp_path, pope_task):
     assert [data.image(i).mode for i in range(3)] == ["RGB"] * 3
 
 
+def test_dataset_images_match_load_image_of_the_same_file(tmp_path, pope_task):
+    """Transparent, 16-bit and EXIF-rotated files: the same pixels as models.images.load_image."""
+    import numpy as np
+    from PIL import Image
+
+    from models.images import load_image
+
+    files = []
+    im = Image.new("RGBA", (20, 10), (255, 0, 0, 255))
+    im.putpixel((3, 3), (0, 0, 0, 0))                        # transparent -> white, not black
+    im.save(tmp_path / "a.png")
+    Image.fromarray((np.arange(200, dtype=np.uint16).reshape(10, 20) * 300)).save(
+        tmp_path / "b.png")                                   # 16-bit grayscale
+    exif = Image.Exif()
+    exif[0x0112] = 6                                          # rotate 90° on display
+    Image.new("RGB", (30, 10), (0, 0, 255)).save(tmp_path / "c.jpg", exif=exif)
+    cols = pope_columns(3)
+    for i, name in enumerate(("a.png", "b.png", "c.jpg")):
+        cols["image"][i] = {"bytes": (tmp_path / name).read_bytes(), "path": None}
+        files.append(str(tmp_path / name))
+    data = open_dataset(write(to_dataset(cols, "pope"), tmp_path / "d", "test", "disk"), None,
+                        pope_task)
+    for i, f in enumerate(files):
+        assert data.image(i).tobytes() == load_image(f).tobytes(), f
+    assert data.image(0).getpixel((3, 3)) == (255, 255, 255)
+    assert data.image(2).size == (10, 30)
+
+
 def test_corrupt_image_names_its_row(tmp_path, pope_task):
     cols = pope_columns(2)
     cols["image"][1] = {"bytes": b"not an image", "path": None}
