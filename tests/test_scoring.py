@@ -1,0 +1,140 @@
+"""analysis/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
+normalisation, and exact/contains agreeing with experiments/imagesets.is_correct."""
+import pytest
+
+from analysis.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
+                              vqa_accuracy, vqa_normalize)
+
+
+# ------------------------------------------------------------------------------------ POPE
+
+@pytest.mark.parametrize("answer, parsed", [
+    ("Yes", "yes"), ("yes", "yes"), ("Yes.", "yes"), ("Yes, there is a dog.", "yes"),
+    ("no", "no"), ("No", "no"), ("No.", "no"), ("No, there is not.", "no"),
+    ("There is no dog.", "no"), ("The dog is not in the image.", "no"),
+    ("Yes. No dog is missing.", "yes"),          # only the first sentence counts
+    ("  no  ", "no"),                            # generated text is stripped first
+    # LLaVA's rule, kept as it is: case-sensitive words, and anything without one is yes
+    ("NO", "yes"), ("Not really", "yes"), ("", "yes"), ("nothing", "yes"),
+    ("no,", "no"),                               # commas are dropped before the split
+])
+def test_pope_parse_follows_llava_eval_pope(answer, parsed):
+    assert pope_parse(answer) == parsed
+
+
+def test_pope_parse_is_idempotent_on_labels():
+    assert [pope_parse(pope_parse(a)) for a in ("Yes, a dog.", "No.")] == ["yes", "no"]
+
+
+def test_pope_metrics_on_a_hand_made_confusion_matrix():
+    # TP=3, FP=1, TN=4, FN=2 (n=10), with free-form answers on both sides
+    cases = ([("Yes", "yes")] * 3 + [("Yes, there is.", "no")] + [("There is no cat.", "no")] * 4
+             + [("No", "yes")] * 2)
+    m = pope_metrics([a for a, _ in cases], [l for _, l in cases])
+    assert (m["tp"], m["fp"], m["tn"], m["fn"], m["n"]) == (3, 1, 4, 2, 10)
+    assert m["accuracy"] == pytest.approx(0.7)
+    assert m["precision"] == pytest.approx(3 / 4)
+    assert m["recall"] == pytest.approx(3 / 5)
+    assert m["f1"] == pytest.approx(2 * 0.75 * 0.6 / (0.75 + 0.6))   # 2/3
+    assert m["yes_ratio"] == pytest.approx(4 / 10)                    # of the predictions
+
+
+def test_pope_metrics_undefined_ratios_are_none():
+    m = pope_metrics(["no", "no"], ["no", "no"])          # no yes predicted, no yes label
+    assert m["precision"] is None and m["recall"] is None and m["f1"] is None
+    assert m["accuracy"] == 1.0 and m["yes_ratio"] == 0.0
+    m = pope_metrics(["yes", "no"], ["no", "yes"])        # both defined and 0
+    assert m["precision"] == 0.0 and m["recall"] == 0.0 and m["f1"] == 0.0
+    empty = pope_metrics([], [])
+    assert empty["n"] == 0 and all(empty[k] is None for k in
+                                   ("accuracy", "precision", "recall", "f1", "yes_ratio"))
+
+
+def test_pope_metrics_rejects_bad_labels_and_lengths():
+    with pytest.raises(ValueError, match="yes' or 'no"):
+        pope_metrics(["yes"], ["maybe"])
+    with pytest.raises(ValueError):
+        pope_metrics(["yes"], ["yes", "no"])
+    assert pope_metrics(["yes"], [" YES "])["accuracy"] == 1.0    # labels: trimmed, any case
+
+
+def test_pope_metrics_by_category():
+    out = pope_metrics_by(["yes", "no", "yes", "yes"], ["yes", "no", "no", "yes"],
+                          ["random", "random", "adversarial", "adversarial"])
+    assert set(out) == {"random", "adversarial", "all"}
+    assert out["random"]["accuracy"] == 1.0
+    assert out["adversarial"]["accuracy"] == 0.5
+    assert out["all"]["n"] == 4 and out["all"]["accuracy"] == 0.75
+
+
+# ------------------------------------------------------------------------------------- VQA
+
+def test_vqa_accuracy_three_of_ten_agreeing_is_point_nine():
+    # 7 leave-one-out subsets keep all 3 matches -> 1 each; 3 drop one -> 2/3 each
+    humans = ["dog"] * 3 + ["cat"] * 7
+    assert vqa_accuracy("dog", humans) == pytest.approx((7 * 1 + 3 * 2 / 3) / 10) == 0.9
+
+
+def test_vqa_accuracy_other_counts():
+    assert vqa_accuracy("dog", ["dog"] + ["cat"] * 9) == pytest.approx(0.3)    # 9 * 1/3 / 10
+    assert vqa_accuracy("dog", ["dog"] * 2 + ["cat"] * 8) == pytest.approx(0.6)  # (8*2/3+2/3)/10
+    assert vqa_accuracy("dog", ["dog"] * 4 + ["cat"] * 6) == 1.0
+    assert vqa_accuracy("dog", ["cat"] * 10) == 0.0
+    assert vqa_accuracy("dog", ["dog"] * 10) == 1.0
+
+
+@pytest.mark.parametrize("a, b", [
+    ("Two", "2"), ("two", "2"), ("the dog.", "dog"), ("A dog", "dog"), ("dont", "don't"),
+    ("Yes!", "yes"), ("red, white", "red white"), ("ten", "10"), ("none", "0"),
+    ("Dog?", "dog"), ("  Dog\n", "dog"), ("1,000", "1000"),
+])
+def test_vqa_normalize_equal_pairs(a, b):
+    assert vqa_normalize(a) == vqa_normalize(b)
+
+
+@pytest.mark.parametrize("text, normal", [
+    ("3.5", "3.5"), ("the dog.", "dog"), ("Two", "2"), ("black-and-white", "black and white"),
+    ("hot - dog", "hot dog"), ("an apple", "apple"), ("isnt", "isn't"), ("eleven", "eleven"),
+])
+def test_vqa_normalize_values(text, normal):
+    assert vqa_normalize(text) == normal
+
+
+def test_vqa_accuracy_normalises_both_sides():
+    assert vqa_accuracy("Two.", ["2"] * 3 + ["3"] * 7) == pytest.approx(0.9)
+    assert vqa_accuracy("2", ["Two"] * 4 + ["three"] * 6) == 1.0
+    assert vqa_accuracy("The dog.", ["dog", "a dog", "Dog"] + ["cat"] * 7) == pytest.approx(0.9)
+
+
+def test_vqa_accuracy_needs_several_humans():
+    with pytest.raises(ValueError, match="human answers"):
+        vqa_accuracy("dog", ["dog"])
+
+
+# ----------------------------------------------------------------------- score / dispatch
+
+def test_score_dispatch():
+    assert set(METRICS) == {"pope", "vqa", "exact", "contains"}
+    assert score("pope", "Yes, there is a dog.", ["yes"]) == 1.0
+    assert score("pope", "There is no dog.", ["yes"]) == 0.0
+    assert score("pope", "no", "no") == 1.0                       # a lone string is one label
+    assert score("vqa", "dog", ["dog"] * 3 + ["cat"] * 7) == pytest.approx(0.9)
+    assert score("exact", "Red.", ["red"]) == 1.0
+    assert score("contains", "It is a red circle", ["red"]) == 1.0
+    assert score("vqa", "dog", []) is None and score("pope", "yes", None) is None
+    with pytest.raises(ValueError, match="unknown metric"):
+        score("bleu", "a", ["a"])
+    with pytest.raises(ValueError):
+        score("pope", "yes", ["yes", "no"])
+
+
+@pytest.mark.parametrize("answer, refs", [
+    ("Red.", ("red",)), ("red circle", ("red",)), ("It is red.", ("red",)), ("reddish", ("red",)),
+    ("A RED square", ("red square",)), ("two", ("two", "2")), (" 2 ", ("2",)), ("blue", ("red",)),
+    ("a red, and blue", ("red and blue",)), ("", ("red",)), ("red.", ("red.",)),
+])
+def test_exact_and_contains_match_imagesets(answer, refs):
+    from experiments.imagesets import is_correct
+
+    for metric in ("exact", "contains"):
+        assert score(metric, answer, refs) == float(is_correct(answer, refs, metric))
