@@ -211,6 +211,17 @@ def test_report_names_run_and_conventions():
     assert "model: tiny" in text and "dtype: float32" in text and "device: cpu" in text
     assert "ε = 0.3 ≈ 77/255" in text and "entropy falls" in text
     assert "INV" in text and s["meta"]["behaviour_rule"] in text
+    assert text == render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
+
+
+def test_committed_report_is_what_the_summary_renders():
+    """results/entropy_report.txt is render_report of the summary and run.json beside it, byte for
+    byte: the report holds no timestamp and the tables format every number."""
+    def read(name):
+        with open(os.path.join(ROOT, "results", name), encoding="utf-8") as f:
+            return f.read()
+    assert render_report(json.loads(read("summary.json")), json.loads(read("run.json"))) == \
+        read("entropy_report.txt")
 
 
 ORIGINAL = {"model": "LLaVA-1.5-7B", "dtype": "float16", "hardware": "NVIDIA T4 16 GB",
