@@ -133,9 +133,11 @@ def test_clean_table_and_original_table():
         assert word in t.caption
 
 
-def render(root, *args):
-    return subprocess.run([sys.executable, SCRIPT, "--root", root, *args], capture_output=True,
-                          text=True, timeout=300)
+def render(root, *args) -> int:
+    """render_docs.py's exit status for --root ROOT ARGS, in this process (its imports paid once)."""
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import render_docs
+    return render_docs.main(["--root", str(root), *args])
 
 
 def test_committed_docs_are_current():
@@ -154,15 +156,14 @@ def docs_copy(tmp_path):
     return tmp_path
 
 
-def test_check_fails_on_a_hand_edit_and_on_missing_blocks(docs_copy):
-    assert render(str(docs_copy)).returncode == 0 and render(str(docs_copy), "--check").returncode == 0
+def test_check_fails_on_a_hand_edit_and_on_missing_blocks(docs_copy, capsys):
+    assert render(docs_copy) == 0 and render(docs_copy, "--check") == 0
     readme = read(docs_copy, "README.md")
     results = dict(BLOCK.findall(readme))["results"]
     (docs_copy / "README.md").write_text(readme.replace(results, results.replace("%", "1%", 1)))
-    assert render(str(docs_copy), "--check").returncode == 1  # a percentage edited by hand
+    assert render(docs_copy, "--check") == 1  # a percentage edited by hand
     (docs_copy / "README.md").write_text("# no blocks\n")
-    r = render(str(docs_copy), "--check")
-    assert r.returncode == 2 and "lacks the generated blocks" in r.stderr
+    assert render(docs_copy, "--check") == 2 and "lacks the generated blocks" in capsys.readouterr().err
 
 
 def test_original_numbers_stand_only_in_their_table(docs_copy):
@@ -173,7 +174,7 @@ def test_original_numbers_stand_only_in_their_table(docs_copy):
     for i, r in enumerate(study["rows"]):
         r["delta"] = -0.417293 - i * 0.1
     (docs_copy / "paper" / "original_study.json").write_text(json.dumps(study))
-    assert render(str(docs_copy)).returncode == 0
+    assert render(docs_copy) == 0
     readme, paper = read(docs_copy, "README.md"), read(docs_copy, "paper/paper.tex")
     tables = re.findall(r"\\begin\{table\}.*?\\end\{table\}", paper, re.S)
     own = [t for t in tables if r"\label{tab:original}" in t]
@@ -215,7 +216,7 @@ def test_paper_compiles_within_eight_pages(docs_copy, which):
         (res / "run.json").write_text(json.dumps(RUN))
         (res / "gpu_memory.json").write_text(json.dumps({"device_name": "Test GPU", "peak_gib": 13.5}))
         render_figures(s, str(res / "figures"), RUN, json.loads(read(REPO, "paper/original_study.json")))
-        assert render(str(docs_copy)).returncode == 0
+        assert render(docs_copy) == 0
     else:
         shutil.copy(os.path.join(REPO, "paper", "paper.tex"), docs_copy / "paper")
     for _ in range(2):  # the second pass settles references
