@@ -73,14 +73,14 @@ def context(root: str, results: str) -> dict:
 
 
 def environment(root: str, latex: bool) -> jinja2.Environment:
-    """Tables render as markdown or LaTeX; for LaTeX, \\VAR{...} and \\BLOCK{...} delimiters,
-    lines starting %# are comments, and text is escaped unless it is Markup."""
+    """Tables render as markdown or LaTeX; for LaTeX, the delimiters \\VAR{...}, \\BLOCK{...} and
+    %{# comment #}, and text is escaped unless it is Markup."""
     def finalize(v):
         if isinstance(v, Table):
             return v.latex() if latex else v.markdown()
         return tex(v) if latex and not isinstance(v, Markup) else v
     delims = dict(variable_start_string=r"\VAR{", variable_end_string="}", block_start_string=r"\BLOCK{",
-                  block_end_string="}", line_comment_prefix="%#") if latex else {}
+                  block_end_string="}", comment_start_string="%{#", comment_end_string="#}") if latex else {}
     return jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                               finalize=finalize, **delims)
