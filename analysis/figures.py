@@ -1,10 +1,13 @@
-"""render_figures(summary, out_dir, run_info) -> the three PNGs of the report, from summary alone.
+"""render_figures(summary, out_dir, run_info, original=None) -> the three PNGs of the report.
 
     from analysis.figures import render_figures
-    render_figures(summary, "results/figures", {"model": "tiny", "device": "cpu"})
+    render_figures(summary, "results/figures", {"model": "tiny", "device": "cpu"},
+                   original=json.load(open("paper/original_study.json")))
 
 Writes figure_1_epsilon_delta.png (mean Δ with 95% CI vs ε, individual Δ as faint jittered
-points), figure_2_defense.png (entropy-filter pass rate vs τ percentile: clean and each ε) and
+points; with `original`, the study's reported Δ in red open diamonds, on the panel of the study's
+own perturbation, STUDY_ATTACK, or on a panel of its own, its legend naming it as the study's),
+figure_2_defense.png (entropy-filter pass rate vs τ percentile: clean and each ε) and
 figure_3_token_entropy.png (mean entropy by token position, clean vs each ε); one panel per
 attack. Uses the Agg canvas directly (no pyplot state, no display needed); the jitter is seeded
 and the PNG carries no version/date metadata, so the same summary gives the same bytes.
@@ -24,6 +27,7 @@ from analysis.summary import level_label, sorted_levels
 FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png",
                 "figure_3_token_entropy.png")
 MIN_POSITION_SHARE = 0.05  # figure 3 stops where fewer than 5% of answers still have tokens
+STUDY_ATTACK = "proxy"     # the original study's perturbation: its numbers go on this panel
 
 
 def _caption(run_info: dict) -> str:
@@ -72,10 +76,20 @@ def _empty(ax, text="no perturbed records"):
     ax.set_axis_off()
 
 
-def figure_epsilon_delta(summary: dict, run_info: dict) -> Figure:
+def _original(ax, original: dict) -> None:
+    """The original study's reported Δ, kept visibly apart from ours and labelled as its own."""
+    rows = original["rows"]
+    ax.plot([r["epsilon"] for r in rows], [r["delta"] for r in rows], color="tab:red", marker="D",
+            mfc="none", ls="--", label=f"original study, as reported: {original['model']}, "
+            f"{original['dtype']} on {original['hardware']}")
+
+
+def figure_epsilon_delta(summary: dict, run_info: dict, original: dict | None = None) -> Figure:
     attacks = _attacks(summary)
-    fig, axes = _panels(len(attacks), "Figure 1: entropy change Δ = H_perturbed - H_clean",
-                        run_info)
+    own_panel = original is not None and not any(
+        a == STUDY_ATTACK and summary["by_attack"][a]["grouped_by"] != "severity" for a in attacks)
+    fig, axes = _panels(len(attacks) + own_panel,
+                        "Figure 1: entropy change Δ = H_perturbed - H_clean", run_info)
     rng = np.random.default_rng(0)  # fixed: the jitter is decoration, not data
     for ax, attack in zip(axes, attacks):
         sec = summary["by_attack"][attack]
@@ -92,16 +106,29 @@ def figure_epsilon_delta(summary: dict, run_info: dict) -> Figure:
         lo = np.array([0.0 if c is None or v is None else v - c[0] for v, c in zip(means, cis)])
         hi = np.array([0.0 if c is None or v is None else c[1] - v for v, c in zip(means, cis)])
         ax.errorbar(xs, m, yerr=[lo, hi], color="black", marker="o", capsize=4,
-                    label="mean Δ, 95% CI")
+                    label="this run: mean Δ, 95% CI")
+        ticks = list(xs)
+        if original is not None and attack == STUDY_ATTACK and sec["grouped_by"] != "severity":
+            _original(ax, original)
+            ticks = sorted(set(ticks) | {r["epsilon"] for r in original["rows"]})
         ax.axhline(0.0, color="grey", lw=0.8, ls="--")
-        ax.set_xticks(xs, [f"{x:.4g}" for x in xs])
-        if xs.size == 1:  # else autoscale stretches the jitter cloud over the whole panel
+        ax.set_xticks(ticks, [f"{x:.4g}" for x in ticks])
+        if len(ticks) == 1:  # else autoscale stretches the jitter cloud over the whole panel
             ax.set_xlim(xs[0] - gap, xs[0] + gap)
         ax.set_title(attack, fontsize=10)
         ax.set_xlabel(_xlabel(sec))
         ax.set_ylabel("Δ mean token entropy (nats)")
-        ax.legend(fontsize=8, loc="best")
-    if not attacks:
+        ax.legend(fontsize=7, loc="best")
+    if own_panel:
+        ax = axes[len(attacks)]
+        _original(ax, original)
+        ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        ax.set_xticks([r["epsilon"] for r in original["rows"]])
+        ax.set_title("original study, as reported (not reproduced here)", fontsize=10)
+        ax.set_xlabel("ε ([0,1] pixel units)")
+        ax.set_ylabel("Δ mean token entropy (nats)")
+        ax.legend(fontsize=7, loc="lower left")
+    elif not attacks:
         _empty(axes[0])
     return fig
 
@@ -177,9 +204,11 @@ def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
     return fig
 
 
-def render_figures(summary: dict, out_dir: str, run_info: dict | None = None) -> list[str]:
-    """Write the three figures into out_dir (created if missing); returns their paths."""
+def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
+                   original: dict | None = None) -> list[str]:
+    """Write the three figures into out_dir (created if missing); returns their paths.
+    original: paper/original_study.json's dict (the caller reads it), drawn in figure 1."""
     os.makedirs(out_dir, exist_ok=True)
-    makers = (figure_epsilon_delta, figure_defense, figure_token_entropy)
-    return [_save(make(summary, run_info or {}), os.path.join(out_dir, name))
-            for make, name in zip(makers, FIGURE_NAMES)]
+    figs = (figure_epsilon_delta(summary, run_info or {}, original),
+            figure_defense(summary, run_info or {}), figure_token_entropy(summary, run_info or {}))
+    return [_save(fig, os.path.join(out_dir, name)) for fig, name in zip(figs, FIGURE_NAMES)]

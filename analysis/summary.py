@@ -1,6 +1,6 @@
 """summarize(records) -> the summary.json dict: every number the report, figures and paper show.
 
-    from experiments.records import read_records
+    from experiments.runs import read_records
     from analysis.summary import summarize
     s = summarize(read_records("results/records.jsonl"), seed=0)
     s["by_attack"]["proxy"]["by_epsilon"]["0.3"]["mean_delta"]

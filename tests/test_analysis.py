@@ -214,18 +214,55 @@ def test_report_names_run_and_conventions():
     assert "model: tiny" in text and "dtype: float32" in text and "device: cpu" in text
     assert "ε = 0.3 ≈ 77/255" in text and "entropy falls" in text
     assert "INV" in text and s["meta"]["behaviour_rule"] in text
+    assert text == render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
+
+
+def test_committed_report_is_what_the_summary_renders():
+    """results/entropy_report.txt is render_report of the summary and run.json beside it, byte for
+    byte: the report holds no timestamp and the tables format every number."""
+    def read(name):
+        with open(os.path.join(ROOT, "results", name), encoding="utf-8") as f:
+            return f.read()
+    assert render_report(json.loads(read("summary.json")), json.loads(read("run.json"))) == \
+        read("entropy_report.txt")
+
+
+ORIGINAL = {"model": "LLaVA-1.5-7B", "dtype": "float16", "hardware": "NVIDIA T4 16 GB",
+            "rows": [{"epsilon": 0.1, "delta": 0.0}, {"epsilon": 0.3, "delta": -0.028}]}
 
 
 def test_figures_are_valid_deterministic_pngs(tmp_path):
     s = summarize(falling_records(n_images=5, n_trials=2))
-    paths = render_figures(s, str(tmp_path / "a"), {"model": "tiny", "device": "cpu"})
-    again = render_figures(s, str(tmp_path / "b"), {"model": "tiny", "device": "cpu"})
+    paths = render_figures(s, str(tmp_path / "a"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
+    again = render_figures(s, str(tmp_path / "b"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
     assert [os.path.basename(p) for p in paths] == [
         "figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png"]
     for p, q in zip(paths, again):
         data = open(p, "rb").read()
         assert data[:8] == PNG and len(data) > 5000 and data == open(q, "rb").read()
     assert sorted(os.listdir(tmp_path / "a")) == sorted(os.path.basename(p) for p in paths)
+    plain = render_figures(s, str(tmp_path / "c"), {"model": "tiny", "device": "cpu"})
+    assert open(plain[0], "rb").read() != open(paths[0], "rb").read()  # the study's series shows
+
+
+@pytest.mark.parametrize("attack", ["proxy", "pgd"])
+def test_figure_1_keeps_the_original_study_apart_and_labelled(attack):
+    """The study's reported Δ is its own series, named as the study's with its model, precision
+    and hardware: on the panel of its own perturbation (proxy), or on a panel of its own."""
+    from analysis.figures import figure_epsilon_delta
+
+    records = falling_records(n_images=5, n_trials=2)
+    for r in (r for r in records if r["attack"] != "none"):
+        r["attack"] = attack
+    fig = figure_epsilon_delta(summarize(records), {"model": "tiny", "device": "cpu"}, ORIGINAL)
+    legends = [sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes]
+    study = "original study, as reported: LLaVA-1.5-7B, float16 on NVIDIA T4 16 GB"
+    assert legends == ([[study, "this run: mean Δ, 95% CI"]] if attack == "proxy" else
+                       [["this run: mean Δ, 95% CI"], [study]])
+    ax = fig.axes[-1]
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == study)
+    assert list(line.get_xdata()) == [0.1, 0.3] and list(line.get_ydata()) == [0.0, -0.028]
+    assert "original" in ax.get_title() or attack == "proxy"
 
 
 def _cli(args, cwd=ROOT):
