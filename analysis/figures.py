@@ -24,8 +24,8 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.summary import level_label, sorted_levels
 
-FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png",
-                "figure_3_token_entropy.png")
+FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
+                "figure_4_reliability.png", "figure_5_risk_coverage.png")
 MIN_POSITION_SHARE = 0.05  # figure 3 stops where fewer than 5% of answers still have tokens
 STUDY_ATTACK = "proxy"     # the original study's perturbation: its numbers go on this panel
 
@@ -206,9 +206,16 @@ def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
 
 def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
                    original: dict | None = None) -> list[str]:
-    """Write the three figures into out_dir (created if missing); returns their paths.
-    original: paper/original_study.json's dict (the caller reads it), drawn in figure 1."""
+    """Write the five figures into out_dir (created if missing); returns their paths.
+    original: paper/original_study.json's dict (the caller reads it), drawn in figure 1.
+    Figures 4 and 5 (calibration, selective prediction) are analysis/figures_calibration.py's."""
+    from analysis.figures_calibration import figure_reliability, figure_risk_coverage
+
     os.makedirs(out_dir, exist_ok=True)
-    figs = (figure_epsilon_delta(summary, run_info or {}, original),
-            figure_defense(summary, run_info or {}), figure_token_entropy(summary, run_info or {}))
-    return [_save(fig, os.path.join(out_dir, name)) for fig, name in zip(figs, FIGURE_NAMES)]
+    ri = run_info or {}
+    figs = {"figure_1_epsilon_delta.png": figure_epsilon_delta(summary, ri, original),
+            "figure_2_defense.png": figure_defense(summary, ri),
+            "figure_3_token_entropy.png": figure_token_entropy(summary, ri),
+            "figure_4_reliability.png": figure_reliability(summary, ri),
+            "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri)}
+    return [_save(figs[name], os.path.join(out_dir, name)) for name in FIGURE_NAMES]

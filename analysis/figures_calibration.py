@@ -128,26 +128,21 @@ def _finish(ax, title: str, drawn: bool):
 
 
 def figure_risk_coverage(summary: dict, run_info: dict):
-    """Figure 5: the clean panel first, then one per attack."""
-    attacks = _attacks(summary)
+    """Figure 5: the clean panel first, then one per attack and level, a line per probe."""
     probes = _probes(summary)
     tab = colormaps["tab10"]
     colour = {p: tab(i % 10) for i, p in enumerate(probes)}
-    fig, axes = _panels(len(attacks) + 1, "Figure 5: risk-coverage by probe", run_info)
-    clean = (summary.get("clean") or {}).get("selective") or {}
-    drawn = False
-    for p in probes:
-        drawn |= _risk_line(axes[0], clean.get(p), p, color=colour[p], lw=1.5)
-    _finish(axes[0], "clean", drawn)
-    for ax, attack in zip(axes[1:], attacks):
+    panels = [("clean", (summary.get("clean") or {}).get("selective") or {})]
+    for attack in _attacks(summary):
         sec = summary["by_attack"][attack]
+        panels += [(f"{attack}, {_legend(k, sec)}", sec["by_epsilon"][k].get("selective") or {})
+                   for k in sorted_levels(sec["by_epsilon"])]
+    fig, axes = _panels(len(panels), "Figure 5: risk-coverage by probe", run_info)
+    for ax, (title, sel) in zip(axes, panels):
         drawn = False
-        for i, k in enumerate(sorted_levels(sec["by_epsilon"])):
-            sel = sec["by_epsilon"][k].get("selective") or {}
-            for p in probes:
-                drawn |= _risk_line(ax, sel.get(p), f"{p}, {_legend(k, sec)}", color=colour[p],
-                                    ls=_STYLES[i % len(_STYLES)], lw=1.2)
-        _finish(ax, attack, drawn)
+        for p in probes:
+            drawn |= _risk_line(ax, sel.get(p), p, color=colour[p], lw=1.3)
+        _finish(ax, title, drawn)
     return fig
 
 

@@ -44,6 +44,7 @@ from collections import defaultdict
 import numpy as np
 
 import probes as registry
+from analysis import quality as Q
 from analysis import stats as S
 
 CLEAN = "none"
@@ -128,31 +129,6 @@ def _group_std(pairs: list[tuple], index: int) -> float | None:
     return S.std([np.mean(v) for v in groups.values()])
 
 
-def _correctness(clean, perturbed, taus) -> dict:
-    """Accuracy, confidently-wrong shares and wrong-answer AUROCs; {} without references."""
-    c = [r for r in clean if r.get("correct") is not None]
-    a = [r for r in perturbed if r.get("correct") is not None]
-    if not c and not a:
-        return {}
-
-    def acc(rs):
-        return float(np.mean([bool(r["correct"]) for r in rs])) if rs else None
-
-    def wrong_auroc(rs):
-        # wrong answers are the positives: does higher entropy flag them?
-        return S.auroc([r["mean_entropy"] for r in rs if r["correct"]],
-                       [r["mean_entropy"] for r in rs if not r["correct"]])
-
-    def cw(rs):
-        return S.confidently_wrong([r["mean_entropy"] for r in rs],
-                                   [bool(r["correct"]) for r in rs], taus)
-
-    return {"accuracy_clean": acc(c), "accuracy_perturbed": acc(a),
-            "n_with_references": len(a),
-            "confidently_wrong": cw(a), "confidently_wrong_clean": cw(c),
-            "auroc_wrong_clean": wrong_auroc(c), "auroc_wrong_perturbed": wrong_auroc(a)}
-
-
 def _probe_stats(clean, perturbed, probes, seed, n_boot, tag) -> dict:
     out = {}
     for key in probes:
@@ -189,7 +165,10 @@ def epsilon_entry(clean, perturbed, level, seed=0, n_boot=2000, probes=(), tag="
         "auroc_detect_ci95": S.bootstrap_auroc_ci(h_clean, h_adv, n_boot, seed, tag),
         "pass_rate": rates, "inverted_safety": S.inverted_safety(rates),
     }
-    entry.update(_correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
+    means = _clean_means(clean, "mean_entropy")
+    entry["floor"] = Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means])
+    entry.update(Q.correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
+    entry.update(Q.quality(perturbed, ["mean_entropy", *probes], seed, n_boot, tag))
     if probes:
         entry["probes"] = _probe_stats(clean, perturbed, probes, seed, n_boot, tag)
     return entry
@@ -247,10 +226,8 @@ def json_clean(obj):
     return obj
 
 
-def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
-    """The whole summary.json dict (see the module docstring for its layout)."""
-    records = _canonical(records)
-    valid = [r for r in records if is_valid(r)]
+def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag: str = "") -> tuple[dict, dict]:
+    """(by_attack, clean) of a set of valid records: every per-level number, and the clean line."""
     clean = [r for r in valid if r["attack"] == CLEAN]
     groups = defaultdict(lambda: defaultdict(list))
     levels = {}
@@ -259,35 +236,54 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl
-    probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
-
     by_attack = {}
     for attack in sorted(groups):
         by_eps = {key: epsilon_entry(clean, recs, levels[(attack, key)], seed, n_boot, probes,
-                                     tag=f"{attack}|{key}")
+                                     tag=f"{tag}{attack}|{key}")
                   for key, recs in groups[attack].items()}
         grouped = any(is_corruption(attack) and r.get("severity") is not None
                       for recs in groups[attack].values() for r in recs)
-        by_attack[attack] = {"grouped_by": "severity" if grouped else "epsilon",
-                             "by_epsilon": by_eps}
-
+        by_attack[attack] = {"grouped_by": "severity" if grouped else "epsilon", "by_epsilon": by_eps}
     h_clean = [r["mean_entropy"] for r in clean]
-    with_ref = [r for r in clean if r.get("correct") is not None]
-    clean_block = {"n": len(clean), "mean_entropy": float(np.mean(h_clean)) if clean else None,
-                   "std_entropy": S.std(h_clean)}
-    if with_ref:
-        clean_block["accuracy"] = float(np.mean([bool(r["correct"]) for r in with_ref]))
+    block = {"n": len(clean), "mean_entropy": float(np.mean(h_clean)) if clean else None,
+             "std_entropy": S.std(h_clean),
+             "share_below_0.01": float(np.mean(np.asarray(h_clean) < Q.FLOOR_NATS)) if clean else None}
+    scores = [Q.score(r) for r in clean if Q.score(r) is not None]
+    if scores:
+        block["accuracy"] = float(np.mean(scores))
+        block["auroc_wrong"] = S.auroc([r["mean_entropy"] for r in clean if Q.score(r) is not None
+                                        and not Q.is_wrong(r)],
+                                       [r["mean_entropy"] for r in clean if Q.score(r) is not None
+                                        and Q.is_wrong(r)])
+    block.update(Q.quality(clean, ["mean_entropy", *probes], seed, n_boot, f"{tag}clean"))
+    return by_attack, block
+
+
+def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
+    """The whole summary.json dict (see the module docstring for its layout)."""
+    records = _canonical(records)
+    valid = [r for r in records if is_valid(r)]
+    probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
+    by_attack, clean_block = _sections(valid, probes, seed, n_boot)
     summary = {
         "by_attack": by_attack, "clean": clean_block, "nonfinite": _nonfinite(records),
         "token_profile": token_position_profile(records),
-        "meta": {"n_records": len(records), "n_valid": len(valid), "attacks": sorted(groups),
+        "meta": {"n_records": len(records), "n_valid": len(valid), "attacks": sorted(by_attack),
                  "bootstrap_resamples": int(n_boot), "seed": int(seed),
                  "behaviour_rule": S.BEHAVIOUR_RULE, "alpha": S.ALPHA,
                  "pass_percentiles": list(S.PASS_PERCENTILES), "probes": probes,
                  "probe_sign": {k: registry.sign(k) for k in probes},
+                 "wrong_below": Q.WRONG_BELOW, "floor_nats": Q.FLOOR_NATS,
                  "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
                                    for e in a["by_epsilon"].values())},
     }
     if len(by_attack) == 1:
         summary["by_epsilon"] = next(iter(by_attack.values()))["by_epsilon"]
+    categories = sorted({str(r["category"]) for r in valid if r.get("category") is not None})
+    if categories:  # a dataset run: every number again for each of the task's categories
+        summary["by_category"] = {}
+        for c in categories:
+            sub = [r for r in valid if str(r.get("category")) == c]
+            cat_attack, cat_clean = _sections(sub, probes, seed, n_boot, f"category={c}|")
+            summary["by_category"][c] = {"by_attack": cat_attack, "clean": cat_clean}
     return json_clean(summary)

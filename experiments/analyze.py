@@ -43,6 +43,18 @@ def _record_problem(rec) -> str | None:
     return None
 
 
+def original_study() -> dict | None:
+    """paper/original_study.json (the study's reported Δ, drawn apart in figure 1), if present."""
+    import json
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "paper",
+                        "original_study.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
                 n_boot: int = 2000, figures: bool = True) -> dict:
     """Summarise OUT/records.jsonl and write summary.json, entropy_report.txt, figures/."""
@@ -71,7 +83,7 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
                       render_report(summary, run_info))
     if figures:
-        render_figures(summary, os.path.join(out_dir, "figures"), run_info)
+        render_figures(summary, os.path.join(out_dir, "figures"), run_info, original_study())
     return summary
 
 

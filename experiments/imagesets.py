@@ -85,8 +85,13 @@ def normalise(text: str) -> str:
 
 
 def score(match: str, answer: str, answers):
-    """A record's `correct`: True/False for "exact" and "contains" (see is_correct)."""
-    return is_correct(answer, answers, match)
+    """A record's `correct`: True/False for the manifests' "exact" and "contains" (is_correct),
+    the metric's per-item score for a task's ("pope": 1.0/0.0, "vqa": VQA accuracy)."""
+    if match in ("exact", "contains"):
+        return is_correct(answer, answers, match)
+    from analysis.scoring import score as metric_score
+
+    return metric_score(match, answer, answers)
 
 
 def is_correct(answer: str, answers, match: str) -> bool:

@@ -40,8 +40,9 @@ class Plan:
     vision_dtype: object   # torch.dtype
     fmt: str               # prompt format
     items: list
-    images: list           # PIL images, one per item
+    images: object         # PIL images, one per item, or DatasetImages for a dataset run
     view: dict             # what a resumed run must agree on
+    data_info: dict | None = None  # a dataset run's source (experiments.tasks.TaskData.info)
 
 
 @dataclass
@@ -75,6 +76,38 @@ class Pixels:
         return self.tensor[list(indices)]  # a copy: attacks may write into it
 
 
+@dataclass
+class DatasetImages:
+    """A dataset run's images: rows[i] is item i's row, decoded only when a batch needs it."""
+    data: object           # experiments.tasks.TaskData
+    rows: list[int]
+
+
+class LazyPixels:
+    """pixels(indices) for a dataset run: each batch's images decoded when it runs, never all at
+    once (9,000 COCO images do not fit in memory as tensors); the last CACHE are kept, so the
+    clean answers a gradient attack needs are not decoded twice in a row."""
+    CACHE = 64
+
+    def __init__(self, images: DatasetImages, size: int, mean, device):
+        self.images, self.size, self.mean, self.device = images, size, mean, device
+        self.cache: dict = {}
+
+    def pixels(self, indices):
+        import torch
+
+        from models.images import to_model_input
+
+        out = []
+        for i in indices:
+            if i not in self.cache:
+                if len(self.cache) >= self.CACHE:
+                    self.cache.pop(next(iter(self.cache)))
+                self.cache[i] = to_model_input(self.images.data.image(self.images.rows[i]), self.size, self.mean)
+            out.append(self.cache[i])
+        return torch.stack(out).to(self.device)
+
+
 def plan_device(cfg: Config) -> str:
     """The device this process runs on: cuda:LOCAL_RANK under a launcher, else --device."""
     from models import check_device
@@ -87,7 +120,7 @@ def plan(cfg: Config, check_out: bool = True) -> Plan:
     check_out=False skips the --out folder (the benchmark writes none)."""
     from models import TINY_DIR, preflight, vision_dtype_for
     from models.images import load_image
-    from models.prompts import default_format
+    from models.prompts import default_format, original_ids
 
     from .imagesets import resolve_items
 
@@ -96,16 +129,36 @@ def plan(cfg: Config, check_out: bool = True) -> Plan:
     device = plan_device(cfg)
     dtype = parse_dtype(cfg.dtype, device)
     vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype)
-    items = resolve_items(cfg.images, cfg.prompt, "scenes" if source == TINY_DIR else "photos")
-    images = [load_image(it.path) for it in items]
     fmt = cfg.prompt_format or default_format(source)
+    data_info = None
+    if cfg.task:  # a benchmark dataset: columns, split and subset checked here, images later
+        items, images, data_info, task_fmt = dataset_items(cfg)
+        if cfg.prompt_format is None and task_fmt and original_ids(fmt):
+            fmt = task_fmt  # LLaVA's own benchmark scripts' conversation, for LLaVA-1.5 models
+    else:
+        items = resolve_items(cfg.images, cfg.prompt, "scenes" if source == TINY_DIR else "photos")
+        images = [load_image(it.path) for it in items]
     name = lambda d: str(d).split(".")[-1]  # noqa: E731
     view = result_view(cfg, {"model": runs.model_label(source), "dtype": name(dtype),
                              "vision_dtype": name(vdtype), "prompt_format": fmt,
                              "device_type": device.split(":")[0]})
     if check_out and (world.is_main or not cfg.fresh):  # --fresh clears --out once, in rank 0
         runs.check_out(cfg.out, view, cfg.fresh and world.is_main, default_view_value)
-    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view)
+    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view, data_info)
+
+
+def dataset_items(cfg: Config):
+    """(items, DatasetImages, the data's info, the task's prompt format) of a --task run."""
+    from .imagesets import Item
+    from .tasks import load_task, open_dataset, select_rows
+
+    task = load_task(cfg.task)
+    data = open_dataset(cfg.dataset, cfg.split, task)
+    rows = data.rows(select_rows(data, cfg.limit, cfg.seed))
+    items = [Item(r.key, None, r.query, tuple(r.references) or None, task.metric,
+                  (("dataset", data.dataset), ("split", data.split), ("id", r.id),
+                   ("category", r.category), ("metric", task.metric))) for r in rows]
+    return items, DatasetImages(data, [r.index for r in rows]), data.info(), task.prompt_format
 
 
 def prepare(p: Plan):
@@ -120,7 +173,9 @@ def prepare(p: Plan):
                             vision_dtype=p.vision_dtype)
     if cfg.static_cache:  # every generate() of the run; on CUDA it compiles the decode step
         model.generation_config.cache_implementation = "static"
-    images = Pixels(p.images, input_size(processor), processor.image_processor.image_mean, p.device)
+    size, mean = input_size(processor), processor.image_processor.image_mean
+    images = (LazyPixels(p.images, size, mean, p.device) if isinstance(p.images, DatasetImages)
+              else Pixels(p.images, size, mean, p.device))
     prompts = [build_prompt(processor, it.question, p.fmt) for it in p.items]
     return Sweep(model, processor, cfg, p.items, prompts, images, original_ids(p.fmt),
                  scored_vocab(model, processor))
@@ -182,7 +237,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
             "parameters": sum(t.numel() for t in sweep.model.parameters()),
             "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(sweep.model),
             "scored_vocab_size": sweep.vocab.size, "prompt_format": p.fmt, "batch_size": batch,
-            "processes": world.size})
+            "processes": world.size, **({"data": p.data_info} if p.data_info else {})})
         runs.write_info(out, info)
 
     starts = [s for i, s in enumerate(range(0, len(units), batch)) if world.owns(i)]

@@ -379,7 +379,7 @@ def test_nonfinite_logits_are_counted_not_averaged(nonfinite_ckpt, pair, tmp_pat
     assert len(summary["nonfinite"]["records"]) == len(bad)
     with open(os.path.join(out, "entropy_report.txt"), encoding="utf-8") as f:
         report = f.read()
-    assert f"{len(bad)} with non-finite logits excluded" in report
+    assert "non-finite: excluded for non-finite logits" in report
     assert f"Excluded for non-finite logits ({len(bad)})" in report
     assert f"{len(bad)} of {N_UNITS} generations had non-finite logits" in r.stderr
     assert bad[0]["image"] in r.stderr

@@ -10,7 +10,7 @@ from analysis.scoring import score
 from experiments import tasks as T
 from experiments.tasks import load_task, open_dataset, select_rows
 from models.errors import InputError
-from tests.datasets_helpers import (LAYOUTS, agree, build_pope, build_vqa, pope_columns,
+from experiments.scene_datasets import (LAYOUTS, agree, build_pope, build_vqa, pope_columns,
                                     to_dataset, vqa_columns, write)
 
 SUFFIX = "\nAnswer the question using a single word or phrase."

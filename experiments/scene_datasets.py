@@ -1,6 +1,6 @@
 """Build small local benchmark datasets from drawn scenes, in the layouts `open_dataset` reads.
 
-    from tests.datasets_helpers import build_pope, build_vqa
+    from experiments.scene_datasets import build_pope, build_vqa
     folder = build_pope(tmp_path / "pope", 12)                  # save_to_disk DatasetDict
     folder = build_vqa(tmp_path / "vqa", 9, layout="parquet")   # data/validation-0000k-of-…
 
