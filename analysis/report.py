@@ -14,6 +14,12 @@ import textwrap
 
 from analysis.tables import Table, build
 
+CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "pope")
+FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean answer whose mean token "
+                 "entropy is below 0.01 nats (the floor table above). There a mean Δ cannot fall "
+                 "much (it is bounded by minus the mean clean entropy), so a rise or no change is "
+                 "forced by construction and does not show that perturbation leaves confidence "
+                 "alone; read the log-ratio column and the calibration instead.")
 EPS_LINE = ("ε is in [0,1] pixel units at the model's input resolution "
             "(ε = 0.3 ≈ 77/255)")
 
@@ -72,6 +78,14 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
     for attack in sorted(summary["by_attack"]):
         lines += [f"== attack: {attack} ==", ""]
         lines += [x for t in tables if t.attack == attack for x in _block(t)]
+        if summary["by_attack"][attack]["by_epsilon"] and any(
+                e["floor"]["majority_at_floor"] for e in summary["by_attack"][attack]["by_epsilon"].values()
+                if e.get("floor")):
+            lines += [textwrap.fill(FLOOR_WARNING, 100), ""]
+    for c, sub in sorted(summary.get("by_category", {}).items()):  # a dataset run's categories
+        lines += [f"== category: {c} ==", ""]
+        lines += [x for t in build({**summary, **sub, "by_category": {}}, run_info or {}, CATEGORY_TABLES)
+                  for x in _block(t)]
     nf = summary["nonfinite"]
     if nf["count"]:
         shown = nf["records"][:20]

@@ -2,20 +2,22 @@
 
     from analysis.tables import build
     for t in build(summary, run_info):     # every registered table, each labelled with the run
-        print(t.markdown())                # or t.latex(); analysis/report.py writes them as text
+        print(t.title, t.headers, t.rows)  # cells are strings, formatted here and nowhere else
 
+analysis/report.py writes them as fixed-width text, paper/render.py as markdown and LaTeX (for
+the README and the paper), the notebook as HTML.
 Adding a table is one function: decorate it with @table(name) (or @table(name, per_attack=True)
 for one per attack), take the summary (and the attack name), return a Table of strings made by
 the formatters below (by_level() makes the usual row-per-ε one), or None when the summary has
 nothing for it. build() calls the tables in the order they are defined and labels each with
-run_label(): model, dtype, hardware, date and commit. original() is the one table not of ours.
+run_label(): model, dtype, hardware, date and commit.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import partial
 
+import probes as registry
 from analysis.summary import level_label, sorted_levels
 
 
@@ -52,19 +54,6 @@ def value(v) -> str:
     return "default" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-TEX = {**{c: "\\" + c for c in "&%$#_{}"}, "\\": r"\textbackslash{}", "~": r"\textasciitilde{}",
-       "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
-# A number standing alone (not the 1.5 of LLaVA-1.5-7B, nor a date's -11): signed or e-notation
-NUMBER = re.compile(r"(?<![\w.])([+-]?)(\d+(?:\.\d+)?)(?:e([+-]\d+))?(?![\w.])")
-
-
-def tex(s) -> str:
-    """Plain text as LaTeX: specials escaped, signed and e-notation numbers in math mode."""
-    s = re.sub(r"-(?=-)", "-{}", "".join(TEX.get(ch, ch) for ch in str(s)))  # --flag, no en dash
-    return NUMBER.sub(lambda m: m[0] if not (m[1] or m[3]) else f"${m[1]}{m[2]}" + (
-        rf"\times10^{{{int(m[3])}}}" if m[3] else "") + "$", s)
-
-
 @dataclass
 class Table:
     title: str                  # what the table shows
@@ -79,28 +68,8 @@ class Table:
     def caption(self) -> str:
         return f"{self.title} {self.label}".strip()
 
-    def _align(self) -> str:
+    def alignment(self) -> str:
         return self.align or "l" + "r" * (len(self.headers) - 1)
-
-    def markdown(self) -> str:
-        rule = ["---:" if a == "r" else "---" for a in self._align()]
-        return "\n".join([f"*{self.caption}*", ""] + ["| " + " | ".join(r) + " |"
-                                                       for r in [self.headers, rule, *self.rows]])
-
-    def latex(self) -> str:
-        def head(h, a):  # a long header on two lines of about equal length: fewer tables shrink
-            w = h.split(" ")
-            cut = min(range(1, len(w)), key=lambda i: abs(len(" ".join(w[:i])) - len(h) / 2), default=0)
-            return tex(h) if len(h) <= 10 or not cut else (
-                rf"\shortstack[{a.lower()}]{{{tex(' '.join(w[:cut]))}\\{tex(' '.join(w[cut:]))}}}")
-        key = re.sub(r"\W+", "-", f"{self.name} {self.attack or ''}".strip())
-        return "\n".join([
-            r"\begin{table}\centering\small", rf"\caption{{{tex(self.caption)}}}\label{{tab:{key}}}",
-            r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",  # only if too wide
-            r"\begin{tabular}{" + self._align().replace("L", r"p{0.6\linewidth}") + r"}\toprule",
-            " & ".join(map(head, self.headers, self._align())) + r" \\\midrule",
-            *[" & ".join(map(tex, r)) + r" \\" for r in self.rows], r"\bottomrule\end{tabular}}",
-            r"\end{table}"])
 
 
 def run_label(info: dict) -> str:
@@ -147,19 +116,18 @@ def level_name(section: dict) -> str:
     return "severity" if section["grouped_by"] == "severity" else "ε"
 
 
-def by_level(s: dict, attack: str, title: str, columns: list, align="") -> Table | None:
-    """A row per ε (or severity) of one attack, columns [(header, dotted field of its by_epsilon
-    entry, formatter)]; a level whose entry lacks the first field is left out."""
+def by_level(s: dict, attack: str, title: str, columns: list, align="", clean=False) -> Table | None:
+    """A row per ε (or severity) of one attack (after a row of the clean block, with clean=True),
+    columns [(header, field of its entry, formatter)], a field dotted or a tuple of keys; a row
+    whose entry lacks the first field's first key is left out."""
     sec = s["by_attack"][attack]
-    rows = [[lab] + [fmt(dig(e, f)) for _, f, fmt in columns] for lab, e in levels(sec)
-            if columns[0][1].split(".")[0] in e]
+    rows = [[lab] + [fmt(dig(e, f)) for _, f, fmt in columns]
+            for lab, e in [("clean", s["clean"])] * clean + levels(sec)
+            if columns and _keys(columns[0][1])[0] in e]
     return Table(f"Attack {attack}: {title}", [level_name(sec)] + [c[0] for c in columns], rows,
                  align) if rows else None
 
 
-PROBE_NAMES = {"max_entropy": "max token entropy", "first_token_entropy": "first-token entropy",
-               "mean_max_prob": "mean top-token prob.", "min_max_prob": "min top-token prob.",
-               "seq_nll": "sequence NLL", "perplexity": "perplexity"}   # a probe's name in a table
 
 
 @table("clean")
@@ -201,7 +169,7 @@ def entropy_filter(s, attack):
 @table("probes", per_attack=True)
 def probes(s, attack):
     sec = s["by_attack"][attack]
-    rows = [[lab, PROBE_NAMES.get(p, p), signed(d["mean_delta"]), ci(d["ci95"]), fixed(d["auroc_detect"]),
+    rows = [[lab, registry.label(p), signed(d["mean_delta"]), ci(d["ci95"]), fixed(d["auroc_detect"]),
              ci(d.get("auroc_detect_ci95"), fixed)]
             for lab, e in levels(sec) for p, d in [("entropy", e)] + sorted(e.get("probes", {}).items())]
     return Table(f"Attack {attack}: Δ of each probe in its own units (top-token probabilities: higher = "
@@ -224,39 +192,53 @@ def correct(s, attack):
                        ("AUROC wrong, perturbed", "auroc_wrong_perturbed", fixed)])
 
 
-def original(study: dict) -> Table:
-    """The original study's table from paper/original_study.json's dict, labelled as the study's."""
-    return Table("Entropy Delta Δ at each ε.", ["ε", "reported Δ"], [
-        [value(r["epsilon"]), fixed(r["delta"], study["decimals"], sign=r["delta"] != 0)]
-        for r in study["rows"]], name="original", label=f"The original study's numbers, not ours: "
-        f"{study['model']}, {study['dtype']} on {study['hardware']}; {study['attack']}; "
-        f"{study['runs']}; {study['label']}.")
+@table("floor", per_attack=True)
+def floor(s, attack):
+    return by_level(s, attack, "the entropy floor. A mean Δ cannot fall below minus the mean clean "
+                    "H, so where most clean answers sit near zero entropy a fall cannot show; the "
+                    "log-ratio, mean of log((H_adv + 0.001)/(H_clean + 0.001)), is bounded less.", [
+                        ("clean H < 0.01 nats", ("floor", "share_clean_below_0.01"), pct),
+                        ("lowest possible mean Δ", "floor.delta_bound", signed),
+                        ("mean Δ", "mean_delta", signed), ("mean log-ratio", "floor.mean_log_ratio", signed)])
 
 
-def dig(data, path: str):
-    for key in path.split("."):
+@table("calibration", per_attack=True)
+def calibration(s, attack):
+    c = "calibration."
+    return by_level(s, attack, "calibration. Confidence: the answer's sequence probability exp(−NLL); "
+                    "ECE over 10 equal bins (bootstrap 95% CI); overconfidence: mean confidence − "
+                    "accuracy; last column: the ECE of the mean top-token probability.", [
+                        ("accuracy", c + "accuracy", pct), ("confidence", c + "mean_confidence", pct),
+                        ("ECE", c + "ece", fixed), ("95% CI", c + "ece_ci95", partial(ci, fmt=fixed)),
+                        ("Brier", c + "brier", fixed), ("overconfidence", c + "overconfidence", signed),
+                        ("ECE, top-token", "calibration_max_prob.ece", fixed)], clean=True)
+
+
+@table("selective", per_attack=True)
+def selective(s, attack):
+    return by_level(s, attack, "selective prediction, the prediction-rejection ratio (PRR) of each "
+                    "probe: 1 = it rejects every wrong answer first, 0 = chance, below 0 = worse (n/a: "
+                    "all answers right, or all wrong).", [(registry.label(p),
+                    f"selective.{p}.prr", partial(fixed, digits=2)) for p in sorted(s["clean"].get(
+                        "selective", {}))], clean=True)
+
+
+@table("pope", per_attack=True)
+def pope(s, attack):
+    return by_level(s, attack, "POPE's metrics (positive = yes).", [(h, f"pope.{k}", pct) for h, k in (
+        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
+        ("yes ratio", "yes_ratio"))], clean=True)
+
+
+def _keys(path) -> tuple:
+    return tuple(path) if isinstance(path, tuple) else tuple(path.split("."))
+
+
+def dig(data, path):
+    """data[a][b]... for the path "a.b" (or the tuple ("a", "b")); None where a key is missing."""
+    for key in _keys(path):
         data = data.get(key) if isinstance(data, dict) else None
     return data
-
-
-def kv(name: str, spec: dict, data: dict, **names) -> Table:
-    """A table of one JSON file from its spec in paper/quantities.yaml (which says how): rows of
-    quantity and value, or a grid; {field} in the spec's text is that field's value or a name."""
-    def fill(text):  # {field}: that field's value, or the value of a name
-        return re.sub(r"\{([\w.]+)\}", lambda m: "n/a" if (v := names.get(m[1], dig(data, m[1]))) is None
-                      else value(v), text)
-
-    def cell(item, v):  # item: [header, field] or [header, field, formatter]
-        return FORMATS[item[2] if len(item) > 2 else "value"](v)
-    if "columns" in spec:  # a grid: a row per group of fields, a column per field in the group
-        headers = [spec["header"]] + [c[0] for c in spec["columns"]]
-        rows = [[fill(q)] + [cell(c, dig(data, f"{p}.{c[1]}")) for c in spec["columns"]]
-                for q, p in spec["rows"] if dig(data, p) is not None]
-    else:
-        headers = ["quantity", "value"]
-        rows = [[fill(r[0]), cell(r, v)] for r in spec["rows"] if (v := dig(data, fill(r[1]))) is not None]
-    return Table(fill(spec["title"]), headers, rows, "" if "columns" in spec else "lL", name,
-                 label=fill(spec.get("label", "")))
 
 
 FORMATS = {"value": value, "pct": pct, "num": num, "signed": signed, "fixed": fixed}

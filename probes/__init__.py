@@ -27,6 +27,7 @@ class Probe:
     source: str     # "logits", "samples" or "perturbations"
     fn: str         # "module:function"
     doc: str
+    label: str = "" # its name in a table ("" : the name with spaces)
 
     def function(self):
         module, name = self.fn.split(":")
@@ -36,11 +37,15 @@ class Probe:
 _U, _S = "probes.uncertainty", "probes.semantic"
 PROBES = {p.name: p for p in [
     Probe("mean_entropy", +1, "logits", f"{_U}:mean_entropy", "mean token entropy over the counted tokens (nats)"),
-    Probe("max_entropy", +1, "logits", f"{_U}:max_entropy", "largest token entropy (nats)"),
-    Probe("first_token_entropy", +1, "logits", f"{_U}:first_token_entropy", "entropy of the first counted token (nats)"),
-    Probe("mean_max_prob", -1, "logits", f"{_U}:mean_max_prob", "mean probability of the top token"),
-    Probe("min_max_prob", -1, "logits", f"{_U}:min_max_prob", "smallest top-token probability"),
-    Probe("seq_nll", +1, "logits", f"{_U}:seq_nll", "sum of -log p(token) over the counted tokens (nats)"),
+    Probe("max_entropy", +1, "logits", f"{_U}:max_entropy", "largest token entropy (nats)", "max token entropy"),
+    Probe("first_token_entropy", +1, "logits", f"{_U}:first_token_entropy",
+          "entropy of the first counted token (nats)", "first-token entropy"),
+    Probe("mean_max_prob", -1, "logits", f"{_U}:mean_max_prob", "mean probability of the top token",
+          "mean top-token prob."),
+    Probe("min_max_prob", -1, "logits", f"{_U}:min_max_prob", "smallest top-token probability",
+          "min top-token prob."),
+    Probe("seq_nll", +1, "logits", f"{_U}:seq_nll", "sum of -log p(token) over the counted tokens (nats)",
+          "sequence NLL"),
     Probe("perplexity", +1, "logits", f"{_U}:perplexity", "exp(mean per-token -log p(token))"),
     Probe("semantic_entropy", +1, "samples", f"{_S}:semantic_entropy",
           "entropy over the meaning clusters of K sampled answers (nats)"),
@@ -63,4 +68,11 @@ def sign(name: str) -> float:
     return PROBES[name].sign if name in PROBES else 1.0
 
 
-__all__ = ["PROBES", "Probe", "get", "names", "sign"]
+def label(name: str) -> str:
+    """A probe's name in a table: its label ("sequence NLL" for seq_nll), else the name with
+    spaces ("semantic entropy")."""
+    p = PROBES.get(name)
+    return p.label if p and p.label else name.replace("_", " ")
+
+
+__all__ = ["PROBES", "Probe", "get", "label", "names", "sign"]

@@ -236,7 +236,8 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
     paths = render_figures(s, str(tmp_path / "a"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
     again = render_figures(s, str(tmp_path / "b"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
     assert [os.path.basename(p) for p in paths] == [
-        "figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png"]
+        "figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
+        "figure_4_reliability.png", "figure_5_risk_coverage.png"]
     for p, q in zip(paths, again):
         data = open(p, "rb").read()
         assert data[:8] == PNG and len(data) > 5000 and data == open(q, "rb").read()
@@ -295,4 +296,88 @@ def test_cli_rebuilds_outputs_without_torch(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["by_epsilon"]["0.3"]["behaviour"] == "entropy falls"
     assert "model: tiny" in (tmp_path / "entropy_report.txt").read_text()
-    assert len(os.listdir(tmp_path / "figures")) == 3
+    assert len(os.listdir(tmp_path / "figures")) == 5
+
+
+# --- the floor, calibration, selective prediction and categories (issues 14-16) -----------------
+
+def quality_records(seed=11):
+    """Clean and perturbed records with references, probes and categories: scores in {0, 0.3, 1}."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(16):
+        h = float(rng.choice([0.002, 0.004, 0.5, 1.2]))
+        for attack, eps, t in [("none", 0.0, 0)] + [("proxy", 0.3, t) for t in range(3)]:
+            hh = max(0.0, h + (0 if attack == "none" else float(rng.normal(0.1, 0.3))))
+            score = float(rng.choice([0.0, 0.3, 1.0], p=[0.3, 0.1, 0.6]))
+            out.append(rec(f"im{i}", hh, attack, eps, t, references=["x"], correct=score,
+                           seq_nll=float(rng.uniform(0, 3)), mean_max_prob=float(rng.uniform(0.2, 1)),
+                           category="ab"[i % 2]))
+    return out
+
+
+def test_floor_keys_equal_a_recomputation():
+    records = quality_records()
+    e = summarize(records, seed=0)["by_epsilon"]["0.3"]
+    clean = {r["image"]: r["mean_entropy"] for r in records if r["attack"] == "none"}
+    pert = [r for r in records if r["attack"] == "proxy"]
+    hc = np.array([clean[r["image"]] for r in pert])
+    ha = np.array([r["mean_entropy"] for r in pert])
+    f = e["floor"]
+    assert f["share_clean_below_0.01"] == pytest.approx(np.mean(hc < 0.01))
+    assert f["delta_bound"] == pytest.approx(-hc.mean())
+    assert f["mean_log_ratio"] == pytest.approx(np.mean(np.log((ha + 1e-3) / (hc + 1e-3))))
+    assert f["majority_at_floor"] == bool(np.mean(hc < 0.01) > 0.5)
+    assert e["mean_delta"] >= f["delta_bound"]  # the floor bounds the mean Δ from below
+
+
+def _ece(conf, y):
+    bins = np.minimum((np.asarray(conf) * 10).astype(int), 9)  # no value here sits on an edge
+    return sum(abs(np.mean(y[bins == b]) - np.mean(conf[bins == b])) * np.mean(bins == b)
+               for b in range(10) if (bins == b).any())
+
+
+def _aurc(u, loss):
+    order = np.argsort(u, kind="stable")
+    return np.mean([loss[order[:k]].sum() / k for k in range(1, len(u) + 1)])
+
+
+def test_calibration_and_selective_equal_a_recomputation_from_the_records():
+    records = quality_records()
+    s = summarize(records, seed=0)
+    canonical = sorted(records, key=lambda r: (r["image"], r["trial"]))  # ties keep this order
+    for block, recs in ((s["clean"], [r for r in canonical if r["attack"] == "none"]),
+                        (s["by_epsilon"]["0.3"], [r for r in canonical if r["attack"] == "proxy"])):
+        y = np.array([r["correct"] for r in recs])
+        conf = np.exp(-np.array([r["seq_nll"] for r in recs]))
+        cal = block["calibration"]
+        assert cal["confidence"] == "sequence_prob" and cal["n"] == len(recs)
+        assert cal["ece"] == pytest.approx(_ece(conf, y))
+        assert cal["brier"] == pytest.approx(np.mean((conf - y) ** 2))
+        assert cal["overconfidence"] == pytest.approx(conf.mean() - y.mean())
+        assert cal["ece_ci95"][0] <= cal["ece"] <= cal["ece_ci95"][1]
+        mp = np.array([r["mean_max_prob"] for r in recs])
+        assert block["calibration_max_prob"]["ece"] == pytest.approx(_ece(mp, y))
+        loss = 1 - y
+        for key, u in (("mean_entropy", np.array([r["mean_entropy"] for r in recs])),
+                       ("mean_max_prob", -mp)):  # a probability: higher = more confident, so negated
+            sel = block["selective"][key]
+            a, rand, orc = _aurc(u, loss), loss.mean(), _aurc(loss, loss)
+            assert sel["aurc"] == pytest.approx(a) and sel["aurc_random"] == pytest.approx(rand)
+            assert sel["prr"] == pytest.approx((rand - a) / (rand - orc))
+
+
+def test_by_category_repeats_every_number_for_each_category():
+    records = quality_records()
+    s = summarize(records, seed=0)
+    assert sorted(s["by_category"]) == ["a", "b"]
+    for c in "ab":
+        sub = [r for r in records if r["category"] == c]
+        assert s["by_category"][c]["clean"]["n"] == sum(r["attack"] == "none" for r in sub)
+        got = s["by_category"][c]["by_attack"]["proxy"]["by_epsilon"]["0.3"]
+        want = summarize(sub, seed=0)["by_epsilon"]["0.3"]
+        for key in ("n", "mean_delta", "median_delta", "wilcoxon_p", "auroc_detect", "floor",
+                    "accuracy_perturbed", "auroc_wrong_perturbed"):
+            assert got[key] == want[key], key
+        assert got["calibration"]["ece"] == pytest.approx(want["calibration"]["ece"])
+        assert got["selective"]["mean_entropy"] == want["selective"]["mean_entropy"]
