@@ -14,12 +14,11 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from analysis.figures import FIGURE_NAMES as FIGURES
 from experiments.runs import read_records, record_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "vlm_failure_modes.ipynb")
-TINY_CONFIG = os.path.join(REPO, "models", "tiny-llava", "config.json")
-FIGURES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png")
 
 
 def read_notebook():
@@ -94,7 +93,8 @@ def test_notebook_is_clean_and_parameterised():
     values = {}
     exec(params.source, {}, values)
     assert values["MODEL"] == "llava-1.5-7b" and values["EPSILONS"] == [0.1, 0.3]
-    assert values["TRIALS"] == 5 and values["IMAGES"] is None and values["MAX_NEW_TOKENS"] == 32
+    assert values["TRIALS"] == 5 and values["IMAGES"] is None and values["MAX_NEW_TOKENS"] == 128
+    assert values["TASK"] is None and values["DATASET"] is None and values["LIMIT"] is None
     assert values["USE_DRIVE"] is False and values["PROJECT_DIR"] is None and values["SANITY_CHECK"]
     assert {"OUT", "REPO_URL"} <= set(values)
 
@@ -123,7 +123,6 @@ def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
         assert f.read() == before  # resumed: nothing generated again, nothing appended
 
 
-@pytest.mark.skipif(not os.path.exists(TINY_CONFIG), reason="models/tiny-llava is not trained yet")
 @pytest.mark.slow
 def test_notebook_runs_embedded_model(tmp_path):
     out = str(tmp_path / "run")
@@ -131,3 +130,18 @@ def test_notebook_runs_embedded_model(tmp_path):
         read_notebook(), MODEL="tiny", EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
         IMAGES=["data/scenes/scene_000.png"], OUT=out))
     assert "answer:" in check_run(nb, out, 1 + 2 * 1)
+
+
+@pytest.mark.slow
+def test_notebook_runs_a_benchmark_task(tmp_path):
+    """TASK, DATASET and LIMIT: a local POPE-layout dataset (drawn scenes), a stratified subset."""
+    from experiments.scene_datasets import build_pope
+
+    out, data = str(tmp_path / "run"), build_pope(tmp_path / "pope", 9)
+    nb = execute(with_parameters(read_notebook(), MODEL="tiny", EPSILONS=[0.3], TRIALS=1, MAX_NEW_TOKENS=3,
+                                 TASK="configs/tasks/pope.yaml", DATASET=data, LIMIT=6, OUT=out))
+    check_run(nb, out, 6 * 2)
+    with open(os.path.join(out, "records.jsonl"), encoding="utf-8") as f:
+        recs = [json.loads(line) for line in f]
+    assert {r["category"] for r in recs} == {"adversarial", "popular", "random"}
+    assert all(r["dataset"] and r["metric"] == "pope" for r in recs)
