@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from analysis import stats as S
 from analysis.stats import sub_rng
 
 N_BINS = 10
@@ -121,7 +122,7 @@ def bootstrap_ece_ci(confidence, correct, n_boot: int = 2000, seed: int = 0,
         return None
     rng = sub_rng(seed, "ece", name, tag)
     b_of, d = _bins(c), y - c
-    chunk = max(1, min(n_boot, 4_000_000 // n))  # bounded memory on large runs
+    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))  # bounded memory on large runs
     vals = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)

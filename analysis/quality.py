@@ -28,7 +28,7 @@ import probes as registry
 from analysis import stats as S
 from analysis.calibration import calibration, sequence_prob
 from analysis.scoring import pope_metrics
-from analysis.selective import selective
+from analysis.selective import bootstrap_prr_ci, selective
 
 WRONG_BELOW = 0.5
 FLOOR_NATS = 0.01      # "at the floor": a clean answer whose mean token entropy is below this
@@ -85,6 +85,21 @@ def _value(rec: dict, key: str):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
+def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str) -> dict:
+    """How well one probe (u: higher = more uncertain) tells wrong answers from right ones:
+    selective prediction (AURC, PRR with a bootstrap CI, the risk-coverage curve) and the
+    wrong-answer AUROC with its stratified bootstrap CI; `inverted` when that CI lies wholly
+    below 0.5, i.e. the probe ranks wrong answers as MORE certain than right ones."""
+    out = selective(u, scores)
+    out["prr_ci95"] = bootstrap_prr_ci(u, scores, n_boot, seed, tag)
+    right = [v for v, c in zip(u, scores) if v is not None and c >= WRONG_BELOW]
+    wrong = [v for v, c in zip(u, scores) if v is not None and c < WRONG_BELOW]
+    out["auroc_wrong"] = S.auroc(right, wrong)
+    out["auroc_wrong_ci95"] = S.bootstrap_auroc_ci(right, wrong, n_boot, seed, tag)
+    out["inverted"] = out["auroc_wrong_ci95"] is not None and out["auroc_wrong_ci95"][1] < 0.5
+    return out
+
+
 def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag: str) -> dict:
     """calibration, calibration_max_prob, selective and (POPE) pope of the records that have a
     reference; {} when none has."""
@@ -101,8 +116,8 @@ def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     for key in probes:
         values = [_value(r, key) for r in recs]
         if any(v is not None for v in values):
-            sign = registry.sign(key)
-            out["selective"][key] = selective([None if v is None else sign * v for v in values], scores)
+            u = [None if v is None else registry.sign(key) * v for v in values]
+            out["selective"][key] = signal(u, scores, seed, n_boot, f"{tag}|{key}")
     pope = [r for r in recs if r.get("metric") == "pope"]
     if pope:
         out["pope"] = pope_metrics([r["answer"] for r in pope], [r["references"][0] for r in pope])

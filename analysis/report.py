@@ -14,7 +14,7 @@ import textwrap
 
 from analysis.tables import Table, build
 
-CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "pope")
+CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
 FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean answer whose mean token "
                  "entropy is below 0.01 nats (the floor table above). There a mean Δ cannot fall "
                  "much (it is bounded by minus the mean clean entropy), so a rise or no change is "

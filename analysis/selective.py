@@ -134,3 +134,34 @@ def selective(uncertainty, correct, *, points: int = DEFAULT_POINTS) -> dict:
     ks = _subsample(n, points)
     return {"n": n, "aurc": a, "aurc_random": a_rand, "aurc_oracle": a_orc, "prr": prr,
             "curve": {"coverage": [k / n for k in ks], "risk": [float(risks[k - 1]) for k in ks]}}
+
+
+def bootstrap_prr_ci(uncertainty, correct, n_boot: int = 2000, seed: int = 0, tag: str = "") -> list | None:
+    """Percentile bootstrap 95% CI of the PRR: [lo, hi], or None with fewer than 2 pairs or
+    fewer than 2 resamples whose losses vary (PRR undefined in the others).
+
+    Each resample's indices are sorted before use, so a resampled answer's copies sit together
+    in input order and ties break as in `selective` (pass records in canonical order). Drawn from
+    analysis.stats.sub_rng(seed, "prr", tag); computed in chunks of analysis.stats.BOOT_VALUES values."""
+    from analysis import stats as S
+
+    u, loss = _pairs(uncertainty, correct)
+    n = int(u.size)
+    if n < 2 or n_boot < 1:
+        return None
+    rng, vals = S.sub_rng(seed, "prr", tag), []
+    k = np.arange(1, n + 1)
+    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))
+    for start in range(0, n_boot, chunk):
+        idx = np.sort(rng.integers(0, n, size=(min(chunk, n_boot - start), n)), axis=1)  # [b, n]
+        ur, lr = u[idx], loss[idx]
+        a = (np.cumsum(np.take_along_axis(lr, np.argsort(ur, axis=1, kind="stable"), axis=1), axis=1) / k).mean(1)
+        orc = (np.cumsum(np.sort(lr, axis=1), axis=1) / k).mean(1)
+        rand = lr.mean(1)
+        ok = lr.max(1) > lr.min(1)
+        vals.append((rand[ok] - a[ok]) / (rand[ok] - orc[ok]))
+    vals = np.concatenate(vals)
+    if vals.size < 2:
+        return None
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return [float(lo), float(hi)]

@@ -24,6 +24,9 @@ BEHAVIOUR_RULE = (
     "otherwise 'no clear change'"
 )
 PASS_PERCENTILES = (50, 75, 90, 95)
+# Bootstrap resamples are drawn in blocks of about this many values, so a CI of a 9,000-row run
+# needs a few MB at a time, not n_boot × n; the draws are the same whatever the block size.
+BOOT_VALUES = 500_000
 
 
 def eps_key(x) -> str:
@@ -84,7 +87,7 @@ def bootstrap_mean_ci(x, n_boot: int = 2000, seed: int = 0, tag: str = "") -> li
     if x.size < 2:
         return None
     rng = sub_rng(seed, "mean", tag)
-    chunk = max(1, min(n_boot, 4_000_000 // x.size))  # bounded memory on large runs
+    chunk = max(1, min(n_boot, BOOT_VALUES // x.size))  # bounded memory on large runs
     means = np.concatenate([x[rng.integers(0, x.size, size=(min(chunk, n_boot - s), x.size))]
                             .mean(axis=1) for s in range(0, n_boot, chunk)])  # [B]
     lo, hi = np.percentile(means, [2.5, 97.5])
@@ -112,7 +115,7 @@ def bootstrap_auroc_ci(negatives, positives, n_boot: int = 2000, seed: int = 0,
     rng = sub_rng(seed, "auroc", tag)
     lo = np.searchsorted(neg, pos, side="left")  # [n1] negatives strictly below pos_j
     hi = np.searchsorted(neg, pos, side="right")  # [n1] ... below or tied
-    chunk = max(1, min(n_boot, 4_000_000 // (neg.size + pos.size)))  # bounded memory
+    chunk = max(1, min(n_boot, BOOT_VALUES // (neg.size + pos.size)))  # bounded memory
     vals = []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)

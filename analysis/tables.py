@@ -223,6 +223,19 @@ def selective(s, attack):
                         "selective", {}))], clean=True)
 
 
+@table("signals", per_attack=True)
+def signals(s, attack):
+    sec = s["by_attack"][attack]
+    rows = [[lab, registry.label(p), fixed(d.get("auroc_wrong")), ci(d.get("auroc_wrong_ci95"), fixed),
+             fixed(d["prr"], 2), ci(d.get("prr_ci95"), partial(fixed, digits=2)), "INVERTS" * bool(d.get("inverted"))]
+            for lab, e in [("clean", s["clean"])] + levels(sec) for p, d in sorted(e.get("selective", {}).items())]
+    return Table(f"Attack {attack}: which signal still tells a wrong answer from a right one. AUROC of the "
+                 "probe for flagging a wrong answer (0.5: chance) and PRR, with bootstrap 95% CIs; INVERTS: "
+                 "the AUROC's CI lies below 0.5, so the probe ranks wrong answers as more certain.",
+                 [level_name(sec), "probe", "AUROC wrong", "95% CI", "PRR", "95% CI", "ranking"], rows,
+                 "llrrrrl") if rows else None
+
+
 @table("pope", per_attack=True)
 def pope(s, attack):
     return by_level(s, attack, "POPE's metrics (positive = yes).", [(h, f"pope.{k}", pct) for h, k in (

@@ -380,4 +380,6 @@ def test_by_category_repeats_every_number_for_each_category():
                     "accuracy_perturbed", "auroc_wrong_perturbed"):
             assert got[key] == want[key], key
         assert got["calibration"]["ece"] == pytest.approx(want["calibration"]["ece"])
-        assert got["selective"]["mean_entropy"] == want["selective"]["mean_entropy"]
+        # CIs draw from streams tagged by category, so they differ; every point estimate agrees
+        strip = lambda d: {k: v for k, v in d.items() if not k.endswith("_ci95") and k != "inverted"}  # noqa: E731
+        assert strip(got["selective"]["mean_entropy"]) == strip(want["selective"]["mean_entropy"])

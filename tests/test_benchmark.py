@@ -42,9 +42,11 @@ def _check(result, units):
     assert result["work"]["units"] == units == result["agreement"]["of"]
     assert result["hardware"]["cpu"] and result["hardware"]["cores"] >= 1
     assert "CPU" in result["hardware"]["device_name"]
-    assert result["decode_step"]["ms_batch_1"] > 0 and result["decode_step"]["floor_ms"] > 0
+    ms = result["decode_step"]["ms_batch_1"]  # null when the machine's noise drowns the difference
+    assert (ms is None or ms > 0) and result["decode_step"]["floor_ms"] > 0
 
 
+@pytest.mark.slow
 def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["--model", peaky_ckpt, "--device", "cpu", "--units", "6", "--max-new-tokens", "3",
@@ -60,6 +62,7 @@ def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_
     assert "samples/s" in printed and "speedup" in printed
 
 
+@pytest.mark.slow
 def test_benchmark_builds_random_weights_from_a_config(tmp_path):
     with open(CONFIG_7B) as f:
         small = json.load(f)

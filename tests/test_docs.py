@@ -3,8 +3,6 @@
 Tables (analysis/tables.py) cell by cell against summary.json through the one formatter of each
 kind; README and paper by render_docs.py --check and by compiling the paper; the original study's
 numbers by rendering the docs with sentinel values for them and finding each once, in its table."""
-from __future__ import annotations
-
 import json
 import os
 import random
@@ -82,14 +80,12 @@ def summaries():
 
 
 def test_formatters():
-    assert [num(0.0123), num(-0.0123), num(1.6e-5), num(0), num(None)] == [
-        "0.012", "-0.012", "1.6e-05", "0", "n/a"]
+    assert [num(0.0123), num(-0.0123), num(1.6e-5), num(0), num(None)] == ["0.012", "-0.012", "1.6e-05", "0", "n/a"]
     assert [signed(0.0123), signed(-4.3e-4), signed(0.00999)] == ["+0.012", "-4.3e-04", "+0.010"]
     assert [pct(0.4375), pval(0.0776), pval(5.7e-6), fixed(0.6549), fixed(-0.05, 3, True)] == [
         "43.8%", "0.0776", "5.7e-06", "0.655", "-0.050"]
     assert ci([-9.3e-6, 0.023]) == "[-9.3e-06, +0.023]" and ci(None) == "n/a"
-    assert [value(True), value([0.1, 0.5]), value(None), value(13.16)] == ["yes", "0.1, 0.5",
-                                                                          "default", "13.16"]
+    assert [value(True), value([0.1, 0.5]), value(None), value(13.16)] == ["yes", "0.1, 0.5", "default", "13.16"]
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["committed", "synthetic"])
@@ -97,7 +93,7 @@ def test_table_cells_are_the_summary_formatted(which):
     s = summaries()[which]
     tables = build(s, RUN)
     assert {t.name for t in tables} == {"clean", "delta", "filter", "probes", "correct", "floor",
-                                        "calibration", "selective"}
+                                        "calibration", "selective", "signals"}
     for t in tables:
         assert t.label == run_label(RUN) and "original" not in t.caption.lower(), t.caption
         assert all(len(r) == len(t.headers) for r in t.rows), t.name
@@ -117,6 +113,10 @@ def test_table_cells_are_the_summary_formatted(which):
             assert t.rows == [[lab, probes.label(p), signed(d["mean_delta"]), ci(d["ci95"]),
                                fixed(d["auroc_detect"]), ci(d.get("auroc_detect_ci95"), fixed)]
                               for lab, e in by for p, d in [("entropy", e)] + sorted(e["probes"].items())]
+        elif t.name == "signals":
+            assert t.rows == [[lab, probes.label(p), fixed(d["auroc_wrong"]), ci(d["auroc_wrong_ci95"], fixed),
+                               fixed(d["prr"], 2), ci(d["prr_ci95"], lambda x: fixed(x, 2)), "INVERTS" * d["inverted"]]
+                              for lab, e in [("clean", s["clean"])] + by for p, d in sorted(e["selective"].items())]
         else:
             by = [("clean", s["clean"])] * (t.name in WITH_CLEAN) + by
             assert [r[0] for r in t.rows] == [lab for lab, _ in by], t.name
@@ -139,8 +139,7 @@ def test_clean_table_and_original_table():
         assert word in t.caption
 
 
-def render(root, *args) -> int:
-    """render_docs.py's exit status for --root ROOT ARGS, in this process (its imports paid once)."""
+def render(root, *args) -> int:  # render_docs.py's exit status for --root ROOT ARGS, in process
     return docs_main(["--root", str(root), *args])
 
 
