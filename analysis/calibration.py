@@ -76,16 +76,9 @@ def _unit_interval(x: np.ndarray, what: str) -> np.ndarray:
 
 def _pairs(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
     """(confidence, correct) float64 arrays of the usable pairs, sorted canonically."""
-    conf, corr = list(confidence), list(correct)
-    if len(conf) != len(corr):
-        raise ValueError(f"confidence has {len(conf)} values, correct {len(corr)}")
-    keep = [(float(c), float(y)) for c, y in zip(conf, corr)
-            if c is not None and y is not None
-            and math.isfinite(float(c)) and math.isfinite(float(y))]
-    keep.sort()  # canonical: record order does not change a single float operation
-    c = np.asarray([p[0] for p in keep], dtype=np.float64)
-    y = np.asarray([p[1] for p in keep], dtype=np.float64)
-    return _unit_interval(c, "confidence"), _unit_interval(y, "correct")
+    c, y = S.pairs(confidence, correct, "confidence")
+    order = np.lexsort((y, c))  # canonical: record order does not change a single float operation
+    return _unit_interval(c[order], "confidence"), _unit_interval(y[order], "correct")
 
 
 def _bins(c: np.ndarray) -> np.ndarray:

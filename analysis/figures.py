@@ -71,6 +71,14 @@ def _legend(key: str, section: dict) -> str:
     return f"ε = {level_label(key, 'epsilon')}"
 
 
+def label_axes(ax, title: str, xlabel: str, ylabel: str, legend_size: int = 8, loc: str = "best"):
+    """A panel's title, axis labels and legend, in the figures' one style."""
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=legend_size, loc=loc)
+
+
 def _empty(ax, text="no perturbed records"):
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
@@ -115,19 +123,14 @@ def figure_epsilon_delta(summary: dict, run_info: dict, original: dict | None = 
         ax.set_xticks(ticks, [f"{x:.4g}" for x in ticks])
         if len(ticks) == 1:  # else autoscale stretches the jitter cloud over the whole panel
             ax.set_xlim(xs[0] - gap, xs[0] + gap)
-        ax.set_title(attack, fontsize=10)
-        ax.set_xlabel(_xlabel(sec))
-        ax.set_ylabel("Δ mean token entropy (nats)")
-        ax.legend(fontsize=7, loc="best")
+        label_axes(ax, attack, _xlabel(sec), "Δ mean token entropy (nats)", 7)
     if own_panel:
         ax = axes[len(attacks)]
         _original(ax, original)
         ax.axhline(0.0, color="grey", lw=0.8, ls="--")
         ax.set_xticks([r["epsilon"] for r in original["rows"]])
-        ax.set_title("original study, as reported (not reproduced here)", fontsize=10)
-        ax.set_xlabel("ε ([0,1] pixel units)")
-        ax.set_ylabel("Δ mean token entropy (nats)")
-        ax.legend(fontsize=7, loc="lower left")
+        label_axes(ax, "original study, as reported (not reproduced here)", "ε ([0,1] pixel units)",
+                   "Δ mean token entropy (nats)", 7, "lower left")
     elif not attacks:
         _empty(axes[0])
     return fig
@@ -152,10 +155,7 @@ def figure_defense(summary: dict, run_info: dict) -> Figure:
             ax.plot(pcts, [np.nan if v is None else v for v in pert], marker="o", color=c,
                     label=label)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(attack, fontsize=10)
-        ax.set_xlabel("τ = percentile of clean entropy")
-        ax.set_ylabel("share of inputs passing")
-        ax.legend(fontsize=8, loc="best")
+        label_axes(ax, attack, "τ = percentile of clean entropy", "share of inputs passing")
     if not attacks:
         _empty(axes[0])
     return fig
@@ -190,11 +190,8 @@ def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
             x, y = _cut(levels[k])
             label = _legend(k, sec)
             ax.plot(x, y, color=_colour(i, len(keys)), label=label)
-        ax.set_title(attack, fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("token position in the answer")
-        ax.set_ylabel("mean entropy (nats)")
-        ax.legend(fontsize=8, loc="best")
+        label_axes(ax, attack, "token position in the answer", "mean entropy (nats)")
     if not attacks:
         if cx.size:
             axes[0].plot(cx, cy, color="black", lw=2, label="clean")

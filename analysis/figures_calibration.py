@@ -26,7 +26,7 @@ import os
 
 from matplotlib import colormaps
 
-from analysis.figures import _colour, _empty, _legend, _panels, _save
+from analysis.figures import _colour, _empty, _legend, _panels, _save, label_axes
 from analysis.summary import sorted_levels
 
 CALIBRATION_FIGURE_NAMES = ("figure_4_reliability.png", "figure_5_risk_coverage.png")
@@ -58,10 +58,7 @@ def _reliability_axes(ax, title: str, confidence: str):
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel(f"confidence ({confidence}), bin mean")
-    ax.set_ylabel("accuracy in bin")
-    ax.legend(fontsize=7, loc="upper left")
+    label_axes(ax, title, f"confidence ({confidence}), bin mean", "accuracy in bin", 7, "upper left")
 
 
 def figure_reliability(summary: dict, run_info: dict, block: str = "calibration"):
@@ -114,10 +111,8 @@ def _risk_line(ax, sel: dict, label: str, **style) -> bool:
 def _risk_axes(ax, title: str):
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)  # risk is a mean loss in [0, 1]: panels share one scale
-    ax.set_title(title, fontsize=10)
-    ax.set_xlabel("coverage (share of answers kept, most certain first)")
-    ax.set_ylabel("risk (mean loss of kept answers)")
-    ax.legend(fontsize=6, loc="best")
+    label_axes(ax, title, "coverage (share of answers kept, most certain first)",
+               "risk (mean loss of kept answers)", 6)
 
 
 def _finish(ax, title: str, drawn: bool):

@@ -54,23 +54,17 @@ Everything returned is a plain Python float / int / list / dict, None where unde
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
+
+from analysis import stats as S
 
 DEFAULT_POINTS = 51
 
 
 def _pairs(uncertainty, correct) -> tuple[np.ndarray, np.ndarray]:
     """(uncertainty, loss) float64 arrays of the usable pairs, in input order."""
-    u, y = list(uncertainty), list(correct)
-    if len(u) != len(y):
-        raise ValueError(f"uncertainty has {len(u)} values, correct {len(y)}")
-    keep = [(float(a), float(b)) for a, b in zip(u, y)
-            if a is not None and b is not None
-            and math.isfinite(float(a)) and math.isfinite(float(b))]
-    unc = np.asarray([p[0] for p in keep], dtype=np.float64)
-    score = np.asarray([p[1] for p in keep], dtype=np.float64)
+    unc, score = S.pairs(uncertainty, correct, "uncertainty")
     if np.any((score < 0) | (score > 1)):
         raise ValueError("correct must lie in [0, 1]")
     return unc, 1.0 - score
@@ -143,8 +137,6 @@ def bootstrap_prr_ci(uncertainty, correct, n_boot: int = 2000, seed: int = 0, ta
     Each resample's indices are sorted before use, so a resampled answer's copies sit together
     in input order and ties break as in `selective` (pass records in canonical order). Drawn from
     analysis.stats.sub_rng(seed, "prr", tag); computed in chunks of analysis.stats.BOOT_VALUES values."""
-    from analysis import stats as S
-
     u, loss = _pairs(uncertainty, correct)
     n = int(u.size)
     if n < 2 or n_boot < 1:

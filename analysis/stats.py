@@ -44,6 +44,17 @@ def finite(values) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
+def pairs(x, y, what: str = "values") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) float64 arrays of the pairs where both are given and finite, in input order."""
+    x, y = list(x), list(y)
+    if len(x) != len(y):
+        raise ValueError(f"{what} has {len(x)} values, correct {len(y)}")
+    keep = [(float(a), float(b)) for a, b in zip(x, y)
+            if a is not None and b is not None and math.isfinite(float(a)) and math.isfinite(float(b))]
+    return (np.asarray([k[0] for k in keep], dtype=np.float64).reshape(-1),
+            np.asarray([k[1] for k in keep], dtype=np.float64).reshape(-1))
+
+
 def fnum(x):
     """A plain JSON float, or None for None/nan/inf."""
     if x is None:

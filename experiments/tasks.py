@@ -458,9 +458,7 @@ def _load_folder(folder: str, split: str, task: Task, dataset: str):
                 splits = [str(x) for x in json.load(f)["splits"]]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InputError(f"cannot read {dict_file}: {' '.join(str(e).split())}") from None
-        if split not in splits:
-            raise InputError(f"{dataset} has no split {split!r}; its splits: "
-                             f"{_split_list(splits)} (--split)")
+        _has_split(splits, split, dataset)
         ds = _load_saved(os.path.join(folder, split), split, dataset)
     elif os.path.isfile(os.path.join(folder, "state.json")):
         ds = _load_saved(folder, split, dataset)
@@ -469,18 +467,24 @@ def _load_folder(folder: str, split: str, task: Task, dataset: str):
                              f"pass --split {ds.split}")
     else:
         splits = _parquet_splits(folder)
-        if not splits:
-            raise InputError(f"{folder} is not a dataset folder: no dataset_dict.json or "
-                             f"state.json (datasets' save_to_disk) and no parquet files")
-        if split not in splits:
-            raise InputError(f"{dataset} has no split {split!r}; its parquet files name: "
-                             f"{_split_list(splits)} (files naming no split are 'train'; --split)")
+        _has_split(splits, split, dataset, f"{folder} is not a dataset folder: no dataset_dict.json "
+                   "or state.json (datasets' save_to_disk) and no parquet files",
+                   " (its parquet files name them; files naming no split are 'train')")
         try:
             return _ParquetSource(splits[split], image_col)
         except Exception as e:
             raise InputError(f"cannot read the parquet files of {_where(dataset, split)}: "
                              f"{' '.join(str(e).split())}") from None
     return _DatasetSource(ds, image_col)
+
+
+def _has_split(splits, split: str, where: str, none: str = "", hint: str = "") -> None:
+    """Nothing, when `split` is among `splits` (names, or a dict by name); else one line saying
+    what there is: `none` when there is no split at all."""
+    if not splits and none:
+        raise InputError(none)
+    if split not in splits:
+        raise InputError(f"{where} has no split {split!r}; its splits: {_split_list(splits)}{hint} (--split)")
 
 
 def _env_offline() -> bool:
@@ -551,12 +555,8 @@ def _hub_folder(name: str, split: str) -> str:
     except Exception as e:
         raise InputError(f"cannot list hub dataset {name!r}: {' '.join(str(e).split())[:300]}"
                          ) from None
-    if not remote:
-        raise InputError(f"hub dataset {name!r} has no parquet data files; download it, "
-                         f"save_to_disk a folder and pass --dataset FOLDER")
-    if split not in remote:
-        raise InputError(f"hub dataset {name} has no split {split!r}; its splits: "
-                         f"{_split_list(remote)} (--split)")
+    _has_split(remote, split, f"hub dataset {name}", f"hub dataset {name!r} has no parquet data "
+               "files; download it, save_to_disk a folder and pass --dataset FOLDER")
     try:
         return _snapshot(name, allow_patterns=remote[split])
     except Exception as e:

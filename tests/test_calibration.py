@@ -162,12 +162,14 @@ def test_record_order_does_not_matter_and_ci_is_seeded():
     assert json.dumps(a, allow_nan=False)
 
 
-def test_analysis_modules_stay_pure():
-    code = ("import sys, analysis.calibration, analysis.selective; "
-            "print(any(m in sys.modules for m in ('torch', 'transformers')))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.strip() == "False"
+@pytest.mark.parametrize("modules, banned", [
+    ("analysis.calibration, analysis.selective, analysis.quality, analysis.summary", ("torch", "transformers")),
+    ("probes.semantic", ("torch", "numpy"))])
+def test_the_pure_modules_import_no_framework(modules, banned):
+    """analysis/ is numpy and scipy only; probes/semantic.py plain Python."""
+    code = f"import sys, {modules}; print(sorted(m for m in {banned!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---- figures 4 and 5 ---------------------------------------------------------------------------
