@@ -243,6 +243,19 @@ def pope(s, attack):
         ("yes ratio", "yes_ratio"))], clean=True)
 
 
+def side_by_side(runs: dict) -> Table | None:
+    """The controls, one row per run folder and level: {name: (summary, run_info)} -> a table of
+    Δ with its CI and behaviour, beside the floor it sits on; each row names its run's label."""
+    rows = [[name, a, lab, str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
+             pct(dig(e, ("floor", "share_clean_below_0.01"))), signed(dig(e, "floor.mean_log_ratio"))]
+            for name, (s, _) in runs.items() for a in sorted(s["by_attack"]) for lab, e in levels(s["by_attack"][a])]
+    labels = "; ".join(f"{name}: {run_label(info)}" for name, (_, info) in runs.items())
+    return Table("The controls side by side: an attack built to lower entropy (true-gradient PGD, "
+                 "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε.",
+                 ["run", "attack", "ε", "pairs", "mean Δ", "95% CI", "behaviour", "clean H < 0.01",
+                  "mean log-ratio"], rows, "lllrrrlrr", "controls", label=labels) if rows else None
+
+
 def _keys(path) -> tuple:
     return tuple(path) if isinstance(path, tuple) else tuple(path.split("."))
 

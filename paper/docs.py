@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 import analysis.tables as lib
 from analysis.summary import level_label
-from analysis.tables import Table, build, run_label
+from analysis.tables import Table, build, run_label, side_by_side
 from paper.render import kv, latex, markdown, original, tex
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paper/ is in the repository
@@ -40,6 +40,13 @@ def load(path: str):
         return None
     except ValueError as e:
         raise ValueError(f"{path}: not readable as JSON ({e})") from None
+
+
+def runs_in(folder: str) -> dict:
+    """{name: (summary, run.json)} of the run folders in `folder` (the controls), by name."""
+    names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+    return {n: (load(os.path.join(folder, n, "summary.json")), load(os.path.join(folder, n, "run.json")) or {})
+            for n in names if os.path.exists(os.path.join(folder, n, "summary.json"))}
 
 
 def context(root: str, results: str) -> dict:
@@ -59,7 +66,8 @@ def context(root: str, results: str) -> dict:
     kvs = {k: kv(k, spec, d, file=spec["file"].format(rel=rel), run_label=run_label(info))
            for k, spec in specs.items() if (d := load(os.path.join(root, spec["file"].format(rel=rel))))}
     small = os.path.join(REPO, "configs", "small_eps.yaml")
-    return dict(
+    controls = runs_in(os.path.join(results, "controls"))
+    return dict(controls=side_by_side(controls) if controls else None,
         rel=rel, s=s, info=info, label=run_label(info), kv=kvs, study=study, original_table=original(study),
         tables=build(s, info) if s else [], lib=lib,  # lib: the formatters, levels() and level_name()
         is_llava="llava-1.5" in str(info.get("model_id") or info.get("model")).lower(),
