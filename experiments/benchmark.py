@@ -26,7 +26,6 @@ steadier measure, and the JSON names the count).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource

@@ -11,9 +11,7 @@ peak should not grow with N (the records and the summary do, by a few kB a row).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile

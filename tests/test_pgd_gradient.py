@@ -13,7 +13,7 @@ from attacks.proxy import pgd_proxy
 from experiments.objectives import OBJECTIVES, make_objective
 from models.generation import generate
 from models.prompts import build_prompt
-from probes.entropy import mean_token_entropy, token_entropy
+from probes.entropy import mean_token_entropy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_LLAVA = os.path.join(REPO, "models", "tiny-llava")

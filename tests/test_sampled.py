@@ -10,6 +10,8 @@ import torch
 from experiments.entropy_analysis import main
 from probes.semantic import cluster_entropy
 
+pytestmark = pytest.mark.slow  # three sampled runs: K answers and K nudged answers per record
+
 ARGV = ["--model", "tiny", "--samples", "3", "--temperature", "1.5", "--epsilons", "0.3", "--trials", "1",
         "--max-new-tokens", "8"]
 
