@@ -194,7 +194,8 @@ def test_every_path_named_exists():
     paper = read(REPO, "paper/paper.tex").replace("\\_", "_").replace("-{}", "-")
     spans = re.findall(r"`([^`\n]+)`|\]\(([^)\s]+)\)", read(REPO, "README.md")) + re.findall(
         r"\\texttt\{([^}]*)\}", paper) + ["paper/" + p for p in re.findall(r"\\includegraphics\[.*?\]\{(.*?)\}", paper)]
-    words = {w.strip(",;:()").rstrip(".") for span in spans for w in " ".join(span).split()}
+    words = {w.strip(",;:()").rstrip(".") for span in spans for w in " ".join(span if isinstance(span, tuple)
+                                                                              else [span]).split()}
     not_paths = {"results/benchmark_gpu.json", "results/gpu_memory.json", "org/name"}  # to be made; a hub id
     for word in words - not_paths:
         hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", word) and not os.path.exists(os.path.join(REPO, word.split("/")[0]))
