@@ -21,14 +21,26 @@ attacks named "corruption:*" the key is str(severity) and "grouped_by" says "sev
 
 Each by_epsilon entry: level (ε or severity as a float), n (pairs), n_perturbed, n_unpaired,
 mean/median/std_delta, ci95, wilcoxon_p, frac_negative, spread_images, spread_trials, behaviour,
-deltas (every Δ, for figure 1), auroc_detect, auroc_detect_ci95, pass_rate, inverted_safety; with
-references also accuracy_clean/_perturbed, n_with_references, confidently_wrong (perturbed),
-confidently_wrong_clean, auroc_wrong_clean/_perturbed; with extra probes, probes. Undefined
-numbers are None: std and CIs with fewer than 2 values (CIs: per class for AUROC), means with
-none, Wilcoxon with n < 2 or all Δ = 0, AUROCs with an empty class.
-Also: clean {n, mean_entropy, std_entropy, accuracy?}, nonfinite {count, records}, token_profile
-(token_position_profile), meta {n_records, n_valid, n_unpaired, attacks, bootstrap_resamples,
-seed, behaviour_rule, alpha, pass_percentiles, probes, probe_sign}.
+deltas (every Δ, for figure 1), auroc_detect, auroc_detect_ci95, pass_rate, inverted_safety,
+floor {share_clean_below_0.01, delta_bound (= -mean H_clean of the pairs, the lowest mean Δ
+possible), mean_log_ratio (mean of log((H_adv + 1e-3)/(H_clean + 1e-3))), majority_at_floor};
+with references also accuracy_clean/_perturbed, n_with_references, confidently_wrong
+(perturbed), confidently_wrong_clean, auroc_wrong_clean/_perturbed, and (analysis/quality.py)
+calibration {confidence: "sequence_prob", n, accuracy, mean_confidence, ece, ece_ci95, brier,
+overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_prob (the same,
+confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
+auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
+{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn}; with extra probes, probes.
+Undefined numbers are None: std and CIs with fewer than 2 values (CIs: per class for AUROC),
+means with none, Wilcoxon with n < 2 or all Δ = 0, AUROCs with an empty class, PRR with all
+answers right or all wrong. A `correct` is a score in [0, 1]; below meta.wrong_below it counts as
+wrong where right/wrong is needed.
+Also: clean {n, mean_entropy, std_entropy, share_below_0.01, and with references accuracy,
+auroc_wrong, calibration, calibration_max_prob, selective, pope}, by_category {category: {clean,
+by_attack}} (every number above again, per category, for a dataset run with a category column),
+nonfinite {count, records}, token_profile (token_position_profile), meta {n_records, n_valid,
+n_unpaired, attacks, bootstrap_resamples, seed, behaviour_rule, alpha, pass_percentiles, probes,
+probe_sign, wrong_below, floor_nats}.
 
 Probes: any probe of the registry (probes/__init__.py) beyond mean_entropy present in the
 records gets "probes"[key] = {"mean_delta", "ci95", "auroc_detect"}. mean_delta is in the
