@@ -11,6 +11,7 @@ paper/ under DIR); --results defaults to ROOT/results. Exits 2 on bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -42,6 +43,12 @@ def load(path: str):
         raise ValueError(f"{path}: not readable as JSON ({e})") from None
 
 
+def strongest(t: Table, s: dict) -> Table:
+    """A per-level table of the sampled run cut to its clean rows and its strongest level's."""
+    last = lib.levels(s["by_attack"][t.attack])[-1][0]
+    return dataclasses.replace(t, name="signals-sampled", rows=[r for r in t.rows if r[0] in ("clean", last)])
+
+
 def runs_in(folder: str) -> dict:
     """{name: (summary, run.json)} of the run folders in `folder` (the controls), by name."""
     names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
@@ -67,7 +74,10 @@ def context(root: str, results: str) -> dict:
            for k, spec in specs.items() if (d := load(os.path.join(root, spec["file"].format(rel=rel))))}
     small = os.path.join(REPO, "configs", "small_eps.yaml")
     controls = runs_in(os.path.join(results, "controls"))
+    sampled = runs_in(results).get("sampled")  # results/sampled/: the run with --samples
     return dict(controls=side_by_side(controls) if controls else None,
+                sampled=sampled, sampled_tables=[strongest(t, sampled[0]) for t in build(*sampled, names=["signals"])]
+                if sampled else [],
         rel=rel, s=s, info=info, label=run_label(info), kv=kvs, study=study, original_table=original(study),
         tables=build(s, info) if s else [], lib=lib,  # lib: the formatters, levels() and level_name()
         is_llava="llava-1.5" in str(info.get("model_id") or info.get("model")).lower(),

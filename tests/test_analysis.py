@@ -383,3 +383,18 @@ def test_by_category_repeats_every_number_for_each_category():
         # CIs draw from streams tagged by category, so they differ; every point estimate agrees
         strip = lambda d: {k: v for k, v in d.items() if not k.endswith("_ci95") and k != "inverted"}  # noqa: E731
         assert strip(got["selective"]["mean_entropy"]) == strip(want["selective"]["mean_entropy"])
+
+
+def test_controls_side_by_side_show_each_runs_delta_and_floor():
+    from analysis.tables import ci, pct, side_by_side, signed
+
+    low, high = summarize(falling_records(n_images=6, n_trials=2, shift=-0.4)), summarize(
+        falling_records(n_images=6, n_trials=2, shift=0.3))
+    info = {"model": "tiny", "dtype": "float32", "device": "cpu"}
+    t = side_by_side({"entropy_min": (low, info), "proxy": (high, info)})
+    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label.count("Our run") == 2
+    for row, s in zip(t.rows, (low, high)):
+        e = s["by_epsilon"]["0.3"]
+        assert row[3:] == [str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
+                           pct(e["floor"]["share_clean_below_0.01"]), signed(e["floor"]["mean_log_ratio"])]
+    assert t.rows[0][6] == "entropy falls" and t.rows[1][6] == "entropy rises"
