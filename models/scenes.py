@@ -21,7 +21,7 @@ The ambiguous grammar, `0 < ambiguity <= 1` (a), widens three ranges and skews t
   along the loop (u = ±1 would be the neighbour), so its name is always the nearest named colour
   along the loop; as |u| nears 1/2 (orange, lime, teal, purple) the name is a toss-up;
 - low contrast: the colour is blended with white, keeping a fraction c of its distance from
-  white, c uniform in [1 - 0.7a, 1] (pale shapes); c and u are the same over the whole shape;
+  white, c uniform in [1 - 0.88a, 1] (pale shapes); c and u are the same over the whole shape;
 - size: the box side is 20·(1 - 0.75a)% to 30% of the image side (down to 5% at a = 1), which
   after the model's 48-px resize leaves a few pixels, too few to tell a circle from a square;
 - skewed answers, as in real VQA data (ANSWER_PRIOR): a model that cannot see falls back to the
@@ -58,7 +58,7 @@ ANSWER_PRIOR = {
 }
 MIN_SIDE, MAX_SIDE = 0.2, 0.3          # box side as a fraction of the image side (exact grammar)
 SMALLEST_SIDE = 0.05                   # ... down to this at ambiguity 1
-PALEST = 0.3                           # contrast c down to this at ambiguity 1
+PALEST = 0.12                          # contrast c down to this at ambiguity 1
 
 
 def _sides(rng: random.Random, size: int, n: int, lowest: float = MIN_SIDE) -> list[int]:
