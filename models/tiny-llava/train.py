@@ -694,7 +694,7 @@ def parse_args(argv=None):
                         "ones until this fraction of the steps (0: the pool's mix throughout)")
     p.add_argument("--hold", type=float, default=0.4,
                    help="with --curriculum: the fraction of the steps that draws exact-grammar scenes only")
-    p.add_argument("--exact-share", type=float, default=0.25,
+    p.add_argument("--exact-share", type=float, default=0.35,
                    help="share of training scenes drawn from the exact grammar (the rest: ambiguity 1)")
     p.add_argument("--eval-every", type=int, default=0, help="quick held-out check every N steps (0: off)")
     p.add_argument("--spec", default="", help='JSON overrides of TinyLlavaSpec, e.g. \'{"text_layers": 1}\'')
