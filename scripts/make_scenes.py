@@ -1,10 +1,13 @@
 """python scripts/make_scenes.py --out data/scenes --seed 2024
 
-Draw the bundled default scene set (models/scenes.py grammar) into `--out`: `scene_000.png` …
-(224×224 PNG) and `manifest.json`, a JSON list with one question per entry:
+Draw the bundled default scene set into `--out`: `scene_000.png` … (`--size`, 128×128 PNG by
+default) and `manifest.json`, a JSON list with one question per entry:
     {"file": "scene_000.png", "question": ..., "answers": [answer], "match": "exact", "type": ...}
-The entries cover the four question types evenly (`--per-type` each); an image may carry several
-entries. Everything follows from the seed, so rerunning rewrites identical files.
+The scenes follow models/scenes.py's grammar at `--ambiguity` (1 by default: hues anywhere on
+the loop between the named colours, pale and small shapes, skewed answers; 0 is the exact
+grammar of the first embedded model), which the embedded model was trained on. The entries
+cover the four question types evenly (`--per-type` each); an image may carry several entries.
+Everything follows from the seed, so rerunning rewrites identical files.
 """
 from __future__ import annotations
 
@@ -45,12 +48,16 @@ def pick_entries(scene_questions: list[list[tuple]], per_type: int, rng: random.
     return sorted(entries, key=lambda e: (e["file"], QUESTION_TYPES.index(e["type"])))
 
 
-def make_scenes(out: str, seed: int = 2024, n_images: int = 12, per_type: int = 4, size: int = 224):
+def make_scenes(out: str, seed: int = 2024, n_images: int = 120, per_type: int = 60, size: int = 128,
+                ambiguity: float = 1.0):
+    """Draw the set into `out` and return its entries (see the module's docstring)."""
+    if per_type > n_images:
+        raise ValueError(f"--per-type {per_type} needs at least as many images, got --images {n_images}")
     rng = random.Random(seed)
     os.makedirs(out, exist_ok=True)
     scene_questions = []
     for i in range(n_images):
-        image, shapes = draw_scene(rng, size=size)
+        image, shapes = draw_scene(rng, size=size, ambiguity=ambiguity)
         image.save(os.path.join(out, f"scene_{i:03d}.png"), optimize=True)
         scene_questions.append(questions(shapes))
     entries = pick_entries(scene_questions, per_type, rng)
@@ -64,11 +71,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "data", "scenes"))
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--images", type=int, default=12)
-    p.add_argument("--per-type", type=int, default=4)
-    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--images", type=int, default=120)
+    p.add_argument("--per-type", type=int, default=60, help="entries per question type")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (the model sees 48)")
+    p.add_argument("--ambiguity", type=float, default=1.0, help="models.scenes ambiguity, 0..1")
     args = p.parse_args(argv)
-    entries = make_scenes(args.out, args.seed, args.images, args.per_type, args.size)
+    entries = make_scenes(args.out, args.seed, args.images, args.per_type, args.size, args.ambiguity)
     print(f"wrote {args.images} scenes and {len(entries)} entries to {args.out}")
 
 

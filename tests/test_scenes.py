@@ -1,11 +1,14 @@
 """The scene grammar of models/scenes.py, read back off the pixels of many drawn scenes."""
+import hashlib
+import json
 import math
 import random
 
 import numpy as np
 import pytest
 
-from models.scenes import COLORS, QUESTION_TYPES, SHAPES, draw_scene, questions
+from models.scenes import (ANSWER_PRIOR, COLORS, HUE_LOOP, PALEST, QUESTION_TYPES, SHAPES, draw_scene,
+                           hue_rgb, nearest_color, questions, shade)
 
 SIZES = (32, 33, 48, 64, 100, 224)
 WHITE = np.array([255, 255, 255])
@@ -139,8 +142,113 @@ def test_deterministic_and_size_checked():
         draw_scene(random.Random(0), size=31)
 
 
+def test_exact_grammar_draws_what_it_always_drew():
+    """draw_scene(rng, size) makes the same draws as the first grammar's code did: the digest of
+    200 scenes' shape lists, and the next random number after them, as that code gave them."""
+    rng = random.Random(2718)
+    shapes = [draw_scene(rng, size=(32, 64, 100, 224)[i % 4])[1] for i in range(200)]
+    digest = hashlib.sha256(json.dumps(shapes).encode()).hexdigest()
+    assert digest == "797b2fa44ddb35c3ae8a14055a16ef39d053158498a750d1fa04382349edca15"
+    assert rng.random() == 0.7791212451804977
+    one, two = draw_scene(random.Random(5), 96), draw_scene(random.Random(5), 96, ambiguity=0.0)
+    assert one[1] == two[1] and one[0].tobytes() == two[0].tobytes()
+    assert set(one[1][0]) == {"shape", "color", "box"}
+
+
+def test_hue_loop_and_shades():
+    assert HUE_LOOP == ("red", "yellow", "green", "blue")
+    for name in COLORS:
+        assert shade(name) == COLORS[name]
+        assert nearest_color(COLORS[name])[0] == name
+    # halfway along a segment: the mean of the two neighbours, e.g. orange between red and yellow
+    assert hue_rgb("red", 0.5) == pytest.approx(hue_rgb("yellow", -0.5))
+    assert hue_rgb("blue", 0.5) == pytest.approx([(a + b) / 2 for a, b in zip(COLORS["blue"], COLORS["red"])])
+    assert shade("green", 0.0, 0.5) == tuple(int(round(255 - 0.5 * (255 - v))) for v in COLORS["green"])
+    for bad in (lambda: shade("red", 0.0, 0.0), lambda: hue_rgb("red", 1.0),
+                lambda: draw_scene(random.Random(0), 64, ambiguity=1.5)):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def ambiguous_scenes(n=150, seed=23, ambiguity=1.0):
+    rng = random.Random(seed)
+    for i in range(n):
+        size = (64, 96, 128, 224)[i % 4]
+        image, shapes = draw_scene(rng, size=size, ambiguity=ambiguity)
+        yield size, np.asarray(image).astype(int), shapes
+
+
+def test_ambiguous_grammar_read_back_off_the_pixels():
+    """Hue offset, contrast and size are what the shape lists say, recovered from the pixels:
+    the name is the nearest named colour along the hue loop, the boxes are 5-30% of the side."""
+    offsets, contrasts, sides = [], [], []
+    for size, px, shapes in ambiguous_scenes():
+        covered = np.zeros((size, size), bool)
+        for s in shapes:
+            left, top, right, bottom = s["box"]
+            side = right - left
+            assert side == bottom - top and 0.05 * size <= side <= 0.3 * size, (size, s)
+            sides.append(side / size)
+            rgb = s["rgb"]
+            assert rgb == shade(s["color"], s["offset"], s["contrast"])
+            assert abs(s["offset"]) < 0.5 and PALEST <= s["contrast"] <= 1.0
+            # the box holds only blends of white and the shape's own colour
+            box = px[top:bottom, left:right].reshape(-1, 3)
+            d = WHITE - np.array(rgb)
+            cov = ((WHITE - box) @ d) / max(d @ d, 1)
+            assert np.abs(WHITE - np.outer(cov, d) - box).max() <= 2, s
+            if side >= 8:  # an interior pixel, away from the box-averaged edges
+                cx = left + side // 2  # the centre; lower for a triangle (apex up), where it is wide
+                cy = top + (3 * side) // 4 if s["shape"] == "triangle" else top + side // 2
+                assert tuple(px[cy, cx]) == rgb, (size, s)
+                name, offset, contrast = nearest_color(px[cy, cx])
+                # uint8 rounding blurs pale colours: the place on the loop is read to within a
+                # few hundredths, so right at a boundary the pixel may name the neighbour
+                tol = 0.02 / s["contrast"] + 0.005
+                read = (HUE_LOOP.index(name) + offset) % 4
+                drawn = (HUE_LOOP.index(s["color"]) + s["offset"]) % 4
+                assert min(abs(read - drawn), 4 - abs(read - drawn)) <= tol, (s, name, offset)
+                if abs(s["offset"]) < 0.5 - tol:
+                    assert name == s["color"], (s, name, offset)
+                assert abs(contrast - s["contrast"]) <= 0.02, (s, contrast)
+                offsets.append(s["offset"])
+                contrasts.append(s["contrast"])
+            covered[top:bottom, left:right] = True
+        assert (px[~covered] == 255).all()
+        for a, b in zip(shapes, shapes[1:]):
+            assert a["box"][2] <= b["box"][0]
+    # the ranges are used: near-boundary hues, pale shapes and small shapes all occur
+    assert max(np.abs(offsets)) > 0.45 and min(contrasts) < PALEST + 0.1 and min(sides) < 0.08
+
+
+def test_ambiguous_grammar_skews_the_answers():
+    """Answer frequencies follow ANSWER_PRIOR (a model that cannot see has a prior to fall back on)."""
+    counts = {k: {} for k in ("count", "shape", "color")}
+    for _, _, shapes in ambiguous_scenes(n=1500, seed=5):
+        counts["count"][len(shapes)] = counts["count"].get(len(shapes), 0) + 1
+        for s in shapes:
+            counts["shape"][s["shape"]] = counts["shape"].get(s["shape"], 0) + 1
+            counts["color"][s["color"]] = counts["color"].get(s["color"], 0) + 1
+    for key, prior in ANSWER_PRIOR.items():
+        total = sum(counts[key].values())
+        for answer, p in prior.items():
+            # binomial standard error <= 0.013 at these totals; 4 of them
+            assert abs(counts[key][answer] / total - p) < 0.05, (key, answer, counts[key])
+
+
+def test_ambiguity_scales_the_ranges():
+    """At ambiguity 0.4 hues stay within 0.2 of the named colour, contrast >= 1 - 0.4 (1 - PALEST),
+    sides >= 14%."""
+    for size, _, shapes in ambiguous_scenes(n=200, seed=3, ambiguity=0.4):
+        for s in shapes:
+            side = s["box"][2] - s["box"][0]
+            assert abs(s["offset"]) < 0.2 and s["contrast"] >= 1 - (1 - PALEST) * 0.4 - 1e-9
+            assert side >= math.ceil(0.14 * size)
+
+
 def test_bundled_scene_set_is_reproducible(tmp_path):
-    """data/scenes is what scripts/make_scenes.py draws with its defaults; types are even."""
+    """data/scenes is what scripts/make_scenes.py draws with its defaults: at least 200 image-
+    question pairs, types even, scenes of the ambiguous grammar (so some hard ones)."""
     import json
     import os
     import subprocess
@@ -154,12 +262,20 @@ def test_bundled_scene_set_is_reproducible(tmp_path):
     bundled = os.path.join(repo, "data", "scenes")
     entries = json.load(open(os.path.join(bundled, "manifest.json")))
     assert entries == json.load(open(tmp_path / "manifest.json"))
-    assert 12 <= len(entries) <= 16
+    assert len(entries) >= 200
+    assert len({(e["file"], e["question"]) for e in entries}) == len(entries)
     types = [e["type"] for e in entries]
     assert all(types.count(t) == len(entries) // 4 for t in QUESTION_TYPES)
     for e in entries:
         assert set(e) == {"file", "question", "answers", "match", "type"} and e["match"] == "exact"
     for name in sorted({e["file"] for e in entries}):
         ours = np.asarray(Image.open(os.path.join(bundled, name)).convert("RGB"))
-        assert ours.shape == (224, 224, 3)
+        assert ours.shape == (128, 128, 3)
         assert (ours == np.asarray(Image.open(tmp_path / name).convert("RGB"))).all(), name
+    # the set's scenes are the ambiguous grammar's: off-prototype colours occur in it
+    off = 0
+    for name in sorted({e["file"] for e in entries}):
+        px = np.asarray(Image.open(os.path.join(bundled, name)).convert("RGB")).reshape(-1, 3)
+        ink = {tuple(p) for p in px[(px != 255).any(axis=1)]}
+        off += not (ink & {tuple(c) for c in COLORS.values()})
+    assert off >= len({e["file"] for e in entries}) // 2, off

@@ -1,4 +1,5 @@
-"""The embedded tiny LLaVA (models/tiny-llava): it trains, it loads offline, it sees, it is small."""
+"""The embedded tiny LLaVA (models/tiny-llava): it trains, it loads offline, it sees, it is
+small, and it is unsure where its scenes are ambiguous (the testbed the study needs)."""
 import json
 import os
 import random
@@ -12,12 +13,13 @@ from models.scenes import QUESTION_TYPES, draw_scene, questions
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(REPO, "models", "tiny-llava")
 TRAIN = os.path.join(FOLDER, "train.py")
-# Fresh scenes from a seed used neither in training (0) nor in training.json's eval (10001).
-TEST_SEED, TEST_SCENES = 4242, 60
-# At most this many wrong answers per question type. The model is >= 99% accurate on 500
-# held-out scenes (training.json); with ~60-80 questions per type a 99%-accurate model makes
-# more than 3 errors with probability < 1%, and this still fails a model below ~95%.
-MAX_ERRORS = {"count": 3, "color": 3, "shape": 3, "describe": 6}
+# Fresh scenes from seeds used neither in training (train.py's --seed) nor in training.json's
+# eval (10001).
+TEST_SEED, TEST_SCENES = 4242, 240
+AMBIGUOUS_SEED, AMBIGUOUS_SCENES = 4243, 120
+# What the exact grammar (the first embedded model's scenes) must still get right, per type.
+# ~240-330 questions a type: a binomial standard error of at most 1.4 points at 95%.
+EXACT_FLOORS = {"count": 0.95, "color": 0.95, "shape": 0.95, "describe": 0.85}
 TINY_SPEC = {"image_size": 32, "vision_hidden": 32, "vision_layers": 2, "vision_heads": 2,
              "text_hidden": 48, "text_layers": 1, "text_heads": 2, "text_intermediate": 96}
 
@@ -64,6 +66,7 @@ def load_train_module():
     return module
 
 
+@pytest.mark.slow
 def test_packed_batches_equal_single_prompts():
     """Training packs a scene's questions after one shared image prefix; each answer must see
     exactly what the pipeline's single-question prompt gives it."""
@@ -114,47 +117,119 @@ def test_saved_pipeline_matches_llava_hf(tiny_llava):
     assert prompt(processor, "Describe the image.") == "USER: <image>\nDescribe the image. ASSISTANT:"
 
 
-def test_heldout_accuracy(tiny_llava):
+def answer(model, processor, images, questions_, max_new_tokens=32):
+    """The pipeline's own path: [0,1] input pixels, the chat-template prompt, batched greedy
+    generation with raw logits, mean token entropy up to and including </s>."""
     import torch
 
+    from models.generation import generate
+    from models.images import input_size, to_model_input
+    from models.prompts import build_prompt
+    from probes.entropy import mean_token_entropy
+
+    size = input_size(processor)
+    pixels = torch.stack([to_model_input(im, size, processor.image_processor.image_mean) for im in images])
+    prompts = [build_prompt(processor, q, "chat_template") for q in questions_]
+    answers, entropies = [], []
+    for i in range(0, len(prompts), 128):
+        out = generate(model, processor, pixels[i:i + 128], prompts[i:i + 128], max_new_tokens=max_new_tokens)
+        answers += out.answers
+        entropies += mean_token_entropy(out.logits, out.mask).tolist()
+    return answers, entropies
+
+
+def auroc(negatives, positives):
+    """P(a positive's score exceeds a negative's), ties half."""
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(negatives) * len(positives))
+
+
+def drawn_items(seed, n, ambiguity):
+    rng = random.Random(seed)
+    items = []
+    for _ in range(n):
+        image, shapes = draw_scene(rng, size=rng.choice((64, 96, 128, 224)), ambiguity=ambiguity)
+        items += [(qtype, image, question, ref) for qtype, question, ref in questions(shapes)]
+    return items
+
+
+@pytest.mark.slow
+def test_exact_grammar_still_answered(tiny_llava):
+    """Scenes of the first grammar (four exact colours, 20-30% sizes), drawn afresh, are answered
+    as the first embedded model answered them: >= 95% on count, colour, shape, >= 85% describe."""
     model, processor = tiny_llava
-    rng = random.Random(TEST_SEED)
-    items = {t: [] for t in QUESTION_TYPES}
-    for _ in range(TEST_SCENES):
-        image, shapes = draw_scene(rng, size=rng.choice((64, 96, 128, 224)))
-        for qtype, question, answer in questions(shapes):
-            items[qtype].append((image, question, answer))
-    processor.tokenizer.padding_side = "left"
-    errors = {}
-    for qtype, batch_items in items.items():
-        batch = processor(images=[im for im, _, _ in batch_items],
-                          text=[prompt(processor, q) for _, q, _ in batch_items],
-                          return_tensors="pt", padding=True)
-        with torch.no_grad():
-            out = model.generate(**batch, do_sample=False, max_new_tokens=24)
-        got = processor.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        errors[qtype] = [(q, a, g.strip()) for (_, q, a), g in zip(batch_items, got) if g.strip() != a]
+    items = drawn_items(TEST_SEED, TEST_SCENES, 0.0)
+    got, _ = answer(model, processor, [im for _, im, _, _ in items], [q for _, _, q, _ in items])
     for qtype in QUESTION_TYPES:
-        assert len(items[qtype]) >= 40, (qtype, len(items[qtype]))
-        assert len(errors[qtype]) <= MAX_ERRORS[qtype], (qtype, len(items[qtype]), errors[qtype])
+        rows = [(q, ref, g) for (t, _, q, ref), g in zip(items, got) if t == qtype]
+        wrong = [r for r in rows if r[2] != r[1]]
+        assert len(rows) >= 200, (qtype, len(rows))
+        assert 1 - len(wrong) / len(rows) >= EXACT_FLOORS[qtype], (qtype, len(rows), wrong[:10])
 
 
-def test_bundled_scenes_answered(tiny_llava):
+def uncertainty_targets(got, entropies, refs):
+    import numpy as np
+
+    right = [g == r for g, r in zip(got, refs)]
+    h = np.array(entropies)
+    ok = np.array(right)
+    return {"n": len(h), "accuracy": ok.mean(), "mean_entropy": h.mean(), "below_0.01": (h < 0.01).mean(),
+            "auroc": auroc(h[ok].tolist(), h[~ok].tolist()) if ok.any() and (~ok).any() else None}
+
+
+@pytest.mark.slow
+def test_unsure_where_the_scene_is_ambiguous(tiny_llava):
+    """Fresh scenes of the ambiguous grammar: the model is sometimes wrong, its entropy is off the
+    floor, and higher entropy goes with wrong answers (as in a reasonably calibrated model)."""
+    model, processor = tiny_llava
+    items = drawn_items(AMBIGUOUS_SEED, AMBIGUOUS_SCENES, 1.0)
+    got, entropies = answer(model, processor, [im for _, im, _, _ in items], [q for _, _, q, _ in items])
+    t = uncertainty_targets(got, entropies, [ref for _, _, _, ref in items])
+    assert t["n"] >= 400
+    assert 0.70 <= t["accuracy"] <= 0.97, t
+    assert t["mean_entropy"] >= 0.1 and t["below_0.01"] <= 0.3, t
+    assert t["auroc"] >= 0.65, t
+
+
+@pytest.fixture(scope="module")
+def bundled_answers(tiny_llava):
+    """The committed model's clean answers to the quick start's default set, through the
+    pipeline's path: (entries, right [bool], mean token entropies)."""
     from PIL import Image
-    import torch
+
+    from experiments.imagesets import is_correct
 
     model, processor = tiny_llava
     folder = os.path.join(REPO, "data", "scenes")
     entries = json.load(open(os.path.join(folder, "manifest.json")))
-    processor.tokenizer.padding_side = "left"
-    batch = processor(images=[Image.open(os.path.join(folder, e["file"])).convert("RGB") for e in entries],
-                      text=[prompt(processor, e["question"]) for e in entries],
-                      return_tensors="pt", padding=True)
-    with torch.no_grad():
-        out = model.generate(**batch, do_sample=False, max_new_tokens=24)
-    got = processor.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-    right = sum(g.strip() in e["answers"] for g, e in zip(got, entries))
-    assert right >= len(entries) - 1, list(zip(got, entries))
+    images = [Image.open(os.path.join(folder, e["file"])).convert("RGB") for e in entries]
+    got, entropies = answer(model, processor, images, [e["question"] for e in entries])
+    right = [is_correct(g, e["answers"], e["match"]) for g, e in zip(got, entries)]
+    return entries, right, entropies
+
+
+def test_bundled_scenes_are_a_testbed(bundled_answers):
+    """The quick start's default set on the committed model: >= 200 pairs, clean mean token
+    entropy >= 0.1 nats, accuracy 75-97%, and the AUROC of entropy for a wrong answer >= 0.65
+    (issue 14's targets)."""
+    import numpy as np
+
+    entries, right, entropies = bundled_answers
+    ok, h = np.array(right), np.array(entropies)
+    assert len(entries) >= 200
+    assert 0.75 <= ok.mean() <= 0.97, ok.mean()
+    assert h.mean() >= 0.1, h.mean()
+    assert auroc(h[ok].tolist(), h[~ok].tolist()) >= 0.65
+
+
+@pytest.mark.xfail(strict=True, reason="issue 14 asks for at most 20% of the default set's clean answers "
+                   "under 0.01 nats; the committed model leaves 22.5% there (mostly count and colour "
+                   "questions); strict, so this turns into a failure to notice once a model meets it")
+def test_bundled_scenes_rarely_at_the_entropy_floor(bundled_answers):
+    import numpy as np
+
+    _, _, entropies = bundled_answers
+    assert (np.array(entropies) < 0.01).mean() <= 0.2
 
 
 def test_folder_is_small_and_documented():
@@ -166,7 +241,10 @@ def test_folder_is_small_and_documented():
     report = json.load(open(os.path.join(FOLDER, "training.json")))
     for key in ("command", "seed", "steps", "total_wall_seconds", "machine", "eval"):
         assert key in report, key
+    assert report["eval"]["ambiguity"] == 0 and report["eval_ambiguous"]["ambiguity"] == 1
     for qtype in QUESTION_TYPES:
-        floor = 0.90 if qtype == "describe" else 0.97
-        assert report["eval"]["per_type"][qtype]["accuracy"] >= floor, qtype
-    assert os.path.exists(os.path.join(FOLDER, "README.md"))
+        assert report["eval"]["per_type"][qtype]["accuracy"] >= EXACT_FLOORS[qtype], qtype
+    u = report["eval_ambiguous"]["uncertainty"]["all"]
+    assert u["mean_entropy"] >= 0.1 and u["auroc_wrong"] >= 0.65 and u["accuracy"] < 0.97, u
+    card = open(os.path.join(FOLDER, "README.md")).read()
+    assert f"{100 * u['accuracy']:.1f}%" in card and report["command"] in card

@@ -2,20 +2,26 @@
 
 Train the embedded tiny LLaVA from scratch on procedurally drawn scenes (models/scenes.py) and
 write a Hugging Face folder: model + processor (`save_pretrained`), `training.json` (command,
-seed, steps, wall time, machine, loss curves, held-out accuracy per question type) and the
-model card `README.md` rendered from it. Defaults take about 10 minutes on one CPU core.
+seed, steps, wall time, machine, loss curves, held-out accuracy per question type on both
+grammars, and on the ambiguous one the answers' mean token entropy, its share under 0.01 nats
+and its AUROC for a wrong answer) and the model card `README.md` rendered from it.
 
 The model is a real LlavaForConditionalGeneration (CLIP vision tower, projector, Llama decoder)
 built by models.checkpoint.build_llava. Images go through the processor that is saved with it
 (pad to square with the CLIP mean, bicubic resize, CLIP normalisation) and questions through its
 chat template, so training sees exactly what the experiment pipeline gives the model.
+- Scenes: a share --exact-share of the exact grammar (four exact colours, large shapes), the
+  rest of the ambiguous grammar (ambiguity 1: hues anywhere between the named colours, pale and
+  small shapes, skewed answer frequencies), so the model is unsure where a scene is ambiguous.
+  No noise, blur, JPEG, contrast or brightness augmentation: nothing the experiments apply.
 - Stage 1 (--vision-steps): the vision tower and projector learn dense per-patch labels read off
   the scene geometry (colour, shape kind, left-to-right rank, count) through a linear head that
   is never saved; LLaVA likewise starts from a pretrained vision tower.
 - Stage 2 (--steps): everything, teacher forced on " {answer}</s>" (answer tokens and </s>
   supervised, the rest -100), with the dense labels kept at --aux-weight. --batch-size counts
   scenes; each brings all its questions, packed after one shared image prefix with a tree-shaped
-  attention mask (ScenePool.batch), which is exact, not an approximation.
+  attention mask (ScenePool.batch), which is exact, not an approximation. --curriculum: exact
+  scenes first, then linearly more ambiguous ones.
 Deterministic for a given seed, device and thread count (--threads 1 by default).
 Other flags: --seed --eval-scenes --eval-seed --device --lr --pool-scenes --spec (JSON overrides
 of the TinyLlavaSpec, for quick tests) --eval-every --log-every.
@@ -40,7 +46,8 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from models.checkpoint import TinyLlavaSpec, build_llava  # noqa: E402
-from models.scenes import (COLORS, QUESTION_TYPES, SHAPES, all_question_texts, draw_scene,  # noqa: E402
+from models.scenes import (ANSWER_PRIOR, COLORS, MAX_SIDE, MIN_SIDE, NUMBERS, PALEST,  # noqa: E402
+                           QUESTION_TYPES, SHAPES, SMALLEST_SIDE, all_question_texts, draw_scene,
                            questions, shape_mask)
 
 SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. The assistant "
@@ -73,15 +80,18 @@ class ScenePool:
     (question, answer) come from the same processor and are cached (they do not depend on the image).
     """
 
-    def __init__(self, processor, spec, n: int, rng: random.Random, chunk: int = 256):
+    def __init__(self, processor, spec, n: int, rng: random.Random, chunk: int = 256,
+                 exact_share: float = 1.0):
         self.processor, self.spec = processor, spec
         self.prompt_image = None
-        pixels, targets, self.questions = [], [], []
+        pixels, targets, self.questions, self.exact = [], [], [], []
         for start in tqdm(range(0, n, chunk), desc="draw scenes", mininterval=2.0):
             images = []
             for _ in range(min(chunk, n - start)):
                 size = rng.choice(DRAW_SIZES)
-                image, shapes = draw_scene(rng, size=size)
+                ambiguity = 0.0 if rng.random() < exact_share else 1.0
+                image, shapes = draw_scene(rng, size=size, ambiguity=ambiguity)
+                self.exact.append(ambiguity == 0)
                 images.append(image)
                 self.questions.append(questions(shapes))
                 targets.append(patch_targets(shapes, size, spec))
@@ -90,7 +100,7 @@ class ScenePool:
             self.prompt_image = self.prompt_image or images[0]
         self.pixels = torch.cat(pixels)
         self.targets = torch.from_numpy(np.stack(targets))
-        self._ids, self.prefix = {}, None
+        self._ids, self.prefix, self._split = {}, None, None
         self.image_token_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
 
     def __len__(self):
@@ -117,8 +127,11 @@ class ScenePool:
         self.prefix = ids[:cut]
         return ids[cut:], n_answer
 
-    def batch(self, rng: random.Random, n_scenes: int, type_weights=None) -> dict:
+    def batch(self, rng: random.Random, n_scenes: int, type_weights=None, exact_prob=None) -> dict:
         """`n_scenes` random scenes, each with all its questions packed after one shared prefix.
+
+        exact_prob: None draws scenes uniformly from the pool; else each scene is one of the exact
+        grammar's with this probability (the curriculum), else one of the ambiguous grammar's.
 
         A row is [<s>USER: <image>…\\n][q1 ASSISTANT: a1</s>][q2 ASSISTANT: a2</s>]…; the 4D mask
         lets each question block see the prefix and itself only, and position_ids restart after
@@ -128,7 +141,15 @@ class ScenePool:
         question type_weights[its type] in all, spread over its answer tokens, so the two-token
         answers are not drowned by the long descriptions.
         """
-        index = [rng.randrange(len(self)) for _ in range(n_scenes)]
+        if exact_prob is None:
+            index = [rng.randrange(len(self)) for _ in range(n_scenes)]
+        else:
+            if self._split is None:
+                self._split = ([i for i, e in enumerate(self.exact) if e], [i for i, e in enumerate(self.exact) if not e])
+            index = []
+            for _ in range(n_scenes):
+                side = self._split[0] if (rng.random() < exact_prob or not self._split[1]) and self._split[0] else self._split[1]
+                index.append(side[rng.randrange(len(side))])
         rows = []
         for i in index:
             qs = list(self.questions[i])
@@ -231,22 +252,49 @@ def aux_loss(head, image_outputs, targets):
     return sum(losses) / len(losses)
 
 
-@torch.no_grad()
-def evaluate(model, processor, seed: int, n_scenes: int, device="cpu", batch_size=64, size=None):
-    """Exact-match greedy accuracy per question type on `n_scenes` fresh scenes (every question).
+def auroc(negatives, positives):
+    """P(a positive scores above a negative), ties counting half; None if either side is empty."""
+    if not negatives or not positives:
+        return None
+    neg = np.sort(np.asarray(negatives, dtype=float))
+    pos = np.asarray(positives, dtype=float)
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below + 0.5 * ties).sum() / (len(neg) * len(pos)))
 
-    Returns {qtype: {"correct": int, "total": int, "accuracy": float}, ..., "errors": [...]}.
+
+def uncertainty_stats(entropies, correct) -> dict:
+    """What the study needs of clean answers: entropy level and spread, accuracy, and how well
+    mean token entropy flags a wrong answer (AUROC, wrong = positive)."""
+    h = np.asarray(entropies, dtype=float)
+    ok = np.asarray(correct, dtype=bool)
+    return {"n": int(len(h)), "accuracy": float(ok.mean()), "mean_entropy": float(h.mean()),
+            "median_entropy": float(np.median(h)), "share_below_0.01": float((h < 0.01).mean()),
+            "mean_entropy_right": float(h[ok].mean()) if ok.any() else None,
+            "mean_entropy_wrong": float(h[~ok].mean()) if (~ok).any() else None,
+            "auroc_wrong": auroc(h[ok].tolist(), h[~ok].tolist())}
+
+
+@torch.no_grad()
+def evaluate(model, processor, seed: int, n_scenes: int, device="cpu", batch_size=64, size=None,
+             ambiguity: float = 0.0):
+    """Exact-match greedy accuracy per question type on `n_scenes` fresh scenes (every question),
+    drawn with `ambiguity`, and the mean token entropy of each answer (nats, every generated
+    token up to and including the first </s>, from the raw logits: the pipeline's definition).
+
+    Returns {qtype: {"correct", "total", "accuracy"}, ..., "errors": [...], "uncertainty": {...}}
+    with "uncertainty" = uncertainty_stats over all answers and per question type.
     """
     rng = random.Random(seed)
     by_type = {t: [] for t in QUESTION_TYPES}
     for _ in range(n_scenes):
-        image, shapes = draw_scene(rng, size=size or rng.choice(DRAW_SIZES))
+        image, shapes = draw_scene(rng, size=size or rng.choice(DRAW_SIZES), ambiguity=ambiguity)
         for qtype, question, answer in questions(shapes):
             by_type[qtype].append((image, question, answer))
     model.eval()
     tok = processor.tokenizer
     tok.padding_side = "left"  # batched generation
-    result, errors = {}, []
+    result, errors, scored = {}, [], {t: ([], []) for t in QUESTION_TYPES}
     for qtype, items in by_type.items():
         correct = 0
         for i in range(0, len(items), batch_size):
@@ -254,16 +302,30 @@ def evaluate(model, processor, seed: int, n_scenes: int, device="cpu", batch_siz
             batch = processor(images=[im for im, _, _ in chunk],
                               text=[chat_prompt(processor, q) for _, q, _ in chunk],
                               return_tensors="pt", padding=True).to(device)
-            out = model.generate(**batch, do_sample=False, max_new_tokens=MAX_NEW_TOKENS)
-            answers = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-            for (_, question, ref), got in zip(chunk, answers):
-                if got.strip() == ref:
-                    correct += 1
-                elif len(errors) < 20:
-                    errors.append({"question": question, "answer": got.strip(), "reference": ref})
+            out = model.generate(**batch, do_sample=False, max_new_tokens=MAX_NEW_TOKENS,
+                                 return_dict_in_generate=True, output_logits=True,
+                                 pad_token_id=tok.pad_token_id)
+            new = out.sequences[:, batch["input_ids"].shape[1]:]
+            logp = torch.log_softmax(torch.stack(out.logits, 1).float(), -1)
+            h = -(logp.exp() * logp).nan_to_num().sum(-1)  # [B, T]
+            is_eos = new == tok.eos_token_id
+            counted = (torch.cumsum(is_eos.long(), 1) - is_eos.long()) == 0
+            mean_h = ((h * counted).sum(1) / counted.sum(1).clamp_min(1)).tolist()
+            answers = tok.batch_decode(new, skip_special_tokens=True)
+            for (_, question, ref), got, hh in zip(chunk, answers, mean_h):
+                right = got.strip() == ref
+                correct += right
+                scored[qtype][0].append(hh)
+                scored[qtype][1].append(right)
+                if not right and len(errors) < 20:
+                    errors.append({"question": question, "answer": got.strip(), "reference": ref,
+                                   "mean_entropy": round(hh, 4)})
         result[qtype] = {"correct": correct, "total": len(items),
                          "accuracy": correct / max(len(items), 1)}
     result["errors"] = errors
+    every = ([h for t in QUESTION_TYPES for h in scored[t][0]], [c for t in QUESTION_TYPES for c in scored[t][1]])
+    result["uncertainty"] = {"all": uncertainty_stats(*every),
+                             **{t: uncertainty_stats(*scored[t]) for t in QUESTION_TYPES if scored[t][0]}}
     return result
 
 
@@ -318,14 +380,19 @@ def train(args) -> dict:
                             lr=args.lr, betas=(0.9, 0.98))
     warmup = max(1, min(100, args.steps // 10))
     rng = random.Random(args.seed)
-    pool = ScenePool(processor, spec, args.pool_scenes, rng)
+    pool = ScenePool(processor, spec, args.pool_scenes, rng, exact_share=args.exact_share)
     seconds = {"draw": time.time() - start}
     vision_curve = pretrain_vision(model, head, pool, rng, args, device) if args.vision_steps else []
     seconds["vision"] = time.time() - start - seconds["draw"]
     curve, window = [], []
     bar = tqdm(range(args.steps), desc="train", mininterval=2.0)
     for step in bar:
-        batch = {k: v.to(device) for k, v in pool.batch(rng, args.batch_size, {"color": args.color_weight}).items()}
+        exact_prob = None
+        if args.curriculum:  # the exact grammar alone until hold·steps, then linearly the mix by curriculum·steps
+            hold, ramp = args.hold * args.steps, max((args.curriculum - args.hold) * args.steps, 1.0)
+            exact_prob = args.exact_share + (1 - args.exact_share) * min(1.0, max(0.0, 1 - (step - hold) / ramp))
+        batch = {k: v.to(device) for k, v in pool.batch(rng, args.batch_size, {"color": args.color_weight},
+                                                          exact_prob).items()}
         targets, labels, weights = batch.pop("patch_targets"), batch.pop("labels"), batch.pop("label_weights")
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, warmup)
@@ -344,9 +411,12 @@ def train(args) -> dict:
             bar.set_postfix(loss=f"{curve[-1]['loss']:.4f}", aux=f"{curve[-1]['aux_loss']:.3f}")
             window = []
         if args.eval_every and (step + 1) % args.eval_every == 0 and step + 1 < args.steps:
-            quick = evaluate(model, processor, args.eval_seed + 1, 50, device=device)
-            quick.pop("errors")
-            tqdm.write(f"step {step + 1}: " + " ".join(f"{t}={r['accuracy']:.3f}" for t, r in quick.items()))
+            for a in (0.0, 1.0):
+                quick = evaluate(model, processor, args.eval_seed + 1, 50, device=device, ambiguity=a)
+                quick.pop("errors")
+                u = quick.pop("uncertainty")["all"]
+                tqdm.write(f"step {step + 1} ambiguity {a}: " + " ".join(f"{t}={r['accuracy']:.3f}" for t, r in quick.items())
+                           + f" H={u['mean_entropy']:.3f} auroc={u['auroc_wrong']}")
             model.train()
     seconds["joint"] = time.time() - start - seconds["draw"] - seconds["vision"]
 
@@ -362,9 +432,18 @@ def train(args) -> dict:
     saved_processor = AutoProcessor.from_pretrained(args.out)
     accuracy = evaluate(saved, saved_processor, args.eval_seed, args.eval_scenes, device=device)
     errors = accuracy.pop("errors")
-    for qtype, r in accuracy.items():
-        print(f"held-out {qtype:9s} {r['correct']:4d}/{r['total']:4d} = {r['accuracy']:.4f}")
-    for e in errors[:5]:
+    exact_uncertainty = accuracy.pop("uncertainty")
+    ambiguous = evaluate(saved, saved_processor, args.eval_seed, args.eval_scenes, device=device, ambiguity=1.0)
+    ambiguous_errors = ambiguous.pop("errors")
+    ambiguous_uncertainty = ambiguous.pop("uncertainty")
+    for name, acc, unc in (("exact", accuracy, exact_uncertainty), ("ambiguous", ambiguous, ambiguous_uncertainty)):
+        for qtype, r in acc.items():
+            print(f"held-out {name:9s} {qtype:9s} {r['correct']:4d}/{r['total']:4d} = {r['accuracy']:.4f}"
+                  f"  H={unc[qtype]['mean_entropy']:.4f}")
+        u = unc["all"]
+        print(f"held-out {name:9s} all: accuracy {u['accuracy']:.4f} mean H {u['mean_entropy']:.4f} "
+              f"H<0.01 {u['share_below_0.01']:.3f} AUROC(wrong) {u['auroc_wrong']}")
+    for e in ambiguous_errors[:5]:
         print("  wrong:", e)
 
     report = {
@@ -378,8 +457,16 @@ def train(args) -> dict:
         "total_wall_seconds": round(time.time() - start, 1),
         "cpu_seconds": round(time.process_time() - cpu_start, 1),
         "machine": machine,
+        "exact_share": args.exact_share, "curriculum": args.curriculum, "hold": args.hold,
+        "grammar": {"answer_prior": {k: {str(a): p for a, p in d.items()} for k, d in ANSWER_PRIOR.items()},
+                    "min_side": MIN_SIDE, "max_side": MAX_SIDE, "smallest_side": SMALLEST_SIDE,
+                    "palest": PALEST},
         "eval": {"seed": args.eval_seed, "scenes": args.eval_scenes, "draw_sizes": list(DRAW_SIZES),
-                 "decoding": "greedy", "match": "exact", "per_type": accuracy, "first_errors": errors},
+                 "decoding": "greedy", "match": "exact", "ambiguity": 0.0, "per_type": accuracy,
+                 "uncertainty": exact_uncertainty, "first_errors": errors},
+        "eval_ambiguous": {"seed": args.eval_seed, "scenes": args.eval_scenes, "draw_sizes": list(DRAW_SIZES),
+                           "decoding": "greedy", "match": "exact", "ambiguity": 1.0, "per_type": ambiguous,
+                           "uncertainty": ambiguous_uncertainty, "first_errors": ambiguous_errors},
         "vision_loss_curve": vision_curve, "loss_curve": curve,
     }
     with open(os.path.join(args.out, "training.json"), "w") as f:
@@ -390,14 +477,41 @@ def train(args) -> dict:
     return report
 
 
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x, digits=3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def uncertainty_rows(ev: dict) -> str:
+    """Markdown rows: per question type and all, accuracy / entropy / floor share / AUROC."""
+    out = []
+    for name in list(QUESTION_TYPES) + ["all"]:
+        u = ev["uncertainty"].get(name)
+        if u is None:
+            continue
+        out.append(f"| {name} | {u['n']} | {_pct(u['accuracy'])} | {_num(u['mean_entropy'])} | "
+                   f"{_num(u['mean_entropy_right'])} | {_num(u['mean_entropy_wrong'])} | "
+                   f"{_pct(u['share_below_0.01'])} | {_num(u['auroc_wrong'], 2)} |")
+    return "\n".join(out)
+
+
 def model_card(report: dict, vocab: int) -> str:
     """README.md of the saved folder, rendered from training.json (no number typed by hand)."""
     sp, ev, m = report["spec"], report["eval"], report["machine"]
+    amb, g = report["eval_ambiguous"], report["grammar"]
     grid = sp["image_size"] // sp["patch_size"]
     rows = "\n".join(f"| {t} | {r['correct']} / {r['total']} | {100 * r['accuracy']:.1f}% |"
                      for t, r in ev["per_type"].items())
     where = m.get("gpu") or f"{m['cpu']}, {m['threads']} thread(s) of {m['nproc']} cores"
-    return f"""# tiny-llava: a small LLaVA that sees drawn shapes
+    prior = "; ".join(f"{key}: " + ", ".join(f"{NUMBERS[int(a) - 1] if key == 'count' else a} {100 * p:.0f}%"
+                                               for a, p in dist.items())
+                      for key, dist in g["answer_prior"].items())
+    ua, ue = amb["uncertainty"]["all"], ev["uncertainty"]["all"]
+    smallest_px = g["smallest_side"] * sp["image_size"]
+    return f"""# tiny-llava: a small LLaVA that sees drawn shapes, and knows when it cannot
 
 A real `LlavaForConditionalGeneration` (CLIP vision tower, GELU projector, Llama decoder) and its
 `LlavaProcessor`, saved with `save_pretrained`, trained from scratch by this project on scenes
@@ -418,9 +532,9 @@ resize, CLIP normalisation. The chat template is llava-hf's: `USER: <image>\\n{{
 
 ## What it answers
 
-Scenes of 1–3 filled circles, squares and (apex-up) triangles in red, green, blue or yellow on
-white, each 20–30% of the image side, left to right without horizontal overlap. Answers are
-lower case, without a final period:
+Scenes of 1–3 filled circles, squares and (apex-up) triangles named red, green, blue or yellow,
+on white, left to right without horizontal overlap. Answers are lower case, without a final
+period:
 
 | type | question | answers |
 | --- | --- | --- |
@@ -443,31 +557,85 @@ out = model.generate(**inputs, do_sample=False, max_new_tokens=24)
 print(processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 
-## Held-out accuracy
+## Where its uncertainty comes from
 
-Greedy decoding, exact match, every question of {ev['scenes']} freshly drawn scenes (seed
-{ev['seed']}; training used seed {report['seed']}), drawn at {', '.join(map(str, ev['draw_sizes']))} px:
+A model that is always right and always sure cannot host the study's question: its entropy sits
+at the floor, so it can only rise, and with no wrong answers entropy cannot be scored as a
+detector of them. So it is trained on two grammars of `models/scenes.py`:
+
+- the **exact grammar** ({_pct(report['exact_share'])} of the training scenes): four exact
+  colours, shapes {100 * g['min_side']:.0f}–{100 * g['max_side']:.0f}% of the image side: what
+  the first embedded model was trained on (accuracy below);
+- the **ambiguous grammar** (the rest, `ambiguity=1`), where the right answer is genuinely
+  hard or impossible to read off the {sp['image_size']}-px input:
+  - *hues on a continuum*: each colour lies anywhere on the straight RGB segments joining the
+    named colours around the loop red, yellow, green, blue, and is named after the nearest one;
+    halfway (orange, lime, teal, purple) the name is a toss-up;
+  - *pale shapes*: blended with white down to {100 * g['palest']:.0f}% of full contrast, which
+    shrinks the colour differences the hue is read from;
+  - *small shapes*: sides from {100 * g['smallest_side']:.0f}% of the image side, that is about
+    {smallest_px:.1f} px of the model's input, too few to tell a circle from a square;
+  - *skewed answers* ({prior}): where the model cannot see, it falls back to the commoner
+    answer, the language-prior mechanism the study proposes for LLaVA.
+
+These were chosen because each is a property of the scene, never of the pixels' noise: the model
+is never trained on random sign noise, uniform or Gaussian noise, shot noise, blur, JPEG,
+contrast, brightness or pixelation (what `attacks/` applies), so a perturbation experiment on it
+tests generalisation, not memory. Several phrasings of one answer ("two"/"2") were left out on
+purpose: they would raise the entropy of right answers by the phrasing alone, entropy that says
+nothing about whether the model saw the scene.
+
+## Held-out accuracy and uncertainty
+
+Greedy decoding, exact match, every question of {ev['scenes']} freshly drawn scenes of each grammar
+(seed {ev['seed']}; training used seed {report['seed']}), drawn at {', '.join(map(str, ev['draw_sizes']))} px.
+Entropy is the mean token entropy of the answer in nats (every generated token up to and
+including `</s>`, from the raw logits), as the experiments measure it; AUROC is how well it
+ranks wrong answers above right ones (0.5: no better than chance).
+
+Exact grammar (the first model's scenes):
 
 | type | correct | accuracy |
 | --- | --- | --- |
 {rows}
+
+Its answers have mean entropy {ue['mean_entropy']:.3f} nats, {_pct(ue['share_below_0.01'])} of them under 0.01.
+
+Ambiguous grammar:
+
+| type | answers | accuracy | mean entropy | right | wrong | under 0.01 nats | AUROC (wrong) |
+| --- | --- | --- | --- | --- | --- | --- | --- |
+{uncertainty_rows(amb)}
+
+{verdict(ua)}
+
+## What it can and cannot tell us about LLaVA-1.5-7B
+
+It can check the study's machinery end to end on a model with real, measured uncertainty:
+that Δ = H_adv − H_clean, the entropy-threshold defence, the AUROC and the bootstrap behave, that
+a true-gradient attack can lower or raise entropy, and whether a perturbation that degrades what
+the model sees makes it fall back to its answer prior, confidently or not. It cannot say how
+LLaVA-1.5-7B behaves: its {report['parameters']:,} parameters never saw a photo or a sentence
+outside this grammar; its input is {sp['image_size']} px, not 336; its "language prior" is the answer
+frequencies above, not Vicuna's; its uncertainty comes from the sources listed here, not from
+the open world. Any size of effect measured on it is a property of this testbed only.
 
 ## Training
 
     {report['command']}
 
 Deterministic for a given seed, device and thread count. {report['pool_scenes']} scenes are
-drawn once (seed {report['seed']}, at {', '.join(map(str, report['draw_sizes']))} px) and put through
-the saved processor.
+drawn once (seed {report['seed']}, at {', '.join(map(str, report['draw_sizes']))} px; each from the exact grammar
+with probability {report['exact_share']}, else from the ambiguous one) and put through the saved processor.
 - Stage 1, {report['vision_steps']} steps of {VISION_BATCH} scenes: the vision tower and projector
-  alone learn dense per-patch labels read off the scene geometry (colour, shape, left-to-right
+  alone learn dense per-patch labels read off the scene geometry (colour name, shape, left-to-right
   rank, count) through a linear head, as LLaVA starts from a pretrained CLIP.
 - Stage 2, {report['steps']} steps of {report['batch_size']} scenes with all their questions:
   everything, teacher forced on `" {{answer}}</s>"` (all else masked; each question weighs the
-  same), plus the dense labels at weight {report['aux_weight']}. The per-patch head is then
-  dropped. A scene's questions share one image prefix through a tree-shaped attention mask with
-  restarted position ids, so each answer sees exactly the tokens and positions of its own
-  single-question prompt.
+  same), plus the dense labels at weight {report['aux_weight']}. {curriculum_words(report)} The
+  per-patch head is then dropped. A scene's questions share one image prefix through a
+  tree-shaped attention mask with restarted position ids, so each answer sees exactly the tokens
+  and positions of its own single-question prompt.
 AdamW, peak lr {report['lr']}, warmup then cosine; no noise augmentation.
 
 Wall time {report['total_wall_seconds'] / 60:.1f} min ({report['cpu_seconds'] / 60:.1f} CPU-min) on {where}
@@ -476,13 +644,35 @@ transformers {m['transformers']}.
 """
 
 
+def verdict(u: dict) -> str:
+    """One sentence on the ambiguous grammar's figures, worded from them."""
+    auc = u["auroc_wrong"]
+    if auc is None:
+        ranks = "with no wrong answers, entropy cannot be scored as a detector"
+    elif auc > 0.5:
+        ranks = f"entropy is higher on its wrong answers than on its right ones (AUROC {auc:.2f})"
+    else:
+        ranks = f"entropy is not higher on its wrong answers than on its right ones (AUROC {auc:.2f})"
+    return (f"So on ambiguous scenes the model is wrong {_pct(1 - u['accuracy'])} of the time, its mean "
+            f"entropy is {u['mean_entropy']:.3f} nats with {_pct(u['share_below_0.01'])} of answers under "
+            f"0.01, and {ranks}.")
+
+
+def curriculum_words(report: dict) -> str:
+    c, hold = report.get("curriculum") or 0, report.get("hold") or 0
+    if not c:
+        return "Scenes are drawn from the pool uniformly."
+    return (f"A curriculum: the first {100 * hold:.0f}% of the steps draw exact-grammar scenes only, then "
+            f"ever more ambiguous ones, reaching the pool's mix at {100 * c:.0f}% of the steps.")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "models", "tiny-llava"))
-    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--vision-steps", type=int, default=1200, help="stage 1: vision tower on dense labels")
-    # Seed 1: with seed 0 these same settings reached only 82% on colour questions (below the
-    # 97% the embedded model must reach); seed 1 is the first seed tried after it.
+    # Seed 1, as for the first embedded model (whose seed 0 had reached only 82% on colour
+    # questions); not searched again for this one.
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16, help="scenes per step of stage 2, each with all its questions")
     p.add_argument("--eval-scenes", type=int, default=500)
@@ -495,6 +685,15 @@ def parse_args(argv=None):
     p.add_argument("--pool-scenes", type=int, default=16384, help="scenes drawn once, reused across steps")
     p.add_argument("--aux-weight", type=float, default=0.5, help="weight of the dense per-patch loss (0: off)")
     p.add_argument("--color-weight", type=float, default=1.0)
+    # Exact scenes alone for the first 40% of the steps, the mix by 60%: without the hold the
+    # "What color is the <shape>?" binding had not formed by 3000 steps (86-89% on exact scenes).
+    p.add_argument("--curriculum", type=float, default=0.6,
+                   help="stage 2 draws exact-grammar scenes only at first, then linearly more ambiguous "
+                        "ones until this fraction of the steps (0: the pool's mix throughout)")
+    p.add_argument("--hold", type=float, default=0.4,
+                   help="with --curriculum: the fraction of the steps that draws exact-grammar scenes only")
+    p.add_argument("--exact-share", type=float, default=0.35,
+                   help="share of training scenes drawn from the exact grammar (the rest: ambiguity 1)")
     p.add_argument("--eval-every", type=int, default=0, help="quick held-out check every N steps (0: off)")
     p.add_argument("--spec", default="", help='JSON overrides of TinyLlavaSpec, e.g. \'{"text_layers": 1}\'')
     return p.parse_args(argv)
