@@ -101,7 +101,7 @@ def brier(confidence, correct) -> float | None:
     return float(np.mean((c - y) ** 2)) if c.size else None
 
 
-def bootstrap_ece_ci(confidence, correct, n_boot: int = 2000, seed: int = 0,
+def bootstrap_ece_ci(confidence, correct, n_boot: int = S.N_BOOT, seed: int = 0,
                      name: str = "", tag: str = "") -> list | None:
     """Percentile bootstrap 95% CI of the ECE: [lo, hi]; None with fewer than 2 pairs or
     n_boot < 1.
@@ -142,7 +142,7 @@ def reliability_bins(confidence, correct) -> list[dict]:
     return out
 
 
-def calibration(confidence, correct, *, name: str = "sequence_prob", n_boot: int = 2000,
+def calibration(confidence, correct, *, name: str = "sequence_prob", n_boot: int = S.N_BOOT,
                 seed: int = 0, tag: str = "") -> dict:
     """Every calibration number of one set of answers, JSON-safe:
 

@@ -1,7 +1,7 @@
 """What the summary says about answers that have references, and about the entropy floor.
 
     from analysis.quality import correctness, quality, floor
-    quality(records, probes=["mean_entropy", "seq_nll"], seed=0, n_boot=2000, tag="proxy|0.3")
+    quality(records, probes=["mean_entropy", "seq_nll"], seed=0, n_boot=1000, tag="proxy|0.3")
 
 A record's `correct` is its metric's per-item score in [0, 1]: True/False (1/0) for exact and
 whole-word matches and POPE, fractional for VQA accuracy. A set's accuracy is its mean score; an
@@ -28,7 +28,7 @@ import probes as registry
 from analysis import stats as S
 from analysis.calibration import calibration, sequence_prob
 from analysis.scoring import pope_metrics
-from analysis.selective import bootstrap_prr_ci, selective
+from analysis.selective import bootstrap_prr_cis, selective
 
 WRONG_BELOW = 0.5
 FLOOR_NATS = 0.01      # "at the floor": a clean answer whose mean token entropy is below this
@@ -85,13 +85,13 @@ def _value(rec: dict, key: str):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str) -> dict:
+def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str, prr_ci95=None) -> dict:
     """How well one probe (u: higher = more uncertain) tells wrong answers from right ones:
-    selective prediction (AURC, PRR with a bootstrap CI, the risk-coverage curve) and the
-    wrong-answer AUROC with its stratified bootstrap CI; `inverted` when that CI lies wholly
+    selective prediction (AURC, PRR with its bootstrap CI, given, the risk-coverage curve) and
+    the wrong-answer AUROC with its stratified bootstrap CI; `inverted` when that CI lies wholly
     below 0.5, i.e. the probe ranks wrong answers as MORE certain than right ones."""
     out = selective(u, scores)
-    out["prr_ci95"] = bootstrap_prr_ci(u, scores, n_boot, seed, tag)
+    out["prr_ci95"] = prr_ci95
     right = [v for v, c in zip(u, scores) if v is not None and c >= WRONG_BELOW]
     wrong = [v for v, c in zip(u, scores) if v is not None and c < WRONG_BELOW]
     out["auroc_wrong"] = S.auroc(right, wrong)
@@ -113,11 +113,12 @@ def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag:
         "calibration_max_prob": calibration([_value(r, "mean_max_prob") for r in recs], scores,
                                             name="mean_max_prob", n_boot=n_boot, seed=seed, tag=tag),
         "selective": {}}
-    for key in probes:
-        values = [_value(r, key) for r in recs]
-        if any(v is not None for v in values):
-            u = [None if v is None else registry.sign(key) * v for v in values]
-            out["selective"][key] = signal(u, scores, seed, n_boot, f"{tag}|{key}")
+    signed = {key: [None if v is None else registry.sign(key) * v for v in (_value(r, key) for r in recs)]
+              for key in probes}
+    signed = {k: u for k, u in signed.items() if any(v is not None for v in u)}
+    cis = bootstrap_prr_cis(signed, scores, n_boot, seed, tag)  # common resamples for every probe
+    for key, u in signed.items():
+        out["selective"][key] = signal(u, scores, seed, n_boot, f"{tag}|{key}", cis[key])
     pope = [r for r in recs if r.get("metric") == "pope"]
     if pope:
         out["pope"] = pope_metrics([r["answer"] for r in pope], [r["references"][0] for r in pope])

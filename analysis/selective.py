@@ -130,30 +130,65 @@ def selective(uncertainty, correct, *, points: int = DEFAULT_POINTS) -> dict:
             "curve": {"coverage": [k / n for k in ks], "risk": [float(risks[k - 1]) for k in ks]}}
 
 
-def bootstrap_prr_ci(uncertainty, correct, n_boot: int = 2000, seed: int = 0, tag: str = "") -> list | None:
+def _aurc_of_counts(counts: np.ndarray, loss: np.ndarray, cum_harmonic: np.ndarray) -> np.ndarray:
+    """AURC of resamples given as counts: counts [b, n] of each answer, in the order the answers
+    are ranked (most certain first), loss [n] in that order -> [b].
+
+    AURC = (1/n) sum_k S_k / k = (1/n) sum_p loss(p) (H(n) - H(p - 1)) over the ranked positions
+    p, H the harmonic numbers; a resample puts answer j's c_j copies at positions
+    C_j - c_j + 1 .. C_j (C the cumulative counts), whose terms sum to
+    c_j H(n) - (G(C_j) - G(C_j - c_j)) with G(m) = H(0) + ... + H(m - 1) (cum_harmonic). Only
+    answers with a loss contribute: O(n) a resample, no sort."""
+    n = loss.size
+    hit = np.nonzero(loss > 0)[0]
+    c = counts[:, hit]
+    end = np.cumsum(counts, axis=1)[:, hit]
+    h_n = cum_harmonic[n + 1] - cum_harmonic[n]  # H(n)
+    return ((h_n * c - (cum_harmonic[end] - cum_harmonic[end - c])) @ loss[hit]) / n
+
+
+def bootstrap_prr_ci(uncertainty, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "") -> list | None:
     """Percentile bootstrap 95% CI of the PRR: [lo, hi], or None with fewer than 2 pairs or
     fewer than 2 resamples whose losses vary (PRR undefined in the others).
 
-    Each resample's indices are sorted before use, so a resampled answer's copies sit together
-    in input order and ties break as in `selective` (pass records in canonical order). Drawn from
-    analysis.stats.sub_rng(seed, "prr", tag); computed in chunks of analysis.stats.BOOT_VALUES values."""
-    u, loss = _pairs(uncertainty, correct)
-    n = int(u.size)
-    if n < 2 or n_boot < 1:
-        return None
-    rng, vals = S.sub_rng(seed, "prr", tag), []
-    k = np.arange(1, n + 1)
-    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))
-    for start in range(0, n_boot, chunk):
-        idx = np.sort(rng.integers(0, n, size=(min(chunk, n_boot - start), n)), axis=1)  # [b, n]
-        ur, lr = u[idx], loss[idx]
-        a = (np.cumsum(np.take_along_axis(lr, np.argsort(ur, axis=1, kind="stable"), axis=1), axis=1) / k).mean(1)
-        orc = (np.cumsum(np.sort(lr, axis=1), axis=1) / k).mean(1)
-        rand = lr.mean(1)
-        ok = lr.max(1) > lr.min(1)
-        vals.append((rand[ok] - a[ok]) / (rand[ok] - orc[ok]))
-    vals = np.concatenate(vals)
-    if vals.size < 2:
-        return None
-    lo, hi = np.percentile(vals, [2.5, 97.5])
-    return [float(lo), float(hi)]
+    A resample ranks its answers as `selective` ranks the data: by uncertainty, ties (and an
+    answer's copies) in input order (pass records in canonical order). Drawn from
+    analysis.stats.sub_rng(seed, "prr", tag) as counts per answer, in blocks of
+    analysis.stats.BOOT_VALUES values; each AURC then costs O(n) (_aurc_of_counts)."""
+    return bootstrap_prr_cis({None: uncertainty}, correct, n_boot, seed, tag)[None]
+
+
+def bootstrap_prr_cis(uncertainties: dict, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "") -> dict:
+    """bootstrap_prr_ci of several probes of the same answers, {name: CI}, on common resamples:
+    probes whose usable answers are the same share one draw of counts (and its oracle), so the
+    cost is one draw plus an O(n) pass per probe, and their intervals compare like with like."""
+    out, groups = {}, {}
+    for name, u in uncertainties.items():  # group the probes by which answers they can score
+        key = tuple(v is not None and np.isfinite(float(v)) for v in u)
+        groups.setdefault(key, []).append(name)
+    for names in groups.values():
+        pairs = {name: _pairs(uncertainties[name], correct) for name in names}
+        loss = next(iter(pairs.values()))[1]
+        n = int(loss.size)
+        if n < 2 or n_boot < 1:
+            out.update({name: None for name in names})
+            continue
+        ranks = {name: np.argsort(u, kind="stable") for name, (u, _) in pairs.items()}
+        oracle = np.argsort(loss, kind="stable")  # every right answer before every wrong one
+        harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])  # H(0) .. H(n)
+        cum_harmonic = np.concatenate([[0.0], np.cumsum(harmonic)])             # G(0) .. G(n + 1)
+        rng, vals = S.sub_rng(seed, "prr", tag), {name: [] for name in names}
+        chunk = max(1, min(n_boot, S.BOOT_VALUES // n))
+        for start in range(0, n_boot, chunk):
+            counts = S.resample_counts(rng, min(chunk, n_boot - start), n)  # [b, n]
+            orc = _aurc_of_counts(counts[:, oracle], loss[oracle], cum_harmonic)
+            rand = counts @ loss / n
+            drawn = counts > 0  # the PRR of a resample is defined where its losses vary
+            varies = (drawn @ (loss > loss.min()) > 0) & (drawn @ (loss < loss.max()) > 0)
+            for name, rank in ranks.items():
+                a = _aurc_of_counts(counts[:, rank], loss[rank], cum_harmonic)
+                vals[name].append((rand[varies] - a[varies]) / (rand[varies] - orc[varies]))
+        for name, v in vals.items():
+            v = np.concatenate(v)
+            out[name] = None if v.size < 2 else [float(x) for x in np.percentile(v, [2.5, 97.5])]
+    return out

@@ -24,6 +24,8 @@ BEHAVIOUR_RULE = (
     "otherwise 'no clear change'"
 )
 PASS_PERCENTILES = (50, 75, 90, 95)
+# Percentile bootstrap resamples of every CI (Efron & Tibshirani's floor for percentile intervals).
+N_BOOT = 1000
 # Bootstrap resamples are drawn in blocks of about this many values, so a CI of a 9,000-row run
 # needs a few MB at a time, not n_boot × n; the draws are the same whatever the block size.
 BOOT_VALUES = 500_000
@@ -92,7 +94,7 @@ def auroc(negatives, positives) -> float | None:
     return float(u / (pos.size * neg.size))
 
 
-def bootstrap_mean_ci(x, n_boot: int = 2000, seed: int = 0, tag: str = "") -> list | None:
+def bootstrap_mean_ci(x, n_boot: int = N_BOOT, seed: int = 0, tag: str = "") -> list | None:
     """Percentile bootstrap 95% CI of the mean: [lo, hi]; None with fewer than 2 values."""
     x = np.sort(finite(x))  # sorted: the CI does not depend on the order records were written
     if x.size < 2:
@@ -105,13 +107,13 @@ def bootstrap_mean_ci(x, n_boot: int = 2000, seed: int = 0, tag: str = "") -> li
     return [float(lo), float(hi)]
 
 
-def _counts(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
+def resample_counts(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
     """[b, n] multinomial counts: how often each of n values is drawn in each of b resamples."""
     idx = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
     return np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
 
 
-def bootstrap_auroc_ci(negatives, positives, n_boot: int = 2000, seed: int = 0,
+def bootstrap_auroc_ci(negatives, positives, n_boot: int = N_BOOT, seed: int = 0,
                        tag: str = "") -> list | None:
     """Stratified percentile bootstrap 95% CI of the AUROC: each class resampled on its own,
     so every resample keeps both classes. None when a class has fewer than 2 values.
@@ -131,9 +133,9 @@ def bootstrap_auroc_ci(negatives, positives, n_boot: int = 2000, seed: int = 0,
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         cum0 = np.zeros((b, neg.size + 1))
-        np.cumsum(_counts(rng, b, neg.size), axis=1, out=cum0[:, 1:])  # [b, n0 + 1]
+        np.cumsum(resample_counts(rng, b, neg.size), axis=1, out=cum0[:, 1:])  # [b, n0 + 1]
         score = cum0[:, lo] + 0.5 * (cum0[:, hi] - cum0[:, lo])  # [b, n1]
-        vals.append((_counts(rng, b, pos.size) * score).sum(axis=1) / (neg.size * pos.size))
+        vals.append((resample_counts(rng, b, pos.size) * score).sum(axis=1) / (neg.size * pos.size))
     lo_ci, hi_ci = np.percentile(np.concatenate(vals), [2.5, 97.5])
     return [float(lo_ci), float(hi_ci)]
 

@@ -155,7 +155,7 @@ def _probe_stats(clean, perturbed, probes, seed, n_boot, tag) -> dict:
     return out
 
 
-def epsilon_entry(clean, perturbed, level, seed=0, n_boot=2000, probes=(), tag="") -> dict:
+def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), tag="") -> dict:
     """The statistics of one (attack, ε): `clean` and `perturbed` are valid records."""
     pairs = _pairs(perturbed, _clean_means(clean, "mean_entropy"), "mean_entropy")
     d = np.asarray([p[3] for p in pairs], dtype=np.float64)
@@ -271,7 +271,7 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     return by_attack, block
 
 
-def summarize(records: list[dict], seed: int = 0, n_boot: int = 2000) -> dict:
+def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT) -> dict:
     """The whole summary.json dict (see the module docstring for its layout)."""
     records = _canonical(records)
     valid = [r for r in records if is_valid(r)]

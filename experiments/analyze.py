@@ -56,7 +56,7 @@ def original_study() -> dict | None:
 
 
 def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
-                n_boot: int = 2000, figures: bool = True) -> dict:
+                n_boot: int | None = None, figures: bool = True) -> dict:
     """Summarise OUT/records.jsonl and write summary.json, entropy_report.txt, figures/."""
     records_path = records_path or os.path.join(out_dir, "records.jsonl")
     if not os.path.exists(records_path):
@@ -78,7 +78,7 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     from analysis.summary import summarize
 
     os.makedirs(out_dir, exist_ok=True)
-    summary = summarize(records, seed=seed, n_boot=n_boot)
+    summary = summarize(records, seed=seed, **({} if n_boot is None else {"n_boot": n_boot}))
     atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
     atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
                       render_report(summary, run_info))
@@ -92,10 +92,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="results", help="run folder holding records.jsonl")
     ap.add_argument("--records", default=None, help="records file (default OUT/records.jsonl)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    ap.add_argument("--bootstrap", type=int, default=None, help="bootstrap resamples (default analysis.stats.N_BOOT)")
     ap.add_argument("--no-figures", action="store_true", help="skip the PNGs")
     args = ap.parse_args(argv)
-    if args.bootstrap < 1:
+    if args.bootstrap is not None and args.bootstrap < 1:
         ap.error("--bootstrap must be at least 1")
     try:
         analyze_run(args.out, args.records, args.seed, args.bootstrap, not args.no_figures)

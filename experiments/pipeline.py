@@ -258,6 +258,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
                 if new:
                     writer.write(rec)
                     bar.update(1)
+            writer.sync()
     bar.close()
     distributed.barrier(world)  # every share is written
     if not world.is_main:

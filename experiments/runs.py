@@ -5,8 +5,8 @@
     records = read_records("results/records.jsonl")
     done = done_keys("results", world)           # units already generated, in any shard
 
-records.jsonl holds one JSON object per generation, appended as produced, flushed and fsynced
-(a kill loses at most the line being written). Each record has at least:
+records.jsonl holds one JSON object per generation, appended as produced and flushed (a kill
+loses at most the line being written; each batch is fsynced). Each record has at least:
     image        str   image key (path relative to the repo or to --images), or
                        "DATASET:SPLIT:ID" for a dataset row (then also dataset, split, id, category)
     question     str   the question asked (before any prompt template)
@@ -86,7 +86,9 @@ def read_records(path: str, repair: bool = False) -> list[dict]:
 
 
 class RecordWriter:
-    """Append records one line at a time, flushed and fsynced, so a kill loses at most one line."""
+    """Append records one line at a time. Each line is flushed to the operating system as it is
+    written, so a killed run (Ctrl-C, kill -9) loses at most the line being written; sync()
+    (after each batch, and on close) also forces them to disk, against a power cut."""
 
     def __init__(self, path: str):
         self.path = path
@@ -95,9 +97,12 @@ class RecordWriter:
     def write(self, rec: dict) -> None:
         self._f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
         self._f.flush()
+
+    def sync(self) -> None:
         os.fsync(self._f.fileno())
 
     def close(self) -> None:
+        self.sync()
         self._f.close()
 
     def __enter__(self):
@@ -246,16 +251,15 @@ def device_name(device: str) -> str:
 
 
 def versions() -> dict:
-    import numpy
-    import torch
-    import transformers
+    """The versions that decide the numbers, read from the installed packages' metadata (not by
+    importing them: datasets alone takes a second to import)."""
+    from importlib import metadata
 
-    v = {"python": platform.python_version(), "torch": torch.__version__,
-         "transformers": transformers.__version__, "numpy": numpy.__version__}
-    for name in ("accelerate", "datasets"):
+    v = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "numpy", "accelerate", "datasets"):
         try:
-            v[name] = __import__(name).__version__
-        except ImportError:
+            v[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
             pass
     return v
 

@@ -227,12 +227,16 @@ def test_yaml_config_with_flag_overrides(tmp_path):
 
 
 def _proxy_loop(x, eps, steps, alpha, generator):
-    """The proxy written out plainly, one image, one draw per step: what batching must match."""
+    """The proxy written out plainly, one image at a time, the signs of all steps drawn as bytes
+    (bit k of byte j is the sign of pixel 8j + k): what batching must match."""
     alpha = 2.5 * eps / steps if alpha is None else alpha
     noise = torch.rand(x.shape, generator=generator)
+    n, per = x.shape[0], x[0].numel()
+    raw = torch.randint(0, 256, (steps, n, -(-per // 8)), generator=generator, dtype=torch.uint8)
     x_adv = torch.min(torch.max(x + (noise * 2 - 1) * eps, x - eps), x + eps).clamp(0, 1)
-    for _ in range(steps):
-        d = torch.randint(0, 2, x.shape, generator=generator).float() * 2 - 1
+    for step in range(steps):
+        bits = [[(int(byte) >> k) & 1 for byte in raw[step, i] for k in range(8)][:per] for i in range(n)]
+        d = torch.tensor(bits, dtype=torch.float32).reshape(x.shape) * 2 - 1
         x_adv = torch.min(torch.max(x_adv + alpha * d, x - eps), x + eps).clamp(0, 1)
     return x_adv
 
@@ -289,3 +293,14 @@ def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
                     else corrupt(x, "gaussian_noise", u.severity, generator=g))
             assert torch.equal(got[j:j + 1], want), (attack, k)
         assert torch.equal(pixels, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
+
+
+@pytest.mark.parametrize("module", ["attacks.proxy", "attacks.pgd", "attacks.corruptions", "probes.entropy",
+                                    "probes.uncertainty", "probes.semantic", "analysis.stats",
+                                    "analysis.calibration", "analysis.selective"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0, module
