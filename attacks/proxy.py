@@ -18,17 +18,6 @@ import torch
 from .base import as_list, ball, check, per_image, project
 
 
-def sign_bits(steps: int, shape, generator, device) -> torch.Tensor:
-    """uint8 [steps, *shape] of 0/1, drawn as ceil(prod(shape[1:]) / 8) random bytes a step and image."""
-    per = 1
-    for d in shape[1:]:
-        per *= d
-    raw = torch.randint(0, 256, (steps, shape[0], -(-per // 8)), generator=generator, dtype=torch.uint8,
-                        device=device)
-    bits = (raw[..., None] >> torch.arange(8, dtype=torch.uint8, device=device)) & 1
-    return bits.flatten(2)[..., :per].reshape(steps, *shape)
-
-
 def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None = None,
               generator=None) -> torch.Tensor:
     """The study's gradient-free PGD-style proxy: PGD's loop with random sign directions.
@@ -43,9 +32,7 @@ def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None
     Starts uniformly in the ε-ball; each step moves alpha along a random ±1 direction, then
     projects onto the ε-ball and clamps to [0,1]. No gradients, so it fits beside a 7B model.
     The whole batch steps at once; the draws are taken first, each generator's in the order
-    of the loop (the start, then every step's signs), so a batch of one gives what it always
-    has. The signs come as random bytes, eight a byte (bit k of byte j is sign 8j + k; 1 is +1),
-    which is eight times fewer draws than one per sign.
+    of the loop (start, then step 1, 2, ...), so a batch of one gives what it always has.
     Returns x_adv with ‖x_adv − x‖∞ ≤ eps (up to float rounding, 1e-6) and 0 ≤ x_adv ≤ 1;
     eps = 0 for every image returns `images` unchanged.
     """
@@ -62,10 +49,11 @@ def pgd_proxy(images: torch.Tensor, eps, *, steps: int = 10, alpha: float | None
             raise ValueError(f"{len(generator)} generators for {n} images")
         one = (1, *x.shape[1:])
         noise = torch.cat([torch.rand(one, generator=g, dtype=torch.float32, **kw) for g in generator])
-        signs = torch.cat([sign_bits(steps, one, g, x.device) for g in generator], dim=1)
+        signs = torch.cat([torch.randint(0, 2, (steps, *one), generator=g, dtype=torch.uint8, **kw)
+                           for g in generator], dim=1)
     else:
         noise = torch.rand(x.shape, generator=generator, dtype=torch.float32, **kw)
-        signs = sign_bits(steps, x.shape, generator, x.device)
+        signs = torch.randint(0, 2, (steps, *x.shape), generator=generator, dtype=torch.uint8, **kw)
     e, a = per_image(eps_list, x), per_image(alphas, x)
     lo, hi = ball(x, e)
     x_adv = project(x + (noise.to(x.dtype) * 2 - 1) * e, lo, hi)

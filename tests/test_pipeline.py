@@ -227,16 +227,12 @@ def test_yaml_config_with_flag_overrides(tmp_path):
 
 
 def _proxy_loop(x, eps, steps, alpha, generator):
-    """The proxy written out plainly, one image at a time, the signs of all steps drawn as bytes
-    (bit k of byte j is the sign of pixel 8j + k): what batching must match."""
+    """The proxy written out plainly, one image, one draw per step: what batching must match."""
     alpha = 2.5 * eps / steps if alpha is None else alpha
     noise = torch.rand(x.shape, generator=generator)
-    n, per = x.shape[0], x[0].numel()
-    raw = torch.randint(0, 256, (steps, n, -(-per // 8)), generator=generator, dtype=torch.uint8)
     x_adv = torch.min(torch.max(x + (noise * 2 - 1) * eps, x - eps), x + eps).clamp(0, 1)
-    for step in range(steps):
-        bits = [[(int(byte) >> k) & 1 for byte in raw[step, i] for k in range(8)][:per] for i in range(n)]
-        d = torch.tensor(bits, dtype=torch.float32).reshape(x.shape) * 2 - 1
+    for _ in range(steps):
+        d = torch.randint(0, 2, x.shape, generator=generator).float() * 2 - 1
         x_adv = torch.min(torch.max(x_adv + alpha * d, x - eps), x + eps).clamp(0, 1)
     return x_adv
 
