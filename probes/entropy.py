@@ -13,8 +13,10 @@ import torch
 def token_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Shannon entropy in nats over the last dimension: [..., V] -> [...], float32."""
     logp = torch.log_softmax(logits.float(), dim=-1)
-    # p·log p with p = 0 is 0; xlogy-style guard keeps -inf logits from turning into nan
-    plogp = torch.where(logp.isneginf(), torch.zeros_like(logp), logp.exp() * logp)
+    # p·log p with p = 0 is 0. The guard sits on log p, not on the product: a where() around
+    # exp(logp)·logp would still backpropagate 0·(-inf) = nan from a -inf logit (an excluded
+    # vocabulary row) into every position, and a gradient attack would stand still.
+    plogp = logp.exp() * torch.where(logp.isneginf(), torch.zeros_like(logp), logp)
     return -plogp.sum(dim=-1)
 
 

@@ -13,7 +13,7 @@ from attacks.proxy import pgd_proxy
 from experiments.objectives import OBJECTIVES, make_objective
 from models.generation import generate
 from models.prompts import build_prompt
-from probes.entropy import mean_token_entropy
+from probes.entropy import mean_token_entropy, token_entropy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_LLAVA = os.path.join(REPO, "models", "tiny-llava")
@@ -104,11 +104,25 @@ def test_teacher_forcing_scores_the_positions_the_clean_record_holds(tiny):
     assert float(make_objective("ce", model, processor, prompt, ids)(x)) == pytest.approx(-float(ce), abs=1e-4)
 
 
+def test_entropy_gradients_stay_finite_beside_excluded_vocabulary_rows():
+    """An excluded row (-inf logit, models.vocab) takes no mass and no gradient; the others get
+    the gradient the entropy over the kept rows alone has."""
+    logits = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(0))
+    full = logits.clone().requires_grad_(True)
+    masked = torch.cat([full[..., :4], torch.full_like(full[..., 4:], float("-inf"))], -1)
+    token_entropy(masked).sum().backward()
+    kept = logits[..., :4].clone().requires_grad_(True)
+    token_entropy(kept).sum().backward()
+    assert torch.isfinite(full.grad).all() and (full.grad[..., 4:] == 0).all()
+    assert torch.allclose(full.grad[..., :4], kept.grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_the_gradient_reaches_the_pixels_and_no_parameter(tiny, checkpointing):
+def test_the_gradient_reaches_the_pixels_and_no_parameter(tiny, checkpointing, objective):
     model, processor, prompt, x, out = tiny
     flags = [p.requires_grad for p in model.parameters()]
-    loss = make_objective("ce", model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
+    loss = make_objective(objective, model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
                           checkpointing=checkpointing)
     xg = x.clone().requires_grad_(True)
     loss(xg).backward()
@@ -117,7 +131,7 @@ def test_the_gradient_reaches_the_pixels_and_no_parameter(tiny, checkpointing):
     assert not model.training and not model.is_activation_checkpointing
     assert [p.requires_grad for p in model.parameters()] == flags
     if checkpointing:  # the same gradient as without
-        plain = make_objective("ce", model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
+        plain = make_objective(objective, model, processor, prompt, out.token_ids[0][out.mask[0]].tolist(),
                                checkpointing=False)
         xp = x.clone().requires_grad_(True)
         plain(xp).backward()
