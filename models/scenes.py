@@ -26,6 +26,10 @@ The ambiguous grammar, `0 < ambiguity <= 1` (a), widens three ranges and skews t
   after the model's 48-px resize leaves a few pixels, too few to tell a circle from a square;
 - skewed answers, as in real VQA data (ANSWER_PRIOR): a model that cannot see falls back to the
   commoner answer.
+Phrasings (both grammars): a count may be said as a word or a digit ("two", "2"), both right, as
+both are references in VQA data; `phrasings` lists an answer's accepted forms (the grammar's own
+first) and training says a count as a digit DIGIT_SHARE of the time, so a model that knows the
+count still splits its first token between two phrasings, as real VLMs split theirs.
 Layout, non-overlap and the question rules are those of the exact grammar, which is the case
 a = 0 (the same random draws, the same scenes).
 """
@@ -46,6 +50,8 @@ COLORS = {
 SHAPES = ("circle", "square", "triangle")
 QUESTION_TYPES = ("count", "color", "shape", "describe")
 NUMBERS = ("one", "two", "three")
+DIGITS = ("1", "2", "3")
+DIGIT_SHARE = 0.05  # how often training says a count as a digit
 BACKGROUND = (255, 255, 255)
 MIN_SIZE = 32
 SUPERSAMPLE = 4  # edges are box-averaged from a 4× drawing; uniform interiors keep exact colours
@@ -233,8 +239,18 @@ def questions(shapes) -> list[tuple[str, str, str]]:
     return out
 
 
+def phrasings(qtype: str, answer: str) -> list[str]:
+    """Every accepted phrasing of a `questions` answer, the grammar's own first.
+
+    >>> phrasings("count", "two"), phrasings("color", "red")
+    (['two', '2'], ['red'])
+    """
+    return [answer, DIGITS[NUMBERS.index(answer)]] if qtype == "count" else [answer]
+
+
 def all_question_texts() -> list[str]:
-    """Every question and answer word the grammar can produce (the tokenizer's corpus)."""
+    """Every question and answer word the grammar can produce (the tokenizer's corpus; a digit
+    answer such as " 2" needs no merge of its own: the byte-level tokenizer spells it)."""
     texts = ["How many shapes are there?", "Describe the image."]
     texts += [f"What color is the {k}?" for k in SHAPES]
     texts += [f"Which shape is {c}?" for c in sorted(COLORS)]

@@ -2,7 +2,8 @@
 
 Draw the bundled default scene set into `--out`: `scene_000.png` … (`--size`, 128×128 PNG by
 default) and `manifest.json`, a JSON list with one question per entry:
-    {"file": "scene_000.png", "question": ..., "answers": [answer], "match": "exact", "type": ...}
+    {"file": "scene_000.png", "question": ..., "answers": [...], "match": "exact", "type": ...}
+with every accepted phrasing of the answer in "answers" (models.scenes.phrasings: "two", "2").
 The scenes follow models/scenes.py's grammar at `--ambiguity` (1 by default: hues anywhere on
 the loop between the named colours, pale and small shapes, skewed answers; 0 is the exact
 grammar of the first embedded model), which the embedded model was trained on. The entries
@@ -15,11 +16,10 @@ import argparse
 import json
 import os
 import random
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from models.scenes import QUESTION_TYPES, draw_scene, questions  # noqa: E402
+from models.scenes import QUESTION_TYPES, draw_scene, phrasings, questions  # noqa: E402
 
 
 def pick_entries(scene_questions: list[list[tuple]], per_type: int, rng: random.Random) -> list[dict]:
@@ -43,12 +43,12 @@ def pick_entries(scene_questions: list[list[tuple]], per_type: int, rng: random.
             used_images.add(i)
             used_answers.add(a)
             uses[i] += 1
-            entries.append({"file": f"scene_{i:03d}.png", "question": q, "answers": [a],
+            entries.append({"file": f"scene_{i:03d}.png", "question": q, "answers": phrasings(qtype, a),
                             "match": "exact", "type": qtype})
     return sorted(entries, key=lambda e: (e["file"], QUESTION_TYPES.index(e["type"])))
 
 
-def make_scenes(out: str, seed: int = 2024, n_images: int = 120, per_type: int = 60, size: int = 128,
+def make_scenes(out: str, seed: int = 2024, n_images: int = 160, per_type: int = 80, size: int = 128,
                 ambiguity: float = 1.0):
     """Draw the set into `out` and return its entries (see the module's docstring)."""
     if per_type > n_images:
@@ -71,8 +71,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "data", "scenes"))
     p.add_argument("--seed", type=int, default=2024)
-    p.add_argument("--images", type=int, default=120)
-    p.add_argument("--per-type", type=int, default=60, help="entries per question type")
+    p.add_argument("--images", type=int, default=160)
+    p.add_argument("--per-type", type=int, default=80, help="entries per question type")
     p.add_argument("--size", type=int, default=128, help="image side in pixels (the model sees 48)")
     p.add_argument("--ambiguity", type=float, default=1.0, help="models.scenes ambiguity, 0..1")
     args = p.parse_args(argv)
