@@ -257,11 +257,12 @@ def side_by_side(runs: dict) -> Table | None:
 
 
 def _keys(path) -> tuple:
-    return tuple(path) if isinstance(path, tuple) else tuple(path.split("."))
+    return tuple(path) if isinstance(path, (tuple, list)) else tuple(path.split("."))
 
 
 def dig(data, path):
-    """data[a][b]... for the path "a.b" (or the tuple ("a", "b")); None where a key is missing."""
+    """data[a][b]... for the path "a.b" (or the tuple or list ("a", "b"), for keys with a dot); None
+    where a key is missing."""
     for key in _keys(path):
         data = data.get(key) if isinstance(data, dict) else None
     return data

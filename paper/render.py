@@ -71,7 +71,7 @@ def kv(name: str, spec: dict, data: dict, **names) -> Table:
         return FORMATS[item[2] if len(item) > 2 else "value"](v)
     if "columns" in spec:  # a grid: a row per group of fields, a column per field in the group
         headers = [spec["header"]] + [c[0] for c in spec["columns"]]
-        rows = [[fill(q)] + [cell(c, dig(data, f"{p}.{c[1]}")) for c in spec["columns"]]
+        rows = [[fill(q)] + [cell(c, dig(dig(data, p), c[1])) for c in spec["columns"]]
                 for q, p in spec["rows"] if dig(data, p) is not None]
     else:
         headers = ["quantity", "value"]

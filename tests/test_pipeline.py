@@ -143,6 +143,7 @@ def _plain_greedy_entropies(folder, image_path, prompt, max_new_tokens):
     return ents, answer
 
 
+@pytest.mark.slow  # a whole CLI run in a subprocess, ~6 s: keeps the fast tier well under a minute
 def test_clean_entropies_equal_an_independent_recomputation(peaky_ckpt, tmp_path):
     out = tmp_path / "run"
     r = _run(["--model", peaky_ckpt, "--images", os.path.join(PHOTOS, "rocket.jpg"),
