@@ -211,20 +211,27 @@ def mean_entropy_after(model, processor, items, pixels, prompts, **attack):
     return {k: sum(v) / len(v) for k, v in by_attack.items()}
 
 
-def test_entropy_min_lowers_entropy_more_than_the_proxy():
-    """On the embedded model (committed), at ε = 8/255, 10 steps, over three scenes: the mean
-    token entropy of the greedy answers."""
+def embedded_scenes(n):
+    """The committed embedded model and the first n pairs of the default scene set:
+    (model, processor, items, pixels, prompts)."""
     from experiments.imagesets import resolve_items
     from models import load
     from models.images import input_size, load_image, to_model_input
 
     assert os.path.isfile(os.path.join(TINY_LLAVA, "config.json")), "models/tiny-llava is missing"
     model, processor = load(TINY_LLAVA, device="cpu")
-    items = resolve_items([], None, "scenes")[:3]
+    items = resolve_items([], None, "scenes")[:n]
     size = input_size(processor)
     pixels = torch.stack([to_model_input(load_image(it.path), size, processor.image_processor.image_mean)
                           for it in items])
     prompts = [build_prompt(processor, it.question, "chat_template") for it in items]
+    return model, processor, items, pixels, prompts
+
+
+def test_entropy_min_lowers_entropy_more_than_the_proxy():
+    """On the embedded model (committed), at ε = 8/255, 10 steps, over three scenes: the mean
+    token entropy of the greedy answers."""
+    model, processor, items, pixels, prompts = embedded_scenes(3)
     eps = dict(epsilons=[8 / 255], steps=10)
     proxy = mean_entropy_after(model, processor, items, pixels, prompts, attack="proxy", **eps)
     pgd = mean_entropy_after(model, processor, items, pixels, prompts, attack="pgd", objective="entropy_min", **eps)
@@ -239,16 +246,7 @@ def test_confidence_attacks_move_the_entropy_the_way_they_are_built_to():
     four question types): entropy_min lowers the mean token entropy of the greedy answers and
     entropy_max raises it, at 4/255, 8/255 and 16/255, each against the clean answers (the same
     clean generations). The whole set is results/controls/ (scripts/committed_runs.sh)."""
-    from experiments.imagesets import resolve_items
-    from models import load
-    from models.images import input_size, load_image, to_model_input
-
-    model, processor = load(TINY_LLAVA, device="cpu")
-    items = resolve_items([], None, "scenes")[:64]
-    size = input_size(processor)
-    pixels = torch.stack([to_model_input(load_image(it.path), size, processor.image_processor.image_mean)
-                          for it in items])
-    prompts = [build_prompt(processor, it.question, "chat_template") for it in items]
+    model, processor, items, pixels, prompts = embedded_scenes(64)
     for eps in (4 / 255, 8 / 255, 16 / 255):
         low = mean_entropy_after(model, processor, items, pixels, prompts, attack="pgd",
                                  objective="entropy_min", epsilons=[eps])
