@@ -44,9 +44,12 @@ def load(path: str):
 
 
 def strongest(t: Table, s: dict) -> Table:
-    """A per-level table of the sampled run cut to its clean rows and its strongest level's."""
+    """A per-level table of the sampled run cut to the three signals the text compares, on clean
+    inputs and at the strongest level."""
     last = lib.levels(s["by_attack"][t.attack])[-1][0]
-    return dataclasses.replace(t, name="signals-sampled", rows=[r for r in t.rows if r[0] in ("clean", last)])
+    keep = ("mean entropy", "semantic entropy", "consistency entropy")
+    return dataclasses.replace(t, name="signals-sampled",
+                               rows=[r for r in t.rows if r[0] in ("clean", last) and r[1] in keep])
 
 
 def runs_in(folder: str) -> dict:
