@@ -139,9 +139,10 @@ class ScenePool:
         the prefix, so every answer token sees exactly the tokens and positions of its own
         single-question prompt (what generate() gives it), while the image and the prefix are
         computed once per scene. A count's answer is its digit with probability
-        models.scenes.DIGIT_SHARE, else its word (drawn from the pool's own phrasing stream). Labels keep only the ' {answer}</s>' tokens; label_weights give a
-        question type_weights[its type] in all, spread over its answer tokens, so the two-token
-        answers are not drowned by the long descriptions.
+        models.scenes.DIGIT_SHARE, else its word (drawn from the pool's own phrasing stream).
+        Labels keep only the ' {answer}</s>' tokens; label_weights give a question
+        type_weights[its type] in all, spread over its answer tokens, so the two-token answers
+        are not drowned by the long descriptions.
         """
         if exact_prob is None:
             index = [rng.randrange(len(self)) for _ in range(n_scenes)]
@@ -283,9 +284,10 @@ def uncertainty_stats(entropies, correct) -> dict:
 @torch.no_grad()
 def evaluate(model, processor, seed: int, n_scenes: int, device="cpu", batch_size=64, size=None,
              ambiguity: float = 0.0):
-    """Exact-match greedy accuracy (any of the answer's phrasings) per question type on `n_scenes` fresh scenes (every question),
-    drawn with `ambiguity`, and the mean token entropy of each answer (nats, every generated
-    token up to and including the first </s>, from the raw logits: the pipeline's definition).
+    """Exact-match greedy accuracy (any of the answer's phrasings) per question type on
+    `n_scenes` fresh scenes (every question), drawn with `ambiguity`, and the mean token
+    entropy of each answer (nats, every generated token up to and including the first </s>,
+    from the raw logits: the pipeline's definition).
 
     Returns {qtype: {"correct", "total", "accuracy"}, ..., "errors": [...], "uncertainty": {...}}
     with "uncertainty" = uncertainty_stats over all answers and per question type.
