@@ -62,6 +62,17 @@ class Config:
     batch_size: int | None = opt(None, "generations per batch (default: the largest that fits)", result=False)
     max_memory: str | None = opt(None, "memory budget for the automatic batch size, e.g. 14.5GiB", result=False)
     static_cache: bool = opt(False, "static KV cache (on CUDA the decode step is compiled)", result=False)
+    compile: bool = opt(True, "on CUDA, the static KV cache with a compiled decode step where the run "
+                        "has enough batches of one shape to repay the compile (--no-compile: eager)",
+                        result=False)
+    deterministic: bool = opt(False, "byte-identical records between two runs of one command on one GPU "
+                              "(eager attention in the decode steps; see docs)", result=False)
+    null_control: bool = opt(True, "generate every clean input a second time in another batch "
+                             "composition and report the run's own noise floor (summary.json: noise)")
+    prior: bool = opt(True, "ask every question once more of a blank image (the CLIP mean colour): "
+                      "the item's language-prior answer (attack 'blank'; summary.json: prior)")
+    min_effect: float = opt(0.01, "δ in nats: the smallest mean Δ a verdict calls a fall or a rise, "
+                            "and the margin of the equivalence test", result=False)
     device: str | None = opt(None, "cpu, cuda or cuda:N (default: cuda if available)", result=False)
     out: str = opt("results", "output folder", result=False)
     fresh: bool = opt(False, "discard earlier records in --out and start over", result=False)
@@ -170,7 +181,10 @@ def add_arguments(p: argparse.ArgumentParser, only=None) -> None:
         default = getattr(defaults, f.name)
         shown = "" if default in (None, [], False) else f" (default {default if not is_list else ' '.join(map(str, default))})"
         flag = "--" + f.name.replace("_", "-")
-        if kind is bool:
+        if kind is bool and default is True:  # on by default: the flag turns it off
+            p.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                           default=None, help=f.metadata["help"] + " (on by default; this flag turns it off)")
+        elif kind is bool:
             p.add_argument(flag, action="store_true", default=None, help=f.metadata["help"])
         else:
             p.add_argument(flag, nargs="+" if is_list else None, help=f.metadata["help"] + shown)
