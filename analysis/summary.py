@@ -38,7 +38,8 @@ wrong where right/wrong is needed.
 Also: clean {n, mean_entropy, std_entropy, share_below_0.01, and with references accuracy,
 auroc_wrong, calibration, calibration_max_prob, selective, pope}, by_category {category: {clean,
 by_attack}} (every number above again, per category, for a dataset run with a category column),
-nonfinite {count, records}, token_profile (token_position_profile), meta {n_records, n_valid,
+nonfinite {count, records}, token_profile (token_position_profile), prior (analysis/prior.py:
+the language-prior tests against the blank-image pass, None without one), meta {n_records, n_valid,
 n_unpaired, attacks, bootstrap_resamples, seed, behaviour_rule, alpha, pass_percentiles, probes,
 probe_sign, wrong_below, floor_nats}.
 
@@ -60,6 +61,8 @@ from analysis import quality as Q
 from analysis import stats as S
 
 CLEAN = "none"
+# The prior pass and the null control perturb nothing: they feed summary["prior"] and ["noise"].
+NOT_PERTURBATIONS = (CLEAN, "blank", "repeat")
 
 
 def is_valid(rec: dict) -> bool:
@@ -206,7 +209,7 @@ def token_position_profile(records: list[dict]) -> dict:
     valid = [r for r in _canonical(records) if is_valid(r)]
     groups = defaultdict(lambda: defaultdict(list))
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in NOT_PERTURBATIONS:
             groups[r["attack"]][level_of(r)[0]].append(r)
     return {"clean": _profile([r for r in valid if r["attack"] == CLEAN]),
             "by_attack": {a: {k: _profile(v) for k, v in g.items()} for a, g in groups.items()}}
@@ -244,7 +247,7 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     groups = defaultdict(lambda: defaultdict(list))
     levels = {}
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in NOT_PERTURBATIONS:
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl
@@ -289,6 +292,8 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT) -> dic
                  "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
                                    for e in a["by_epsilon"].values())},
     }
+    from analysis.prior import prior_block  # here: prior.py builds on this module's pairing
+    summary["prior"] = prior_block(records, seed, n_boot)
     if len(by_attack) == 1:
         summary["by_epsilon"] = next(iter(by_attack.values()))["by_epsilon"]
     categories = sorted({str(r["category"]) for r in valid if r.get("category") is not None})
