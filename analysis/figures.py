@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from analysis.summary import level_label, sorted_levels
 
 FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
-                "figure_4_reliability.png", "figure_5_risk_coverage.png")
+                "figure_4_reliability.png", "figure_5_risk_coverage.png", "figure_6_prior.png")
 MIN_POSITION_SHARE = 0.05  # figure 3 stops where fewer than 5% of answers still have tokens
 STUDY_ATTACK = "proxy"     # the original study's perturbation: its numbers go on this panel
 
@@ -49,10 +49,12 @@ def _panels(n: int, title: str, run_info: dict):
 
 
 def _save(fig: Figure, path: str) -> str:
-    """Write atomically: a temporary file in the same folder, then rename over the target."""
+    """Write atomically: a temporary file in the same folder, then rename over the target.
+    A figure laid out for print (figure 6) keeps its own layout engine and a dpi above 110."""
     tmp = f"{path}.tmp{os.getpid()}"
-    fig.tight_layout()
-    fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    fig.savefig(tmp, format="png", dpi=max(110, fig.dpi), metadata={"Software": None})
     os.replace(tmp, path)
     return path
 
@@ -203,10 +205,12 @@ def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
 
 def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
                    original: dict | None = None) -> list[str]:
-    """Write the five figures into out_dir (created if missing); returns their paths.
+    """Write the six figures into out_dir (created if missing); returns their paths.
     original: paper/original_study.json's dict (the caller reads it), drawn in figure 1.
-    Figures 4 and 5 (calibration, selective prediction) are analysis/figures_calibration.py's."""
+    Figures 4 and 5 (calibration, selective prediction) are analysis/figures_calibration.py's,
+    figure 6 (the language prior) analysis/figures_prior.py's."""
     from analysis.figures_calibration import figure_reliability, figure_risk_coverage
+    from analysis.figures_prior import figure_prior
 
     os.makedirs(out_dir, exist_ok=True)
     ri = run_info or {}
@@ -214,5 +218,6 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
             "figure_2_defense.png": figure_defense(summary, ri),
             "figure_3_token_entropy.png": figure_token_entropy(summary, ri),
             "figure_4_reliability.png": figure_reliability(summary, ri),
-            "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri)}
+            "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri),
+            "figure_6_prior.png": figure_prior(summary, ri)}
     return [_save(figs[name], os.path.join(out_dir, name)) for name in FIGURE_NAMES]

@@ -237,7 +237,7 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
     again = render_figures(s, str(tmp_path / "b"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
     assert [os.path.basename(p) for p in paths] == [
         "figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
-        "figure_4_reliability.png", "figure_5_risk_coverage.png"]
+        "figure_4_reliability.png", "figure_5_risk_coverage.png", "figure_6_prior.png"]
     for p, q in zip(paths, again):
         data = open(p, "rb").read()
         assert data[:8] == PNG and len(data) > 5000 and data == open(q, "rb").read()
