@@ -296,7 +296,7 @@ def test_cli_rebuilds_outputs_without_torch(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["by_epsilon"]["0.3"]["behaviour"] == "entropy falls"
     assert "model: tiny" in (tmp_path / "entropy_report.txt").read_text()
-    assert len(os.listdir(tmp_path / "figures")) == 5
+    assert len(os.listdir(tmp_path / "figures")) == 6
 
 
 # --- the floor, calibration, selective prediction and categories (issues 14-16) -----------------
