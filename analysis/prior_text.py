@@ -41,6 +41,9 @@ def strongest(section: dict) -> tuple[str, dict] | None:
     return (keys[-1], section["by_epsilon"][keys[-1]]) if keys else None
 
 
+YES, PART, NO = "as predicted", "in part", "not as predicted"
+
+
 def _half(h: dict, what: str) -> str:
     if not h["n_clusters"]:
         return f"{what} no item (n = 0), so that half is empty"
@@ -48,11 +51,11 @@ def _half(h: dict, what: str) -> str:
             f"{h['mean_delta']:+.3f} nats ({_ci(h['ci95'])})")
 
 
-def test_agreement(e: dict) -> tuple[str, bool]:
-    """Test 1 in words, and whether it goes the way the mechanism predicts."""
+def test_agreement(e: dict) -> tuple[str, str]:
+    """Test 1 in words, and its verdict against the mechanism (YES or NO)."""
     ac, ap, d = e["agreement_clean"], e["agreement_perturbed"], e["agreement_difference"]
     if d is None:
-        return "(1) Answers and the prior: no pair has both a clean and a prior answer.", False
+        return "(1) Answers and the prior: no pair has both a clean and a prior answer.", NO
     side = _side(e["agreement_difference_ci95"])
     words = {1: "perturbed answers move toward the prior, as the mechanism predicts",
              -1: "perturbed answers move away from the prior, against the mechanism",
@@ -66,50 +69,58 @@ def test_agreement(e: dict) -> tuple[str, bool]:
     elif ac == 0.0:
         s += (" No clean answer equals its prior answer, so agreement can only rise or stay: a "
               "fall is ruled out by construction.")
-    return s, side > 0
+    return s, YES if side > 0 else NO
 
 
-def test_spearman(e: dict) -> tuple[str, bool]:
-    """Test 2 in words, and whether it goes the way the mechanism predicts."""
+def test_spearman(e: dict) -> tuple[str, str]:
+    """Test 2 in words, and its verdict: YES when ρ beats the shared term and the halves fall
+    and rise as the story says, PART when one of the two holds."""
     rho = e["spearman"]
+    beats = False
     if rho is None:
         s = (f"(2) The prior's entropy and the sign of Δ: Spearman's ρ is undefined over these "
              f"{e['n_clusters']} items (Δ or H_prior − H_clean is the same for all, or fewer than 2 items).")
-        ok = False
     else:
-        ok = (e["spearman_ci95"] is not None and e["spearman_ci95"][0] > 0
-              and e["spearman_shuffled_p"] is not None and e["spearman_shuffled_p"] < P_SHUFFLED)
+        beats = (e["spearman_ci95"] is not None and e["spearman_ci95"][0] > 0
+                 and e["spearman_shuffled_p"] is not None and e["spearman_shuffled_p"] < P_SHUFFLED)
         s = (f"(2) The prior's entropy and the sign of Δ: over {e['n_clusters']} items, Spearman's "
              f"ρ between Δ and H_prior − H_clean is {rho:.2f} ({_ci(e['spearman_ci95'], '.2f')}); the "
              f"mechanism predicts ρ > 0. Part of any ρ is forced by construction: both subtract "
              f"H_clean, and with H_prior shuffled across items ρ is {e['spearman_shuffled']:.2f} on "
              f"average (one-sided p = {e['spearman_shuffled_p']:.3f} that the observed ρ is no "
              f"larger). So H_prior " + ("predicts Δ beyond that shared term, as the mechanism says."
-                                        if ok else "does not predict Δ beyond that shared term here."))
+                                        if beats else "does not predict Δ beyond that shared term here."))
         if e["spearman_shuffled"] is not None and abs(e["spearman_shuffled"] - rho) < 1e-9:
             s += (" H_prior is the same for every item here (one question), so ρ is the shared "
                   "term alone, forced by construction.")
-    h = e["halves"]
-    s += (f" Split by the prior's entropy, {_half(h['prior_below_clean'], 'H_prior < H_clean holds')}; "
-          f"{_half(h['prior_not_below_clean'], 'H_prior ≥ H_clean holds')}. The mechanism predicts a "
-          f"fall in the first half and a rise in the second; the split selects by H_clean, which Δ "
-          f"subtracts, so it carries the same shared term.")
-    return s, ok
+    below, above = e["halves"]["prior_below_clean"], e["halves"]["prior_not_below_clean"]
+    falls, rises = _side(below["ci95"]) < 0, _side(above["ci95"]) > 0
+    s += (f" Split by the prior's entropy, {_half(below, 'H_prior < H_clean holds')}; "
+          f"{_half(above, 'H_prior ≥ H_clean holds')}. The story predicts a fall in the first half "
+          f"and a rise in the second: entropy {'falls' if falls else 'does not fall'} in the first "
+          f"and {'rises' if rises else 'does not rise'} in the second. The split selects by H_clean, "
+          f"which Δ subtracts, so it carries the same shared term.")
+    return s, YES if beats and falls and rises else PART if beats or (falls and rises) else NO
 
 
-def test_classes(e: dict) -> tuple[str, bool]:
-    """Test 3 in words, and whether it goes the way the mechanism predicts."""
+def test_classes(e: dict) -> tuple[str, str]:
+    """Test 3 in words, and its verdict: YES when entropy falls for the pairs that take the prior
+    answer and less (or not) for the others, PART when it is only lower there, not falling."""
     c = e["classes"]
     to, other, moved = c["to_prior"], c["not_prior"], c["moved_to_prior"]
     if not to["n_pairs"] or not other["n_pairs"]:
         which = "no perturbed answer equals" if not to["n_pairs"] else "every perturbed answer equals"
         return (f"(3) Entropy where the answer becomes the prior: {which} its prior answer (the other "
                 f"class is empty, n = 0), so there is nothing to compare: the test cannot be made, "
-                f"by construction."), False
-    side = _side(e["class_difference_ci95"])
-    words = {-1: "entropy is lower where the answer is the prior's, as the mechanism predicts",
-             1: "entropy is higher where the answer is the prior's, against the mechanism",
-             0: "no clear difference (the CI holds 0)"}[side]
+                f"by construction."), NO
+    lower, falls = _side(e["class_difference_ci95"]) < 0, _side(to["ci95"]) < 0
+    if lower:
+        words = ("entropy falls where the answer is the prior's, and less or not elsewhere, as the "
+                 "mechanism predicts" if falls else "entropy is lower where the answer is the "
+                 "prior's than elsewhere, but does not fall there: the mechanism's direction, not its fall")
+    else:
+        words = {1: "entropy is higher where the answer is the prior's, against the mechanism",
+                 0: "no clear difference (the CI holds 0)"}[_side(e["class_difference_ci95"])]
     s = (f"(3) Entropy falls where the answer becomes the prior? Pairs whose perturbed answer equals "
          f"the prior answer ({to['n_pairs']} pairs, {to['n_clusters']} items) have mean Δ "
          f"{to['mean_delta']:+.3f} nats ({_ci(to['ci95'])}), the others ({other['n_pairs']} pairs) "
@@ -120,11 +131,11 @@ def test_classes(e: dict) -> tuple[str, bool]:
               f"answer was not the prior answer) have mean Δ {moved['mean_delta']:+.3f} ({_ci(moved['ci95'])}).")
     else:
         s += " None of them moved there: every one already had the prior answer when clean."
-    return s, side < 0
+    return s, YES if lower and falls else PART if lower else NO
 
 
 def attack_sentences(attack: str, section: dict) -> list[str]:
-    """The three tests at an attack's strongest level, and how many go the mechanism's way."""
+    """The three tests at an attack's strongest level, and their verdicts."""
     top = strongest(section)
     if top is None:
         return []
@@ -136,9 +147,8 @@ def attack_sentences(attack: str, section: dict) -> list[str]:
             f"(mean Δ {e['mean_delta']:+.3f} nats, {_ci(e['ci95'])})." if e["n_pairs"]
             else f"{where}: no pair has a prior answer.")
     tests = [test_agreement(e), test_spearman(e), test_classes(e)]
-    k = sum(ok for _, ok in tests)
-    return [head, *(t for t, _ in tests),
-            f"On {where}, {k} of the 3 tests go the way the mechanism predicts."]
+    verdicts = ", ".join(f"test {i} {v}" for i, (_, v) in enumerate(tests, 1))
+    return [head, *(t for t, _ in tests), f"Against the mechanism, on {where}: {verdicts}."]
 
 
 def prior_sentences(summary: dict) -> list[str]:
@@ -196,7 +206,9 @@ def controls_contrast(default: dict, control: dict, default_attack: str | None =
     -class_difference nats, so if the control's whole mean Δ came from answers taking the prior
     at that rate, its agreement would change by expected_gain = mean Δ / class_difference.
     verdict compares the control's observed gain (its CI) with that: "less", "more", "as
-    expected" (the CI holds it), or None (no rate: the default run shows no lower Δ there)."""
+    expected" (the CI holds it), or None (no rate: the default run shows no lower Δ there).
+    Each run's side also carries its own test 3 (delta_to_prior, delta_not_prior, their
+    class_difference and CI): within the control, does the fall come with the prior answer?"""
     a, b = _run_entry(default, default_attack), _run_entry(control, control_attack)
     if a is None or b is None:
         return None
@@ -207,7 +219,10 @@ def controls_contrast(default: dict, control: dict, default_attack: str | None =
         return {"attack": run["attack"], "level": e["level"], "agreement_difference": g,
                 "agreement_difference_ci95": e["agreement_difference_ci95"], "mean_delta": d,
                 "ci95": e["ci95"], "gain_per_nat": None if g is None or not d else g / d,
-                "class_difference": e["class_difference"]}
+                "class_difference": e["class_difference"],
+                "class_difference_ci95": e["class_difference_ci95"],
+                "delta_to_prior": e["classes"]["to_prior"]["mean_delta"],
+                "delta_not_prior": e["classes"]["not_prior"]["mean_delta"]}
     out = {"default": side(a), "control": side(b)}
     rate = out["default"]["class_difference"]
     d, ci = out["control"]["mean_delta"], out["control"]["agreement_difference_ci95"]
@@ -227,11 +242,20 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
     for name, r in (("default run", c["default"]), ("control", c["control"])):
         g = r["agreement_difference"]
         per = "" if r["gain_per_nat"] is None else \
-            f", {r['gain_per_nat'] * 100:+.1f} points per nat of Δ"
+            f", {r['gain_per_nat'] * 100:+.1f} points of agreement per nat of Δ"
         out.append(f"In the {name} ({r['attack']}, level {r['level']:.4g}) mean Δ is "
                    f"{r['mean_delta']:+.3f} nats ({_ci(r['ci95'])}) and agreement with the prior "
                    f"changes by {g * 100:+.1f} percentage points "
                    f"({_ci(r['agreement_difference_ci95'], '+.1f', 100)}){per}.")
+    r = c["control"]
+    if r["class_difference"] is not None:
+        side = _side(r["class_difference_ci95"])
+        out.append(f"Within the control, pairs whose answer is the prior's have mean Δ "
+                   f"{r['delta_to_prior']:+.3f} nats and the others {r['delta_not_prior']:+.3f} (a "
+                   f"difference of {r['class_difference']:+.3f}, {_ci(r['class_difference_ci95'])}): "
+                   + ("its fall is larger where answers take the prior." if side < 0 else
+                      "its fall is no larger where answers take the prior, so the fall does not "
+                      "come from the prior."))
     if c["expected_gain"] is None:
         out.append("In the default run a pair that takes the prior answer has no lower Δ than one "
                    "that does not, so its rate predicts no gain from a fall in entropy: the "

@@ -91,7 +91,20 @@ def test_a_mix_goes_the_way_it_must():
     assert e["class_difference"] < 0 and e["class_difference_ci95"][1] < 0
     text = " ".join(prior_sentences(summarize(run(n=30, to_prior=0.5), n_boot=N_BOOT)))
     assert "move toward the prior, as the mechanism predicts" in text
-    assert "entropy is lower where the answer is the prior's" in text
+    assert "entropy falls where the answer is the prior's" in text and "test 3 as predicted" in text
+
+
+def test_lower_but_rising_is_only_in_part():
+    """Pairs that take the prior answer rise by 0.1 nats, the others by 0.3: lower, not a fall."""
+    records = run(n=30, to_prior=0.5)
+    clean = {r["image"]: r["mean_entropy"] for r in records if r["attack"] == "none"}
+    for r in records:
+        if r["attack"] == "proxy" and r["answer"] == "blue":
+            r["mean_entropy"] = clean[r["image"]] + 0.1
+    e = entry(records)
+    assert e["classes"]["to_prior"]["ci95"][0] > 0 and e["class_difference_ci95"][1] < 0
+    text = " ".join(prior_sentences(summarize(records, n_boot=N_BOOT)))
+    assert "but does not fall there" in text and "test 3 in part" in text
 
 
 @pytest.mark.parametrize("sign", [1, -1])
