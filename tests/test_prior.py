@@ -5,15 +5,13 @@ records whose outcome is known by construction.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from analysis.figures import render_figures
-from analysis.figures_prior import COLUMN_IN, FULL_IN, MIN_PT, figure_prior
-from analysis.prior import prior_block, weighted_spearman
+from analysis.figures import FIGURE_NAMES, _save
+from analysis.figures_prior import COLUMN_IN, FIGURE_6, FULL_IN, MIN_PT, figure_prior
+from analysis.prior import weighted_spearman
 from analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
 from analysis.report import render_report
 from analysis.scoring import normalize
@@ -226,9 +224,9 @@ def test_figure_6_renders_at_print_size(tmp_path):
              if t.get_text().strip()]
     assert texts and min(t.get_fontsize() for t in texts) >= MIN_PT
     assert figure_prior(summarize(run(n=20), n_boot=N_BOOT)).get_figwidth() == COLUMN_IN
-    path = [p for p in render_figures(s, str(tmp_path)) if p.endswith("figure_6_prior.png")][0]
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000 and os.path.getsize(path) == len(data)
+    assert FIGURE_6 in FIGURE_NAMES  # render_figures writes it with the others
+    data = open(_save(fig, str(tmp_path / FIGURE_6)), "rb").read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
 def test_controls_contrast_says_less_when_the_control_lowers_entropy_elsewhere():
