@@ -6,8 +6,8 @@ to the language prior?
     p = prior_block(read_records("results/records.jsonl"), seed=0)
     p["by_attack"]["proxy"]["by_epsilon"]["0.5"]["agreement_perturbed"]
 
-The prior pass (records with attack "blank") asks each item's question about a uniform image of
-the CLIP mean colour: its answer is the item's PRIOR ANSWER, its mean_entropy H_PRIOR. The
+The prior pass (records with attack "blank", attacks/blank.py) asks each item's question about an
+image of nothing but the model's padding colour: its answer is the item's PRIOR ANSWER, its mean_entropy H_PRIOR. The
 blank image is the same for every item, so the prior answer depends on the question alone.
 Answers are compared after the task's own normalisation (analysis.scoring.normalize: the
 record's "metric" where it has one, else VQA's normalisation), so "Yes." equals "yes".

@@ -159,8 +159,8 @@ def prior_sentences(summary: dict) -> list[str]:
     if p is None:
         return ["This run has no prior pass (no 'blank' records: it ran with --no-prior, or before "
                 "the pass existed), so the three tests have no prior answer to compare with.", run]
-    out = [f"The prior pass asked each item's question about a blank image (a uniform image of the "
-           f"CLIP mean colour, through the same pixel path): its answer is the item's prior answer, "
+    out = [f"The prior pass asked each item's question about a blank image (nothing but the "
+           f"model's padding colour, its image mean, through the same pixel path): its answer is the item's prior answer, "
            f"its mean token entropy H_prior (mean {p['mean_h_prior']:.3f} nats over {p['n_items']} "
            f"items). The blank image is the same for every item, so the prior answer depends on the "
            f"question alone: {_n(p['n_questions'], 'question')} gave "
