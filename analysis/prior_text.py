@@ -164,7 +164,7 @@ def prior_sentences(summary: dict) -> list[str]:
            f"its mean token entropy H_prior (mean {p['mean_h_prior']:.3f} nats over {p['n_items']} "
            f"items). The blank image is the same for every item, so the prior answer depends on the "
            f"question alone: {_n(p['n_questions'], 'question')} gave "
-           f"{_n(p['n_prior_answers'], 'distinct prior answer')}. Answers are compared as the task's scorer reads them."]
+           XX]
     for attack in sorted(p["by_attack"]):
         out += attack_sentences(attack, p["by_attack"][attack])
     if not p["by_attack"]:
