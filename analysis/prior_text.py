@@ -160,11 +160,13 @@ def prior_sentences(summary: dict) -> list[str]:
         return ["This run has no prior pass (no 'blank' records: it ran with --no-prior, or before "
                 "the pass existed), so the three tests have no prior answer to compare with.", run]
     out = [f"The prior pass asked each item's question about a blank image (nothing but the "
-           f"model's padding colour, its image mean, through the same pixel path): its answer is the item's prior answer, "
-           f"its mean token entropy H_prior (mean {p['mean_h_prior']:.3f} nats over {p['n_items']} "
-           f"items). The blank image is the same for every item, so the prior answer depends on the "
-           f"question alone: {_n(p['n_questions'], 'question')} gave "
-           XX]
+           f"model's padding colour, its image mean, through the same pixel path): its answer is "
+           f"the item's prior answer, its mean token entropy H_prior (mean {p['mean_h_prior']:.3f} "
+           f"nats over {p['n_items']} items). The blank image is the same for every item, so the "
+           f"prior answer depends on the question alone: {_n(p['n_questions'], 'question')} gave "
+           f"{_n(p['n_prior_answers'], 'distinct prior answer')}. Answers are compared whole, as "
+           f"the task's scorer reads them (for free text, VQA's normalisation), which is strict for "
+           f"long answers."]
     for attack in sorted(p["by_attack"]):
         out += attack_sentences(attack, p["by_attack"][attack])
     if not p["by_attack"]:
