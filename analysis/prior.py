@@ -7,8 +7,9 @@ to the language prior?
     p["by_attack"]["proxy"]["by_epsilon"]["0.5"]["agreement_perturbed"]
 
 The prior pass (records with attack "blank", attacks/blank.py) asks each item's question about an
-image of nothing but the model's padding colour: its answer is the item's PRIOR ANSWER, its mean_entropy H_PRIOR. The
-blank image is the same for every item, so the prior answer depends on the question alone.
+image of nothing but the model's padding colour: its answer is the item's PRIOR ANSWER, its
+mean_entropy H_PRIOR. The blank image is the same for every item, so the prior answer depends
+on the question alone.
 Answers are compared after the task's own normalisation (analysis.scoring.normalize: the
 record's "metric" where it has one, else VQA's normalisation), so "Yes." equals "yes".
 
