@@ -13,6 +13,7 @@ default run shows? Nothing here computes a statistic; it reads them and says wha
 """
 from __future__ import annotations
 
+from analysis.stats import eps_key
 from analysis.summary import level_label, sorted_levels
 
 LLAVA_COMMAND = "python experiments/entropy_analysis.py --config configs/study.yaml"
@@ -208,7 +209,9 @@ def controls_contrast(default: dict, control: dict, default_attack: str | None =
     -class_difference nats, so if the control's whole mean Δ came from answers taking the prior
     at that rate, its agreement would change by expected_gain = mean Δ / class_difference.
     verdict compares the control's observed gain (its CI) with that: "less", "more", "as
-    expected" (the CI holds it), or None (no rate: the default run shows no lower Δ there).
+    expected" (the CI holds it), or None (no rate: the default run shows no lower Δ there);
+    verdict_forced when "less" is forced because expected_gain exceeds max_gain (1 - the
+    control's clean agreement: agreement cannot pass 100%).
     Each run's side also carries its own test 3 (delta_to_prior, delta_not_prior, their
     class_difference and CI): within the control, does the fall come with the prior answer?"""
     a, b = _run_entry(default, default_attack), _run_entry(control, control_attack)
@@ -230,8 +233,12 @@ def controls_contrast(default: dict, control: dict, default_attack: str | None =
     d, ci = out["control"]["mean_delta"], out["control"]["agreement_difference_ci95"]
     expected = d / rate if rate is not None and rate < 0 and d is not None else None
     out["expected_gain"] = expected
+    ac = b["entry"]["agreement_clean"]
+    out["max_gain"] = None if ac is None else 1.0 - ac  # agreement cannot pass 100%
     out["verdict"] = None if expected is None or ci is None else (
         "less" if ci[1] < expected else "more" if ci[0] > expected else "as expected")
+    out["verdict_forced"] = (out["verdict"] == "less" and out["max_gain"] is not None
+                             and expected > out["max_gain"])
     return out
 
 
@@ -245,7 +252,7 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
         g = r["agreement_difference"]
         per = "" if r["gain_per_nat"] is None else \
             f", {r['gain_per_nat'] * 100:+.1f} points of agreement per nat of Δ"
-        out.append(f"In the {name} ({r['attack']}, level {r['level']:.4g}) mean Δ is "
+        out.append(f"In the {name}, {r['attack']} at {_level(r['attack'], r['level'])}, mean Δ is "
                    f"{r['mean_delta']:+.3f} nats ({_ci(r['ci95'])}) and agreement with the prior "
                    f"changes by {g * 100:+.1f} percentage points "
                    f"({_ci(r['agreement_difference_ci95'], '+.1f', 100)}){per}.")
@@ -273,4 +280,14 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
                f"{-c['default']['class_difference']:.3f} nats), the control's mean Δ would come "
                f"with a gain of {c['expected_gain'] * 100:+.1f} points; it moves answers toward the "
                f"prior {words[c['verdict']] if c['verdict'] else 'by an amount whose CI is undefined'}.")
+    if c["verdict_forced"]:
+        out.append(f"That gain is more than the {c['max_gain'] * 100:.1f} points still possible "
+                   f"(agreement cannot pass 100%), so at that rate 'less' is forced by construction; "
+                   f"the comparison within the control is the test that is not.")
     return out
+
+
+def _level(attack: str, level: float) -> str:
+    if attack.startswith("corruption:"):
+        return f"severity {level:g}"
+    return f"ε = {level_label(eps_key(level), 'epsilon')}"

@@ -231,13 +231,19 @@ def test_figure_6_renders_at_print_size(tmp_path):
 
 def test_controls_contrast_says_less_when_the_control_lowers_entropy_elsewhere():
     default = summarize(run(n=30, to_prior=0.5), n_boot=N_BOOT)
-    # the control: every answer stays the clean one while entropy falls by 0.3 nats
+    # the control: every answer stays the clean one while entropy falls to 0.2 nats
     control = [r if r["attack"] != "proxy" else {**r, "attack": "pgd:entropy_min", "answer": "red",
-                                                 "mean_entropy": r["mean_entropy"] * 0 + 0.2}
+                                                 "mean_entropy": 0.2}
                for r in run(n=30, to_prior=0.0)]
-    c = controls_contrast(default, summarize(control, n_boot=N_BOOT))
+    control = summarize(control, n_boot=N_BOOT)
+    c = controls_contrast(default, control)
     assert c["control"]["agreement_difference"] == 0.0 and c["control"]["mean_delta"] < 0
-    assert c["expected_gain"] > 0 and c["verdict"] == "less"
-    assert "less than its fall in entropy would suggest" in " ".join(
-        contrast_sentences(default, summarize(control, n_boot=N_BOOT)))
+    assert 0 < c["expected_gain"] < c["max_gain"] == 1.0
+    assert c["verdict"] == "less" and not c["verdict_forced"]
+    assert "less than its fall in entropy would suggest" in " ".join(contrast_sentences(default, control))
+    # half the clean answers already the prior's: the expected gain no longer fits, 'less' is forced
+    control["prior"]["by_attack"]["pgd:entropy_min"]["by_epsilon"]["0.3"]["agreement_clean"] = 0.5
+    forced = controls_contrast(default, control)
+    assert forced["expected_gain"] > forced["max_gain"] == 0.5 and forced["verdict_forced"]
+    assert "forced by construction" in " ".join(contrast_sentences(default, control))
     assert controls_contrast(default, summarize(run(prior=False), n_boot=N_BOOT)) is None
