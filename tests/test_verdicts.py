@@ -195,6 +195,20 @@ def test_repeat_and_blank_never_enter_by_attack_or_the_clean_statistics():
     assert both["noise"]["n"] == 8 and both["meta"]["n_unpaired"] == 0
 
 
+def test_each_question_kind_is_checked_against_its_own_noise_floor():
+    """Photo runs split by question kind: one-word answers may repeat exactly while open-ended ones
+    drift, so each category's verdicts use the category's own null control."""
+    recs = []
+    for kind, drift in (("one-word", 0.0), ("open-ended", 0.3)):
+        part = shifted(n_images=12, shift=-0.2, sd=0.02, category=kind, question=kind)
+        recs += part + [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + drift)
+                        for r in part if r["attack"] == "none"]
+    cats = summarize(recs)["by_category"]
+    one, open_ = (cats[k]["by_attack"]["proxy"]["by_epsilon"]["0.3"] for k in ("one-word", "open-ended"))
+    assert cats["one-word"]["noise"]["exact_zero"] and one["noise_floor"] == 0.0 and one["verdict"] == "falls"
+    assert cats["open-ended"]["noise"]["floor"] == pytest.approx(0.3) and open_["verdict"] == "inconclusive"
+
+
 # --- both entropies ----------------------------------------------------------------------------
 
 def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
