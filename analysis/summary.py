@@ -78,9 +78,11 @@ from analysis import verdicts as V
 from analysis.noise import noise_block
 
 CLEAN = "none"
-NULL = "repeat"   # the null control: the clean input again, in another batch (analysis/noise.py)
-PRIOR = "blank"   # the prior pass: the question about a blank image
-NOT_PERTURBED = (CLEAN, NULL, PRIOR)  # never in by_attack, pass rates or the clean statistics
+# The passes every run adds (attacks.PASSES): the prior's blank image and the null control's
+# repeat. They are not perturbations and never enter the per-level statistics.
+PASSES = ("blank", "repeat")
+NULL = "repeat"   # the null control's pass: it feeds summary["noise"] alone (analysis/noise.py)
+NOT_PERTURBED = (CLEAN, *PASSES)  # never in by_attack, pass rates or the clean statistics
 
 
 def is_valid(rec: dict) -> bool:
