@@ -230,42 +230,59 @@ def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
 # --- an independent recomputation --------------------------------------------------------------
 
 def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
-    """n_clusters, mean Δ, the cluster-bootstrap CIs and the verdict, from records with plain
-    numpy. The draws mirror analysis/clusters.py's documented order: clusters sorted by (image,
-    question), generator default_rng([seed, crc32("cluster_mean|<attack>|<ε key>")]), one row of
+    """n_clusters, mean Δ, the cluster-bootstrap CIs, the noise floor and the verdict, from records
+    with plain numpy. The draws mirror analysis/clusters.py's documented order: clusters sorted by
+    (image, question), generator default_rng([seed, crc32("cluster_mean|<tag>")]) with tag
+    "<attack>|<ε key>" (the null control's: "noise|mean_entropy"), one row of
     integers(0, k, size=(n_boot, k)) per resample, statistic = drawn Δ sums / drawn pair counts.
-    With no repeats the noise floor is not checked, and the TOST is the 90% CI inside (-δ, δ)."""
+    The noise floor is the far end of the null's 95% CI (0 when every Δ_null is 0; no repeats: not
+    checked); the TOST is the 90% CI inside (-δ, δ)."""
+    def boot(groups, tag):
+        keys = sorted(groups)
+        sums = np.array([sum(groups[k]) for k in keys])
+        sizes = np.array([len(groups[k]) for k in keys])
+        rng = np.random.default_rng([seed, zlib.crc32(f"cluster_mean|{tag}".encode())])
+        idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
+        means = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+        return len(keys), int(sizes.sum()), sums.sum() / sizes.sum(), means
+
     clean = {(r["image"], r["question"]): r["mean_entropy"] for r in records if r["attack"] == "none"}
-    groups = {}
+    groups, null = {}, {}
     for r in records:
+        item = (r["image"], r["question"])
         if r["attack"] == attack and r["epsilon"] == eps:
-            groups.setdefault((r["image"], r["question"]), []).append(r["mean_entropy"] - clean[(r["image"], r["question"])])
-    keys = sorted(groups)
-    sums = np.array([sum(groups[k]) for k in keys])
-    sizes = np.array([len(groups[k]) for k in keys])
-    rng = np.random.default_rng([seed, zlib.crc32(f"cluster_mean|{attack}|{eps!r}".encode())])
-    idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
-    boot = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
-    mean = sums.sum() / sizes.sum()
-    ci95, ci90 = np.percentile(boot, [2.5, 97.5]), np.percentile(boot, [5, 95])
-    if ci95[1] < 0 and mean < -delta:
+            groups.setdefault(item, []).append(r["mean_entropy"] - clean[item])
+        elif r["attack"] == "repeat":
+            null.setdefault(item, []).append(r["mean_entropy"] - clean[item])
+    floor = None
+    if null:
+        _, _, _, means = boot(null, "noise|mean_entropy")
+        exact = not any(d != 0 for v in null.values() for d in v)
+        floor = 0.0 if exact else max(abs(x) for x in np.percentile(means, [2.5, 97.5]))
+    k, n, mean, means = boot(groups, f"{attack}|{eps!r}")
+    ci95, ci90 = np.percentile(means, [2.5, 97.5]), np.percentile(means, [5, 95])
+    beyond = floor is None or abs(mean) > floor
+    if ci95[1] < 0 and mean < -delta and beyond:
         verdict = "falls"
-    elif ci95[0] > 0 and mean > delta:
+    elif ci95[0] > 0 and mean > delta and beyond:
         verdict = "rises"
     else:
         verdict = "equivalent" if -delta < ci90[0] and ci90[1] < delta else "inconclusive"
-    return {"n_clusters": len(keys), "n": int(sizes.sum()), "mean_delta": mean, "ci95": list(ci95),
-            "ci90": list(ci90), "verdict": verdict}
+    return {"n_clusters": k, "n": n, "mean_delta": mean, "ci95": list(ci95), "ci90": list(ci90),
+            "noise_floor": floor, "verdict": verdict}
 
 
-@pytest.mark.parametrize("shift, delta", [(-0.3, 0.01), (0.004, 0.01), (0.02, 0.05)])
-def test_summary_equals_an_independent_recomputation(shift, delta):
+@pytest.mark.parametrize("shift, delta, null", [(-0.3, 0.01, None), (0.004, 0.01, None), (0.02, 0.05, None),
+                                                (-0.3, 0.01, 0.0), (-0.3, 0.01, 0.35)])
+def test_summary_equals_an_independent_recomputation(shift, delta, null):
     rng = np.random.default_rng(9)
     records = []
     for i in range(25):
         for q in ("What colour?", "How many?"):            # two items per image: 50 clusters
             h = float(rng.uniform(1, 2))
             records.append(rec(f"img{i}", h, question=q))
+            if null is not None:                            # the null control: one repeat an item
+                records.append(rec(f"img{i}", h + null * (1 + 0.1 * (i % 3)), "repeat", question=q))
             for t in range(int(rng.integers(1, 6))):       # unbalanced: 1-5 trials an item
                 records.append(rec(f"img{i}", h + shift + float(rng.normal(0, 0.05)) * (1 + i % 4),
                                    "proxy", 0.3, t, question=q))
@@ -274,5 +291,7 @@ def test_summary_equals_an_independent_recomputation(shift, delta):
     want = recompute(records, "proxy", 0.3, seed=7, delta=delta)
     for key in ("n_clusters", "n", "verdict"):
         assert got[key] == want[key], key
-    for key in ("mean_delta", "ci95", "ci90"):
+    for key in ("mean_delta", "ci95", "ci90", "noise_floor"):
         assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    if shift == -0.3:  # a clear fall, unless the null control's drift is as large
+        assert got["verdict"] == ("inconclusive" if null == 0.35 else "falls")
