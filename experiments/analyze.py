@@ -6,8 +6,8 @@
 
 Reads OUT/records.jsonl (or --records) and OUT/run.json when present (model, dtype and device
 for the report header and figure captions; config.min_effect, the verdicts' δ, which
---min-effect overrides and analysis.verdicts.MIN_EFFECT stands in for when absent); writes OUT/summary.json, OUT/entropy_report.txt and
-OUT/figures/*.png, each atomically. Loads no model and never imports torch. Bad input (missing
+--min-effect overrides and analysis.verdicts.MIN_EFFECT stands in for when absent); writes
+OUT/summary.json, OUT/entropy_report.txt and OUT/figures/*.png, each atomically. Loads no model and never imports torch. Bad input (missing
 or empty records, unreadable run.json) prints one line on stderr and exits with status 2;
 analyze_run raises ValueError with that line. experiments.pipeline calls analyze_run(out_dir)
 at the end of a run.
