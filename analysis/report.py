@@ -13,8 +13,16 @@ from __future__ import annotations
 import textwrap
 
 from analysis.tables import Table, build
+from analysis.verdicts import MIN_EFFECT, MIN_EFFECT_WHY
 
-CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
+CATEGORY_TABLES = ("clean", "noise", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
+HEADLINE = ("Headline: the mean token entropy over every generated step, the one that emits "
+            "end-of-sequence included, because that is the answer as generated (when to stop is one of "
+            "the model's choices, and an entropy filter sees it); 'no EOS' leaves that step out.")
+NO_NOISE = ("Noise floor: none. This run has no null control (--no-null-control, or a run from "
+            "before it existed), so no verdict is checked against the run's own noise.")
+EXACT_ZERO = ("The null control changed nothing: every repeated input gave exactly the same entropy, "
+              "so the noise floor is 0 on this hardware and dtype (measured, not assumed).")
 FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean answer whose mean token "
                  "entropy is below 0.01 nats (the floor table above). There a mean Δ cannot fall "
                  "much (it is bounded by minus the mean clean entropy), so a rise or no change is "
@@ -46,9 +54,13 @@ def _header(summary: dict, run_info: dict) -> list[str]:
     return lines + [
         EPS_LINE,
         "Δ = H_perturbed - H_clean (mean token entropy, nats), paired by image and question",
-        f"behaviour rule: {meta['behaviour_rule']}",
-        f"95% CIs: percentile bootstrap, {meta['bootstrap_resamples']} resamples, "
-        f"seed {meta['seed']}; Wilcoxon signed-rank, two-sided, n/a when n < 2 or all Δ = 0",
+        *textwrap.wrap(HEADLINE, 100),
+        *textwrap.wrap(f"verdict rule: {meta.get('verdict_rule', 'n/a (an analysis from before verdicts)')}", 100),
+        *textwrap.wrap(("δ: " if meta.get("min_effect", MIN_EFFECT) == MIN_EFFECT else
+                        "δ: set by --min-effect; ") + MIN_EFFECT_WHY + ".", 100),
+        *textwrap.wrap(f"95% CIs: percentile bootstrap over items (image and question), not trials, "
+                       f"{meta['bootstrap_resamples']} resamples, seed {meta['seed']}; Wilcoxon "
+                       "signed-rank, two-sided, on item means", 100),
     ]
 
 
@@ -68,11 +80,19 @@ def _block(t: Table) -> list[str]:
     return [textwrap.fill(t.title, 100), text(t), ""]
 
 
+def _noise_note(noise: dict | None) -> list[str]:
+    """The sentence a noise block needs beside its table: none measured, or exactly zero."""
+    if noise is None:
+        return [textwrap.fill(NO_NOISE, 100), ""]
+    return [textwrap.fill(EXACT_ZERO, 100), ""] if noise.get("exact_zero") else []
+
+
 def render_report(summary: dict, run_info: dict | None = None) -> str:
     """The whole report as one string, ending in a newline."""
     tables = build(summary, run_info or {})
     lines = _header(summary, run_info or {}) + [""]
     lines += [x for t in tables if t.attack is None for x in _block(t)]
+    lines += _noise_note(summary.get("noise"))
     if not summary["by_attack"]:
         lines += ["No perturbed records: nothing to compare against clean.", ""]
     for attack in sorted(summary["by_attack"]):
@@ -86,6 +106,7 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
         lines += [f"== category: {c} ==", ""]
         lines += [x for t in build({**summary, **sub, "by_category": {}}, run_info or {}, CATEGORY_TABLES)
                   for x in _block(t)]
+        lines += _noise_note(sub.get("noise"))
     nf = summary["nonfinite"]
     if nf["count"]:
         shown = nf["records"][:20]

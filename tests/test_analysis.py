@@ -62,21 +62,21 @@ def test_eps_key_round_trips():
 
 def test_known_negative_shift():
     e = summarize(falling_records())["by_epsilon"]["0.3"]
-    assert e["n"] == 100
+    assert e["n"] == 100 and e["n_clusters"] == 20
     assert e["mean_delta"] == pytest.approx(-0.5, abs=0.03)
     assert e["frac_negative"] == 1.0
     assert e["ci95"][0] < -0.5 < e["ci95"][1] and e["ci95"][1] < 0
-    assert e["wilcoxon_p"] < 1e-10
-    assert e["behaviour"] == "entropy falls"
+    assert e["wilcoxon_p"] == pytest.approx(2 / 2 ** 20)  # 20 item means, all negative: the exact p
+    assert e["verdict"] == "falls"
     assert e["auroc_detect"] < 0.2  # perturbed look more confident than clean
 
 
-def test_behaviour_rises_and_no_change():
+def test_verdict_rises_and_no_change():
     up = summarize(falling_records(shift=+0.5))["by_epsilon"]["0.3"]
-    assert up["behaviour"] == "entropy rises" and up["ci95"][0] > 0
+    assert up["verdict"] == "rises" and up["ci95"][0] > 0
     flat = summarize(falling_records(shift=0.0, sd=0.0))["by_epsilon"]["0.3"]
     assert flat["mean_delta"] == 0.0 and flat["wilcoxon_p"] is None
-    assert flat["behaviour"] == "no clear change"
+    assert flat["verdict"] == "equivalent"  # exactly no change: shown to lie within δ
 
 
 def test_auroc_known_values():
@@ -150,8 +150,8 @@ def test_every_number_matches_direct_recomputation():
     assert e["std_delta"] == pytest.approx(d.std(ddof=1))
     assert e["frac_negative"] == pytest.approx(np.mean(d < 0))
     assert sorted(e["deltas"]) == pytest.approx(sorted(d))
-    assert e["wilcoxon_p"] == pytest.approx(st.wilcoxon(d).pvalue)
     per_img = [d[[r["image"] == f"im{i}" for r in pert]].mean() for i in range(12)]
+    assert e["wilcoxon_p"] == pytest.approx(st.wilcoxon(per_img).pvalue)  # on item means
     per_trial = [d[[r["trial"] == t for r in pert]].mean() for t in range(4)]
     assert e["spread_images"] == pytest.approx(np.std(per_img, ddof=1))
     assert e["spread_trials"] == pytest.approx(np.std(per_trial, ddof=1))
@@ -212,8 +212,8 @@ def test_report_names_run_and_conventions():
     s = summarize(falling_records(n_images=5, n_trials=2))
     text = render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
     assert "model: tiny" in text and "dtype: float32" in text and "device: cpu" in text
-    assert "ε = 0.3 ≈ 77/255" in text and "entropy falls" in text
-    assert "INV" in text and s["meta"]["behaviour_rule"] in text
+    assert "ε = 0.3 ≈ 77/255" in text and "falls" in text
+    assert "INV" in text and s["meta"]["verdict_rule"] in " ".join(text.split())
     assert text == render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
 
 
@@ -294,7 +294,7 @@ def test_cli_rebuilds_outputs_without_torch(tmp_path):
     r = _cli(["-c", code, str(tmp_path)])
     assert "EXIT 0 False" in r.stdout, r.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["by_epsilon"]["0.3"]["behaviour"] == "entropy falls"
+    assert s["by_epsilon"]["0.3"]["verdict"] == "falls"
     assert "model: tiny" in (tmp_path / "entropy_report.txt").read_text()
     assert len(os.listdir(tmp_path / "figures")) == 5
 
@@ -395,6 +395,6 @@ def test_controls_side_by_side_show_each_runs_delta_and_floor():
     assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label.count("Our run") == 2
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
-        assert row[3:] == [str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
-                           pct(e["floor"]["share_clean_below_0.01"]), signed(e["floor"]["mean_log_ratio"])]
-    assert t.rows[0][6] == "entropy falls" and t.rows[1][6] == "entropy rises"
+        assert row[3:] == [str(e["n"]), str(e["n_clusters"]), signed(e["mean_delta"]), ci(e["ci95"]),
+                           "none", e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
+    assert t.rows[0][8] == "falls" and t.rows[1][8] == "rises"

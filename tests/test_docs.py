@@ -17,7 +17,7 @@ import probes
 from analysis.summary import level_label, sorted_levels, summarize
 from paper.docs import main as docs_main
 from paper.render import original
-from analysis.tables import build, ci, dig, fixed, num, pct, pval, run_label, signed, value
+from analysis.tables import build, ci, dig, fixed, floor_cell, num, pct, pval, run_label, signed, value, word
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "render_docs.py")
@@ -26,10 +26,10 @@ DOCS_SOURCES = ["README.md", "paper/paper.tex.j2", "paper/readme.md.j2", "paper/
                 "paper/original_study.json", "paper/project_gpu_measurements.json"]
 # Per table: column header -> (field of a by_epsilon entry, dotted or a tuple, its formatter).
 COLUMNS = {
-    "delta": {"pairs": ("n", str), "mean Δ": ("mean_delta", signed), "95% CI": ("ci95", ci),
-              "median Δ": ("median_delta", signed), "sd Δ": ("std_delta", num),
-              "Wilcoxon p": ("wilcoxon_p", pval), "Δ < 0": ("frac_negative", pct),
-              "behaviour": ("behaviour", str)},
+    "delta": {"pairs": ("n", str), "items": ("n_clusters", word), "mean Δ": ("mean_delta", signed), "95% CI": ("ci95", ci),
+              "noise floor": ("noise_floor", floor_cell), "verdict": ("verdict", word), "Δ, no EOS":
+              ("answer_entropy.mean_delta", signed), "verdict, no EOS": ("answer_entropy.verdict", word)},
+    "pairs": {"95% CI, pairs": ("ci95_pairs", ci), "sd Δ": ("std_delta", num), "Wilcoxon p, item means": ("wilcoxon_p", pval)},
     "correct": {"accuracy clean": ("accuracy_clean", pct), "accuracy perturbed": ("accuracy_perturbed", pct),
                 "AUROC wrong, clean": ("auroc_wrong_clean", fixed),
                 "AUROC wrong, perturbed": ("auroc_wrong_perturbed", fixed)},
@@ -92,7 +92,7 @@ def test_formatters():
 def test_table_cells_are_the_summary_formatted(which):
     s = summaries()[which]
     tables = build(s, RUN)
-    assert {t.name for t in tables} == {"clean", "delta", "filter", "probes", "correct", "floor",
+    assert {t.name for t in tables} == {"clean", "delta", "pairs", "filter", "probes", "correct", "floor",
                                         "calibration", "selective", "signals"}
     for t in tables:
         assert t.label == run_label(RUN) and "original" not in t.caption.lower(), t.caption
