@@ -20,7 +20,8 @@ HEADLINE = ("Headline: the mean token entropy over every generated step, the one
             "end-of-sequence included, because that is the answer as generated (when to stop is one of "
             "the model's choices, and an entropy filter sees it); 'no EOS' leaves that step out.")
 NO_NOISE = ("Noise floor: none. This run has no null control (--no-null-control, or a run from "
-            "before it existed), so no verdict is checked against the run's own noise.")
+            "before it existed), so it calls no fall and no rise: a verdict needs the run's own noise "
+            "floor. Run the command again without --no-null-control to measure it.")
 EXACT_ZERO = ("The null control changed nothing: every repeated input gave exactly the same entropy, "
               "so the noise floor is 0 on this hardware and dtype (measured, not assumed).")
 FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean answer whose mean token "

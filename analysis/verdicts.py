@@ -23,7 +23,9 @@ bound, the wrong scale for a mean over hundreds of pairs (on a GPU, where a few 
 answers flip, it is the size of one flipped answer and would forbid every verdict), while the
 per-answer scatter already widens the Δ's own CI, since perturbed answers carry the same
 scatter. What that CI cannot see is a shift the batching itself adds to every answer; the null
-control's CI bounds it. Without a null control (noise_floor None) the condition is not checked,
+control's CI bounds it. Without a null control (--no-null-control, or records from before it
+existed: noise_floor None) a run has no noise floor, so it calls no fall and no rise: a verdict
+needs a size and a noise floor. Equivalence needs no floor (noise only widens the CI it reads),
 and the report says that the run has no noise floor.
 
 δ (MIN_EFFECT, --min-effect, Config.min_effect) defaults to 0.01 nats because (MIN_EFFECT_WHY):
@@ -53,16 +55,17 @@ TOST_ALPHA = 0.05
 def rule(min_effect: float = MIN_EFFECT) -> str:
     """The verdict rule in one sentence, with δ's value."""
     return (f"falls if the 95% cluster-bootstrap CI of the mean Δ lies below 0, the mean Δ is below "
-            f"-δ and |mean Δ| exceeds the noise floor; rises, the mirror; equivalent if the 90% "
+            f"-δ and |mean Δ| exceeds the run's noise floor (a run without one calls neither); rises, the mirror; equivalent if the 90% "
             f"cluster-bootstrap CI lies inside (-δ, +δ) (two one-sided tests, α = {TOST_ALPHA}); "
             f"otherwise inconclusive (δ = {min_effect:g} nats)")
 
 
 def verdict(mean, ci95, ci90, min_effect: float = MIN_EFFECT, noise_floor=None) -> str:
-    """The verdict of one mean Δ (see the module docstring); noise_floor None: not checked."""
+    """The verdict of one mean Δ (see the module docstring); noise_floor None (no null control):
+    never a fall or a rise."""
     if mean is None:
         return "inconclusive"
-    beyond = noise_floor is None or abs(mean) > noise_floor
+    beyond = noise_floor is not None and abs(mean) > noise_floor
     if ci95 is not None and ci95[1] < 0 and mean < -min_effect and beyond:
         return "falls"
     if ci95 is not None and ci95[0] > 0 and mean > min_effect and beyond:

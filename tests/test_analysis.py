@@ -35,6 +35,8 @@ def rec(image, h, attack="none", eps=0.0, trial=0, question="q?", **extra):
 
 
 def falling_records(n_images=20, n_trials=5, shift=-0.5, sd=0.1, eps=0.3, seed=1):
+    """Clean and perturbed records, Δ = shift + sd·noise, and a null control that repeats every
+    clean record exactly (a noise floor of 0)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_images):
@@ -42,7 +44,7 @@ def falling_records(n_images=20, n_trials=5, shift=-0.5, sd=0.1, eps=0.3, seed=1
         out.append(rec(f"im{i}", h))
         out += [rec(f"im{i}", h + shift + sd * rng.standard_normal(), "proxy", eps, t)
                 for t in range(n_trials)]
-    return out
+    return out + [dict(r, attack="repeat") for r in out if r["attack"] == "none"]
 
 
 def hand_records():
@@ -386,7 +388,7 @@ def test_by_category_repeats_every_number_for_each_category():
 
 
 def test_controls_side_by_side_show_each_runs_delta_and_floor():
-    from analysis.tables import ci, pct, side_by_side, signed
+    from analysis.tables import ci, floor_cell, pct, side_by_side, signed
 
     low, high = summarize(falling_records(n_images=6, n_trials=2, shift=-0.4)), summarize(
         falling_records(n_images=6, n_trials=2, shift=0.3))
@@ -396,5 +398,6 @@ def test_controls_side_by_side_show_each_runs_delta_and_floor():
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
         assert row[3:] == [str(e["n"]), str(e["n_clusters"]), signed(e["mean_delta"]), ci(e["ci95"]),
-                           "none", e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
+                           floor_cell(e["noise_floor"]), e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
+        assert e["noise_floor"] == 0.0  # the null control repeats every clean record exactly
     assert t.rows[0][8] == "falls" and t.rows[1][8] == "rises"

@@ -25,9 +25,10 @@ def rec(image, h, attack="none", eps=0.0, trial=0, question="q?", answer="a", **
                 mean_entropy=float(h), n_tokens=2, n_nonfinite=0, **extra)
 
 
-def shifted(n_images=20, trials=5, shift=-0.5, sd=0.1, seed=1, copies=False, **extra):
+def shifted(n_images=20, trials=5, shift=-0.5, sd=0.1, seed=1, copies=False, null=True, **extra):
     """Clean H per image and `trials` perturbed records at ε 0.3, Δ = shift + sd·noise; copies:
-    the trials of an image are identical (one Δ per image, repeated)."""
+    the trials of an image are identical (one Δ per image, repeated); null: a null control that
+    repeats every clean record exactly (a noise floor of 0), after the rest."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_images):
@@ -36,7 +37,7 @@ def shifted(n_images=20, trials=5, shift=-0.5, sd=0.1, seed=1, copies=False, **e
         d = [shift + sd * rng.standard_normal() for _ in range(max(trials, 5))]  # same draws for any T
         out += [rec(f"im{i:02d}", h + (d[0] if copies else d[t]), "proxy", 0.3, t, **extra)
                 for t in range(trials)]
-    return out
+    return out + ([dict(r, attack="repeat") for r in out if r["attack"] == "none"] if null else [])
 
 
 def entry(records, **kw):
@@ -82,7 +83,16 @@ def test_identical_trials_leave_calibration_and_selective_cis_as_wide_as_the_ima
 @pytest.mark.parametrize("shift, want", [(-0.5, "falls"), (+0.5, "rises")])
 def test_clear_fall_and_rise(shift, want):
     e = entry(shifted(shift=shift))
-    assert e["verdict"] == want and e["noise_floor"] is None
+    assert e["verdict"] == want and e["noise_floor"] == 0.0
+
+
+@pytest.mark.parametrize("shift", [-0.5, 0.5])
+def test_without_a_noise_floor_no_fall_or_rise_is_called(shift):
+    """A verdict needs a size and a noise floor: the same clear shift, from a run without the
+    null control, is inconclusive; equivalence needs no floor."""
+    e = entry(shifted(shift=shift, null=False))
+    assert e["noise_floor"] is None and e["verdict"] == "inconclusive" and abs(e["mean_delta"]) > 0.4
+    assert entry(shifted(n_images=200, shift=0.0, sd=0.002, null=False))["verdict"] == "equivalent"
 
 
 def test_a_significant_shift_of_two_thousandths_of_a_nat_is_equivalent_not_a_rise():
@@ -103,10 +113,11 @@ def test_noise_gives_inconclusive():
 def test_a_fall_within_the_noise_floor_is_inconclusive():
     """A mean Δ of -0.05 is beyond δ with a CI below 0, yet the null control moves the mean by
     about 0.1 nats by itself: no fall is called."""
-    recs = shifted(n_images=40, shift=-0.05, sd=0.01, seed=5)
+    recs = shifted(n_images=40, shift=-0.05, sd=0.01, seed=5, null=False)
+    exact = [dict(r, attack="repeat") for r in recs if r["attack"] == "none"]
     repeats = [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + 0.1 + 0.01 * (i % 3))
                for i, r in enumerate(recs) if r["attack"] == "none"]
-    e, noisy = entry(recs), entry(recs + repeats)
+    e, noisy = entry(recs + exact), entry(recs + repeats)
     assert e["verdict"] == "falls" and e["ci95"][1] < 0 and e["mean_delta"] < -0.01
     assert noisy["noise_floor"] > 0.1 and noisy["verdict"] == "inconclusive"
 
@@ -114,7 +125,8 @@ def test_a_fall_within_the_noise_floor_is_inconclusive():
 def test_the_rule_at_its_edges():
     assert V.verdict(-0.01, [-0.02, -0.005], None, 0.01, 0.0) == "inconclusive"   # not beyond -δ
     assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0101) == "inconclusive"  # at the floor
-    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, None) == "falls"       # no floor: not checked
+    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0) == "falls"
+    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, None) == "inconclusive"  # no floor: no fall
     assert V.verdict(0.0, [-0.01, 0.01], [-0.0099, 0.0099], 0.01) == "equivalent"
     assert V.verdict(0.0, [-0.01, 0.01], [-0.01, 0.0099], 0.01) == "inconclusive"  # touches -δ
     assert V.verdict(None, None, None) == "inconclusive"
@@ -148,7 +160,7 @@ def test_analyze_reads_delta_from_run_json(tmp_path):
 # --- the noise floor ---------------------------------------------------------------------------
 
 def test_noise_block_from_repeats():
-    recs = shifted(n_images=10, trials=2)
+    recs = shifted(n_images=10, trials=2, null=False)
     clean = [r for r in recs if r["attack"] == "none"]
     null = [0.001 * (i - 4) for i in range(10)]                   # -0.004 .. +0.005
     repeats = [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + d, answer="b" if i < 3 else "a")
@@ -166,7 +178,7 @@ def test_noise_block_from_repeats():
 
 
 def test_an_exactly_zero_noise_floor_is_said_so():
-    recs = shifted(n_images=8, trials=2, answer_entropy=1.0)
+    recs = shifted(n_images=8, trials=2, answer_entropy=1.0, null=False)
     repeats = [dict(r, attack="repeat") for r in recs if r["attack"] == "none"]
     s = summarize(recs + repeats)
     n = s["noise"]
@@ -177,14 +189,14 @@ def test_an_exactly_zero_noise_floor_is_said_so():
 
 
 def test_without_repeats_there_is_no_noise_floor_and_the_report_says_so():
-    s = summarize(shifted(n_images=5, trials=2))
+    s = summarize(shifted(n_images=5, trials=2, null=False))
     assert s["noise"] is None and s["meta"]["noise_floor"] is None
     assert s["by_epsilon"]["0.3"]["noise_floor"] is None
     assert " ".join(NO_NOISE.split()) in " ".join(render_report(s, {}).split())
 
 
 def test_repeat_and_blank_never_enter_by_attack_or_the_clean_statistics():
-    recs = shifted(n_images=8, trials=2)
+    recs = shifted(n_images=8, trials=2, null=False)
     extra = [dict(r, attack=a, mean_entropy=r["mean_entropy"] + 0.7, answer="x")
              for r in recs if r["attack"] == "none" for a in ("repeat", "blank")]
     plain, both = summarize(recs), summarize(recs + extra)
@@ -200,7 +212,7 @@ def test_each_question_kind_is_checked_against_its_own_noise_floor():
     drift, so each category's verdicts use the category's own null control."""
     recs = []
     for kind, drift in (("one-word", 0.0), ("open-ended", 0.3)):
-        part = shifted(n_images=12, shift=-0.2, sd=0.02, category=kind, question=kind)
+        part = shifted(n_images=12, shift=-0.2, sd=0.02, category=kind, question=kind, null=False)
         recs += part + [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + drift)
                         for r in part if r["attack"] == "none"]
     cats = summarize(recs)["by_category"]
@@ -219,11 +231,11 @@ def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
     s = summarize(recs)
     e, a = s["by_epsilon"]["0.3"], s["by_epsilon"]["0.3"]["answer_entropy"]
     assert a["n"] == e["n"] - 1 and a["n_clusters"] == 20
-    pairs = {(r["image"], r["trial"]): r["mean_entropy"] for r in recs if r["attack"] != "none"}
+    pairs = {(r["image"], r["trial"]): r["mean_entropy"] for r in recs if r["attack"] == "proxy"}
     clean = {r["image"]: r["mean_entropy"] for r in recs if r["attack"] == "none"}
     d = [2 * (h - clean[img]) for (img, t), h in pairs.items() if (img, t) != (recs[1]["image"], 0)]
     assert a["mean_delta"] == pytest.approx(np.mean(d))
-    assert a["verdict"] == "falls" and a["ci95"][1] < 0 and a["noise_floor"] is None
+    assert a["verdict"] == "falls" and a["ci95"][1] < 0 and a["noise_floor"] == 0.0
     assert s["clean"]["mean_answer_entropy"] == pytest.approx(2 * s["clean"]["mean_entropy"])
 
 
@@ -235,8 +247,8 @@ def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
     (image, question), generator default_rng([seed, crc32("cluster_mean|<tag>")]) with tag
     "<attack>|<ε key>" (the null control's: "noise|mean_entropy"), one row of
     integers(0, k, size=(n_boot, k)) per resample, statistic = drawn Δ sums / drawn pair counts.
-    The noise floor is the far end of the null's 95% CI (0 when every Δ_null is 0; no repeats: not
-    checked); the TOST is the 90% CI inside (-δ, δ)."""
+    The noise floor is the far end of the null's 95% CI (0 when every Δ_null is 0; no repeats: no
+    floor, so no fall or rise); the TOST is the 90% CI inside (-δ, δ)."""
     def boot(groups, tag):
         keys = sorted(groups)
         sums = np.array([sum(groups[k]) for k in keys])
@@ -261,7 +273,7 @@ def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
         floor = 0.0 if exact else max(abs(x) for x in np.percentile(means, [2.5, 97.5]))
     k, n, mean, means = boot(groups, f"{attack}|{eps!r}")
     ci95, ci90 = np.percentile(means, [2.5, 97.5]), np.percentile(means, [5, 95])
-    beyond = floor is None or abs(mean) > floor
+    beyond = floor is not None and abs(mean) > floor
     if ci95[1] < 0 and mean < -delta and beyond:
         verdict = "falls"
     elif ci95[0] > 0 and mean > delta and beyond:
@@ -293,5 +305,5 @@ def test_summary_equals_an_independent_recomputation(shift, delta, null):
         assert got[key] == want[key], key
     for key in ("mean_delta", "ci95", "ci90", "noise_floor"):
         assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
-    if shift == -0.3:  # a clear fall, unless the null control's drift is as large
-        assert got["verdict"] == ("inconclusive" if null == 0.35 else "falls")
+    if shift == -0.3:  # a clear fall, unless the null control's drift is as large, or absent
+        assert got["verdict"] == ("inconclusive" if null in (0.35, None) else "falls")
