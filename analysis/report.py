@@ -20,8 +20,7 @@ FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean
                  "much (it is bounded by minus the mean clean entropy), so a rise or no change is "
                  "forced by construction and does not show that perturbation leaves confidence "
                  "alone; read the log-ratio column and the calibration instead.")
-EPS_LINE = ("ε is in [0,1] pixel units at the model's input resolution "
-            "(ε = 0.3 ≈ 77/255)")
+EPS_LINE = "ε is in [0,1] pixel units at the model's input resolution: ε = 0.3 (≈77/255)"
 
 
 def _header(summary: dict, run_info: dict) -> list[str]:

@@ -85,14 +85,13 @@ def sorted_levels(by_epsilon: dict) -> list[str]:
 
 
 def level_label(key: str, grouped_by: str) -> str:
-    """"0.3 (≈77/255)", "8/255 (0.03137)"; a severity stays as it is."""
+    """ε's one label form, the decimal then the nearest /255: "0.3 (≈77/255)", "0.2 (51/255)",
+    "0.03137 (8/255)"; a severity stays as it is."""
     if grouped_by == "severity":
         return key
     x = float(key)
-    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255, as in the report's ε line
-    if abs(x * 255 - k) < 1e-6:
-        return f"{k}/255 ({x:.4g})"
-    return f"{x:.4g} (≈{k}/255)"
+    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255
+    return f"{x:.4g} ({'' if abs(x * 255 - k) < 1e-6 else '≈'}{k}/255)"
 
 
 def _canonical(records: list[dict]) -> list[dict]:
