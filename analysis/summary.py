@@ -30,7 +30,9 @@ calibration {confidence: "sequence_prob", n, accuracy, mean_confidence, ece, ece
 overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_prob (the same,
 confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
 auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
-{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn}; with extra probes, probes.
+{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn} and valid_rate (the share of
+answers a closed-answer metric can read: analysis.scoring.closed_validity; in the clean block
+too); with extra probes, probes.
 Undefined numbers are None: std and CIs with fewer than 2 values (CIs: per class for AUROC),
 means with none, Wilcoxon with n < 2 or all Δ = 0, AUROCs with an empty class, PRR with all
 answers right or all wrong. A `correct` is a score in [0, 1]; below meta.wrong_below it counts as
@@ -56,6 +58,7 @@ from collections import defaultdict
 import numpy as np
 
 import probes as registry
+from analysis.scoring import closed_validity
 from analysis import quality as Q
 from analysis import stats as S
 
@@ -180,6 +183,7 @@ def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), t
     entry["floor"] = Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means])
     entry.update(Q.correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
     entry.update(Q.quality(perturbed, ["mean_entropy", *probes], seed, n_boot, tag))
+    entry.update(closed_validity(perturbed))  # valid_rate, for a closed-answer metric (POPE)
     if probes:
         entry["probes"] = _probe_stats(clean, perturbed, probes, seed, n_boot, tag)
     return entry
@@ -267,6 +271,7 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
                                        [r["mean_entropy"] for r in clean if Q.score(r) is not None
                                         and Q.is_wrong(r)])
     block.update(Q.quality(clean, ["mean_entropy", *probes], seed, n_boot, f"{tag}clean"))
+    block.update(closed_validity(clean))
     return by_attack, block
 
 

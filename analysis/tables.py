@@ -238,9 +238,10 @@ def signals(s, attack):
 
 @table("pope", per_attack=True)
 def pope(s, attack):
-    return by_level(s, attack, "POPE's metrics (positive = yes).", [(h, f"pope.{k}", pct) for h, k in (
-        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
-        ("yes ratio", "yes_ratio"))], clean=True)
+    return by_level(s, attack, "POPE's metrics (positive = yes); valid: the share of answers that "
+                    "say yes or no (LLaVA's rule counts any other answer as yes).", [(h, f"pope.{k}", pct) for h, k in (
+                        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
+                        ("yes ratio", "yes_ratio"))] + [("valid", "valid_rate", pct)], clean=True)
 
 
 def side_by_side(runs: dict) -> Table | None:
