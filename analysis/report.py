@@ -65,10 +65,12 @@ def validity_warning(summary: dict) -> list[str]:
         for a in sorted(s.get("by_attack") or {}):
             for lab, e in levels(s["by_attack"][a]):
                 yield f"{prefix}{a} at {lab}", e
-    low = [f"{name} ({pct(e['valid_rate'])})" for c, sub in [(None, summary)] + sorted(
-        (summary.get("by_category") or {}).items()) for name, e in blocks(sub, f"category {c}, " if c else "")
-        if e.get("valid_rate") is not None and e["valid_rate"] < VALID_BELOW]
-    return [textwrap.fill(VALIDITY_WARNING.format(floor=pct(VALID_BELOW), where="; ".join(low)), 100), ""] if low else []
+    rated = [(name, e["valid_rate"]) for c, sub in [(None, summary)] + sorted((summary.get("by_category") or {}).items())
+             for name, e in blocks(sub, f"category {c}, " if c else "") if e.get("valid_rate") is not None]
+    low = [(name, v) for name, v in rated if v < VALID_BELOW]
+    where = (f"every level and category (at most {pct(max(v for _, v in low))})" if len(low) == len(rated) > 1
+             else "; ".join(f"{name} ({pct(v)})" for name, v in low))
+    return [textwrap.fill(VALIDITY_WARNING.format(floor=pct(VALID_BELOW), where=where), 100), ""] if low else []
 
 
 def text(t: Table, indent="  ") -> str:
