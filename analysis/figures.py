@@ -31,6 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from analysis.findings import attack_title
 from analysis.summary import level_label, sorted_levels
 
 FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
@@ -43,8 +44,7 @@ MIN_PT = 7                             # the smallest text printed
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7, "lines.linewidth": 1.2,
          "lines.markersize": 4, "axes.linewidth": 0.6, "legend.framealpha": 0.85}
-ATTACK_TITLES = {"proxy": "the study's proxy (random sign steps)", "pgd:entropy_min": "PGD lowering entropy",
-                 "pgd:entropy_max": "PGD raising entropy", "pgd:ce": "PGD away from the clean answer"}
+
 
 
 def styled(make):
@@ -54,13 +54,6 @@ def styled(make):
         with rc_context(STYLE):
             return make(*args, **kwargs)
     return wrapper
-
-
-def attack_title(name: str) -> str:
-    """An attack's name in words: "corruption:gaussian_noise" -> "gaussian noise (ImageNet-C)"."""
-    if name.startswith("corruption:"):
-        return f"{name.split(':', 1)[1].replace('_', ' ')} (ImageNet-C)"
-    return ATTACK_TITLES.get(name, name.replace("_", " "))
 
 
 def _figure(rows: int, cols: int, heights=None) -> Figure:

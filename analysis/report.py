@@ -3,7 +3,8 @@
     from analysis.report import render_report
     print(render_report(summary, {"model": "tiny", "dtype": "float32", "device": "cpu"}))
 
-A header naming the run and the conventions, then the tables of analysis/tables.py (the same
+A header naming the run and the conventions, the run's findings in words (analysis/findings.py,
+the sentences the README and the paper print), then the tables of analysis/tables.py (the same
 the README, the paper and the notebook show) as fixed-width text: the run-wide ones, then one
 block per attack. A closed-answer metric (POPE) that reads fewer than 80% of the answers gets a
 warning at the top, in words. "n/a" marks a number that is undefined (see the summary docstring for when). Nothing
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 
+from analysis.findings import takeaways
 from analysis.tables import Table, build, levels, pct
 
 CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
@@ -93,6 +95,9 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
     """The whole report as one string, ending in a newline."""
     tables = build(summary, run_info or {})
     lines = _header(summary, run_info or {}) + [""] + validity_warning(summary)
+    found = takeaways(summary, run_info or {})  # the README's and the paper's sentences too
+    lines += ["Findings:"] + [textwrap.fill(t, 100, initial_indent="- ", subsequent_indent="  ") for t in found] + [
+        ""] if found else []
     lines += [x for t in tables if t.attack is None for x in _block(t)]
     if not summary["by_attack"]:
         lines += ["No perturbed records: nothing to compare against clean.", ""]
