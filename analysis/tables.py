@@ -250,7 +250,10 @@ def side_by_side(runs: dict) -> Table | None:
     rows = [[name, a, lab, str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
              pct(dig(e, ("floor", "share_clean_below_0.01"))), signed(dig(e, "floor.mean_log_ratio"))]
             for name, (s, _) in runs.items() for a in sorted(s["by_attack"]) for lab, e in levels(s["by_attack"][a])]
-    labels = "; ".join(f"{name}: {run_label(info)}" for name, (_, info) in runs.items())
+    by_label: dict = {}  # runs that share model, hardware, date and commit are named once, together
+    for name, (_, info) in runs.items():
+        by_label.setdefault(run_label(info).removeprefix("Our run: ").rstrip("."), []).append(name)
+    labels = " ".join(f"Our run{'s' * (len(n) > 1)} {', '.join(n)}: {lab}." for lab, n in by_label.items())
     return Table("The controls side by side: an attack built to lower entropy (true-gradient PGD, "
                  "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε.",
                  ["run", "attack", "ε", "pairs", "mean Δ", "95% CI", "behaviour", "clean H < 0.01",
