@@ -76,7 +76,7 @@ def _stacked(n: int, ratio=(2.6, 1.0, 1.3)):
     for their legend under both."""
     cols = max(1, min(2, n))
     rows = max(1, -(-n // cols))
-    fig = _figure(rows, cols, [PANEL_H * 1.6] * rows)
+    fig = _figure(rows, cols, [PANEL_H * 1.5] * rows)
     outer = fig.add_gridspec(rows, cols)
     out = []
     for i in range(max(n, 1)):

@@ -170,7 +170,7 @@ def figure_risk_coverage(summary: dict, run_info: dict):
     probes = _probes(summary)
     clean = (summary.get("clean") or {}).get("selective") or {}
     rows, cols = max(len(attacks), 1), 2 if attacks else 1
-    fig = _figure(rows, cols, [PANEL_H * 1.6] * rows)
+    fig = _figure(rows, cols, [PANEL_H * 1.45] * rows)
     grid = fig.add_gridspec(2 * rows, cols, height_ratios=[2.3, 1.0] * rows)
     cells = [(fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c]))
              for r in range(rows) for c in range(cols)]

@@ -25,10 +25,10 @@ import yaml
 from markupsafe import Markup
 
 import analysis.tables as lib
-from analysis.findings import attack_title, takeaways
+from analysis.findings import attack_title, headline, takeaways
 from analysis.summary import level_label
 from analysis.tables import Table, build, run_label, side_by_side
-from paper.render import kv, latex, markdown, original, tex
+from paper.render import kv, latex, markdown, original, table_key, tex
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paper/ is in the repository
 
@@ -84,7 +84,8 @@ def context(root: str, results: str) -> dict:
     figures = [n for n in FIGURE_NAMES if s and os.path.exists(os.path.join(results, "figures", n))]
     widths = {n: printed_width(os.path.join(results, "figures", n)) for n in figures}  # inches, as printed
     return dict(controls=side_by_side(controls) if controls else None, found=takeaways(s, info, controls),
-                attack_title=attack_title, md=markdown, min_position_answers=MIN_POSITION_ANSWERS,
+                headline=headline(s) if s and s.get("by_attack") else None,
+                attack_title=attack_title, md=markdown, key=lambda *a: Markup(table_key(*a)), min_position_answers=MIN_POSITION_ANSWERS,
                 sampled=sampled, sampled_tables=[strongest(t, sampled[0]) for t in build(*sampled, names=["signals"])]
                 if sampled else [],
         rel=rel, s=s, info=info, label=run_label(info), kv=kvs, study=study, original_table=original(study),

@@ -40,6 +40,11 @@ def markdown(t: Table, stated: str = "") -> str:
     return "\n".join([f"*{caption(t, stated)}*", ""] + ["| " + " | ".join(r) + " |" for r in [t.headers, rule, *t.rows]])
 
 
+def table_key(name: str, attack: str | None = None) -> str:
+    """The LaTeX label of a table, after "tab:": "delta-corruption-gaussian_noise"."""
+    return re.sub(r"\W+", "-", f"{name} {attack or ''}".strip())
+
+
 def latex(t: Table, stated: str = "") -> str:
     """A table as a LaTeX table float, resized only where it is wider than the line."""
     def head(h, a):  # a long header on two lines of about equal length: fewer tables shrink
@@ -47,7 +52,7 @@ def latex(t: Table, stated: str = "") -> str:
         cut = min(range(1, len(w)), key=lambda i: abs(len(" ".join(w[:i])) - len(h) / 2), default=0)
         return tex(h) if len(h) <= 10 or not cut else (
             rf"\shortstack[{a.lower()}]{{{tex(' '.join(w[:cut]))}\\{tex(' '.join(w[cut:]))}}}")
-    key = re.sub(r"\W+", "-", f"{t.name} {t.attack or ''}".strip())
+    key = table_key(t.name, t.attack)
     return "\n".join([
         r"\begin{table}\centering\small", rf"\caption{{{tex(caption(t, stated))}}}\label{{tab:{key}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",  # only if too wide
