@@ -63,6 +63,9 @@ from analysis import quality as Q
 from analysis import stats as S
 
 CLEAN = "none"
+# The passes every run adds (attacks.PASSES): the prior's blank image and the null control's
+# repeat. They are not perturbations and never enter the per-level statistics.
+PASSES = ("blank", "repeat")
 
 
 def is_valid(rec: dict) -> bool:
@@ -209,7 +212,7 @@ def token_position_profile(records: list[dict]) -> dict:
     valid = [r for r in _canonical(records) if is_valid(r)]
     groups = defaultdict(lambda: defaultdict(list))
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in (CLEAN, *PASSES):
             groups[r["attack"]][level_of(r)[0]].append(r)
     return {"clean": _profile([r for r in valid if r["attack"] == CLEAN]),
             "by_attack": {a: {k: _profile(v) for k, v in g.items()} for a, g in groups.items()}}
@@ -247,7 +250,7 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     groups = defaultdict(lambda: defaultdict(list))
     levels = {}
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in (CLEAN, *PASSES):
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl

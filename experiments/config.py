@@ -215,6 +215,10 @@ def validate(cfg: Config) -> None:
         attack = attacks.get(cfg.attack)
     except ValueError as e:
         raise InputError(str(e)) from None
+    if attack.level == "none":
+        flag = "--no-" + attacks.PASSES[attack.name].replace("_", "-")
+        raise InputError(f"--attack {cfg.attack} is a pass every run makes ({attack.doc}; {flag} "
+                         f"skips it), not a perturbation: choose from {', '.join(attacks.names(True))}")
     defaults = Config()
     uses = {n: [a.name for a in attacks.ATTACKS.values() if n in a.params]
             for n in {p for a in attacks.ATTACKS.values() for p in a.params}}

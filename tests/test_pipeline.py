@@ -279,7 +279,10 @@ def test_proxy_rejects_mismatched_per_image_arguments():
 
 def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
     """experiments.sweep.perturb_batch (a batch's units in one registry call, one generator each)
-    = the attack's own function, unit by unit."""
+    = the attack's own function, unit by unit; the blank pass is the processor's mean colour and
+    the repeat pass the clean image."""
+    from types import SimpleNamespace
+
     from attacks.corruptions import corrupt
     from experiments.config import Config
     from experiments.imagesets import Item
@@ -290,14 +293,19 @@ def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
     for attack in ("proxy", "corruption:gaussian_noise"):
         levels = dict(epsilons=[0.1, 0.5]) if attack == "proxy" else dict(severities=[1, 5])
         cfg = Config(model="tiny", attack=attack, trials=2, **levels)
-        sweep = Sweep(None, None, cfg, items, [], None)
+        mean = (0.25, 0.5, 0.75)
+        sweep = Sweep(None, SimpleNamespace(image_processor=SimpleNamespace(image_mean=mean)), cfg, items, [], None)
         units = make_units(cfg, items)
-        order = [5, 0, 9, 2, 7, 4, 11, 1]  # mixed clean and perturbed units, any order
+        assert [u.attack for u in units][:6] == ["none"] * 3 + ["blank"] * 3
+        assert sorted(u.item for u in units[-3:]) == [0, 1, 2] and {u.attack for u in units[-3:]} == {"repeat"}
+        order = [5, 0, 9, 2, 16, 7, 4, 11, 1, 14]  # mixed clean, blank, perturbed and repeat units
+        blank = torch.tensor([int(m * 255) / 255 for m in mean]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
         got = perturb_batch(sweep, pixels[[units[k].item for k in order]], [units[k] for k in order], {})
         for j, k in enumerate(order):
             u, x = units[k], pixels[units[k].item][None]
             g = torch.Generator().manual_seed(u.seed)
-            want = (x if u.attack == "none" else pgd_proxy(x, u.epsilon, generator=g) if attack == "proxy"
+            want = (x if u.attack in ("none", "repeat") else blank if u.attack == "blank"
+                    else pgd_proxy(x, u.epsilon, generator=g) if attack == "proxy"
                     else corrupt(x, "gaussian_noise", u.severity, generator=g))
             assert torch.equal(got[j:j + 1], want), (attack, k)
         assert torch.equal(pixels, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)))
