@@ -392,7 +392,7 @@ def test_controls_side_by_side_show_each_runs_delta_and_floor():
         falling_records(n_images=6, n_trials=2, shift=0.3))
     info = {"model": "tiny", "dtype": "float32", "device": "cpu"}
     t = side_by_side({"entropy_min": (low, info), "proxy": (high, info)})
-    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label.count("Our run") == 2
+    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label == "Our runs entropy_min, proxy: model tiny, float32 on cpu, run of n/a."  # stated once
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
         assert row[3:] == [str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
