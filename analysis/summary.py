@@ -42,7 +42,9 @@ calibration {confidence: "sequence_prob", n, accuracy, mean_confidence, ece, ece
 overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_prob (the same,
 confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
 auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
-{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn}; with extra probes, probes.
+{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn} and valid_rate (the share of
+answers a closed-answer metric can read: analysis.scoring.closed_validity; in the clean block
+too); with extra probes, probes.
 Undefined numbers are None: std with fewer than 2 values, CIs with fewer than 2 clusters (AUROC:
 values per class), means with none, Wilcoxon with fewer than 2 clusters or all cluster means 0,
 AUROCs with an empty class, PRR with all answers right or all wrong. A `correct` is a score in
@@ -72,6 +74,7 @@ import numpy as np
 
 import probes as registry
 from analysis import clusters as C
+from analysis.scoring import closed_validity
 from analysis import quality as Q
 from analysis import stats as S
 from analysis import verdicts as V
@@ -108,14 +111,13 @@ def sorted_levels(by_epsilon: dict) -> list[str]:
 
 
 def level_label(key: str, grouped_by: str) -> str:
-    """"0.3 (≈77/255)", "8/255 (0.03137)"; a severity stays as it is."""
+    """ε's one label form, the decimal then the nearest /255: "0.3 (≈77/255)", "0.2 (51/255)",
+    "0.03137 (8/255)"; a severity stays as it is."""
     if grouped_by == "severity":
         return key
     x = float(key)
-    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255, as in the report's ε line
-    if abs(x * 255 - k) < 1e-6:
-        return f"{k}/255 ({x:.4g})"
-    return f"{x:.4g} (≈{k}/255)"
+    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255
+    return f"{x:.4g} ({'' if abs(x * 255 - k) < 1e-6 else '≈'}{k}/255)"
 
 
 def _canonical(records: list[dict]) -> list[dict]:
@@ -191,6 +193,7 @@ def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), t
     entry["floor"] = Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means])
     entry.update(Q.correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
     entry.update(Q.quality(perturbed, ["mean_entropy", *probes], seed, n_boot, tag))
+    entry.update(closed_validity(perturbed))  # valid_rate, for a closed-answer metric (POPE)
     if probes:
         entry["probes"] = _probe_stats(clean, perturbed, probes, seed, n_boot, tag)
     return entry
@@ -284,6 +287,7 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
                                        [r["mean_entropy"] for r in clean if Q.score(r) is not None
                                         and Q.is_wrong(r)])
     block.update(Q.quality(clean, ["mean_entropy", *probes], seed, n_boot, f"{tag}clean"))
+    block.update(closed_validity(clean))
     return by_attack, block, noise
 
 

@@ -287,9 +287,10 @@ def signals(s, attack):
 
 @table("pope", per_attack=True)
 def pope(s, attack):
-    return by_level(s, attack, "POPE's metrics (positive = yes).", [(h, f"pope.{k}", pct) for h, k in (
-        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
-        ("yes ratio", "yes_ratio"))], clean=True)
+    return by_level(s, attack, "POPE's metrics (positive = yes); valid: the share of answers that "
+                    "say yes or no (LLaVA's rule counts any other answer as yes).", [(h, f"pope.{k}", pct) for h, k in (
+                        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
+                        ("yes ratio", "yes_ratio"))] + [("valid", "valid_rate", pct)], clean=True)
 
 
 def side_by_side(runs: dict) -> Table | None:
@@ -303,7 +304,10 @@ def side_by_side(runs: dict) -> Table | None:
     rows = [[name, a, lab, str(e["n"])] + [fmt(dig(e, f)) for _, f, fmt in cols]
             + [pct(dig(e, ("floor", "share_clean_below_0.01")))]
             for name, (s, _) in runs.items() for a in sorted(s["by_attack"]) for lab, e in levels(s["by_attack"][a])]
-    labels = "; ".join(f"{name}: {run_label(info)}" for name, (_, info) in runs.items())
+    by_label: dict = {}  # runs that share model, hardware, date and commit are named once, together
+    for name, (_, info) in runs.items():
+        by_label.setdefault(run_label(info).removeprefix("Our run: ").rstrip("."), []).append(name)
+    labels = " ".join(f"Our run{'s' * (len(n) > 1)} {', '.join(n)}: {lab}." for lab, n in by_label.items())
     return Table("The controls side by side: an attack built to lower entropy (true-gradient PGD, "
                  "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε; CIs "
                  "resample items.", ["run", "attack", "ε", "pairs"] + [c[0] for c in cols] + ["clean H < 0.01"],

@@ -214,7 +214,7 @@ def test_report_names_run_and_conventions():
     s = summarize(falling_records(n_images=5, n_trials=2))
     text = render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
     assert "model: tiny" in text and "dtype: float32" in text and "device: cpu" in text
-    assert "ε = 0.3 ≈ 77/255" in text and "falls" in text
+    assert "ε = 0.3 (≈77/255)" in text and "falls" in text
     assert "INV" in text and s["meta"]["verdict_rule"] in " ".join(text.split())
     assert text == render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
 
@@ -250,22 +250,22 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
 
 @pytest.mark.parametrize("attack", ["proxy", "pgd"])
 def test_figure_1_keeps_the_original_study_apart_and_labelled(attack):
-    """The study's reported Δ is its own series, named as the study's with its model, precision
-    and hardware: on the panel of its own perturbation (proxy), or on a panel of its own."""
+    """The study's reported Δ is in a panel of its own, never on our axes (another model,
+    precision and image set), its title naming it as the study's, model and precision."""
     from analysis.figures import figure_epsilon_delta
 
     records = falling_records(n_images=5, n_trials=2)
     for r in (r for r in records if r["attack"] != "none"):
         r["attack"] = attack
     fig = figure_epsilon_delta(summarize(records), {"model": "tiny", "device": "cpu"}, ORIGINAL)
-    legends = [sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes]
-    study = "original study, as reported: LLaVA-1.5-7B, float16 on NVIDIA T4 16 GB"
-    assert legends == ([[study, "this run: mean Δ, 95% CI"]] if attack == "proxy" else
-                       [["this run: mean Δ, 95% CI"], [study]])
-    ax = fig.axes[-1]
-    line = next(ln for ln in ax.get_lines() if ln.get_label() == study)
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert legends == [["mean Δ, 95% CI"], ["the study, as reported"]]
+    ours, theirs = fig.axes
+    assert ours.get_title().startswith("this run") and not ours.collections[0].get_offsets().size == 0
+    assert theirs.get_title() == "the study: LLaVA-1.5-7B, float16 (not ours)"
+    line = next(ln for ln in theirs.get_lines() if ln.get_label() == "the study, as reported")
     assert list(line.get_xdata()) == [0.1, 0.3] and list(line.get_ydata()) == [0.0, -0.028]
-    assert "original" in ax.get_title() or attack == "proxy"
+    assert not any(ln.get_color() == "tab:red" for ln in ours.get_lines())
 
 
 def _cli(args, cwd=ROOT):
@@ -394,7 +394,7 @@ def test_controls_side_by_side_show_each_runs_delta_and_floor():
         falling_records(n_images=6, n_trials=2, shift=0.3))
     info = {"model": "tiny", "dtype": "float32", "device": "cpu"}
     t = side_by_side({"entropy_min": (low, info), "proxy": (high, info)})
-    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label.count("Our run") == 2
+    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label == "Our runs entropy_min, proxy: model tiny, float32 on cpu, run of n/a."  # stated once
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
         assert row[3:] == [str(e["n"]), str(e["n_clusters"]), signed(e["mean_delta"]), ci(e["ci95"]),
