@@ -44,7 +44,8 @@ from scipy import stats as _st
 
 from analysis import stats as S
 from analysis.scoring import normalize
-from analysis.summary import CLEAN, PASSES, _canonical, _unit, is_valid, level_of
+from analysis.clusters import unit as _unit
+from analysis.summary import CLEAN, NOT_PERTURBED, _canonical, is_valid, level_of
 
 BLANK = "blank"
 CLASSES = ("to_prior", "not_prior", "moved_to_prior")
@@ -222,7 +223,7 @@ def level_entry(items: dict, perturbed: list[dict], level: float, seed: int = 0,
 def _by_attack(valid: list[dict], items: dict, seed: int, n_boot: int, tag: str = "") -> dict:
     groups, levels = defaultdict(lambda: defaultdict(list)), {}
     for r in valid:
-        if r["attack"] not in (CLEAN, *PASSES) and _unit(r) in items:
+        if r["attack"] not in NOT_PERTURBED and _unit(r) in items:
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl

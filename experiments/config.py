@@ -72,7 +72,7 @@ class Config:
     prior: bool = opt(True, "ask every question once more of a blank image (the CLIP mean colour): "
                       "the item's language-prior answer (attack 'blank'; summary.json: prior)")
     min_effect: float = opt(0.01, "δ in nats: the smallest mean Δ a verdict calls a fall or a rise, "
-                            "and the margin of the equivalence test", result=False)
+                            "and the margin of the equivalence test (analysis/verdicts.py: why 0.01)", result=False)
     device: str | None = opt(None, "cpu, cuda or cuda:N (default: cuda if available)", result=False)
     out: str = opt("results", "output folder", result=False)
     fresh: bool = opt(False, "discard earlier records in --out and start over", result=False)

@@ -84,16 +84,22 @@ def unit_seed(seed: int, item: Item, attack: str, level, trial: int) -> int:
 
 def make_units(cfg, items: list[Item]) -> list[Unit]:
     """Clean units first, then the blank pass item by item, then level by level, trial by trial,
-    item by item, and last the null control's repeat of every clean unit in a seeded order."""
+    item by item, and last the null control's repeat of every clean unit in a seeded order.
+
+    "Item by item" is in the order of their questions (stable): a batch decodes until its longest
+    answer ends, so batches of like questions (the embedded model's 2-token colours beside its
+    12-token descriptions) decode half as many steps as batches that mix them."""
     spec = attacks.get(cfg.attack)
     name = spec.record_name({p: getattr(cfg, p) for p in spec.params})
-    units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in range(len(items))]
+    by_question = sorted(range(len(items)), key=lambda i: items[i].question)
+    units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in by_question]
     if getattr(cfg, attacks.PASSES["blank"]):
-        units += [Unit(i, "blank", 0.0, None, 0, cfg.seed) for i in range(len(items))]
+        units += [Unit(i, "blank", 0.0, None, 0, cfg.seed) for i in by_question]
     by_severity = spec.level == "severity"
     for level in (cfg.severities if by_severity else cfg.epsilons):
         for trial in range(cfg.trials):
-            for i, it in enumerate(items):
+            for i in by_question:
+                it = items[i]
                 s = unit_seed(cfg.seed, it, name, level, trial)
                 units.append(Unit(i, name, None if by_severity else float(level),
                                   int(level) if by_severity else None, trial, s))

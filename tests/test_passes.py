@@ -100,3 +100,12 @@ def test_a_pass_is_not_an_attack_to_ask_for(name, capsys):
     assert main(["--model", "tiny", "--attack", name]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a perturbation" in err and "proxy" in err
+
+
+def test_units_of_like_questions_are_batched_together():
+    """Within each block the items run in the order of their questions, so a batch of colour
+    questions is not held up decoding beside a batch of descriptions."""
+    items = [Item(f"img{i}.png", f"img{i}.png", q) for i, q in enumerate(["b?", "a?", "b?", "a?"])]
+    units = make_units(Config(model="tiny", epsilons=[0.1], trials=1, null_control=False), items)
+    assert [items[u.item].question for u in units] == ["a?", "a?", "b?", "b?"] * 3
+    assert [u.item for u in units[:4]] == [1, 3, 0, 2]  # stable: the items' own order within a question

@@ -199,16 +199,27 @@ def test_scripts_run_as_users_type_them_from_any_folder(tiny_ckpt, tmp_path):
 
 @pytest.mark.slow
 def test_pip_install_e_works_in_a_fresh_virtual_environment(tmp_path):
-    """A venv that sees this machine's packages (torch, transformers, pip, setuptools) but has none
-    of its own: pip install -e . (no downloads) makes every package importable from any folder."""
+    """pip install -e . (offline, no dependencies) into a new venv makes every package importable
+    from any folder. The new venv sees the packages of the environment that runs the tests (a
+    user's venv made as the README says, or CI's interpreter), as plain paths, so their pip and
+    setuptools build it, and an editable install of the environment's own stays inactive there.
+    `--system-site-packages` would show the base interpreter's instead, whatever they are."""
+    import setuptools
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    assert (major, minor) >= (70, 1), (  # older ones build an editable wheel only with `wheel`
+        f"setuptools {setuptools.__version__} here; pip install -e '.[dev]' installs setuptools>=70.1")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    own = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, env=env).stdout.strip()
+    with open(os.path.join(own, "_outer_environment.pth"), "w") as f:  # plain paths: no .pth runs
+        f.write("\n".join(p for p in sys.path if p.endswith("-packages")) + "\n")
     r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
+    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
     r = subprocess.run([py, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(os.path.realpath(REPO))

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from analysis.figures import FIGURE_NAMES, _save
-from analysis.figures_prior import COLUMN_IN, FIGURE_6, FULL_IN, MIN_PT, figure_prior
+from matplotlib.text import Text
+
+from analysis.figures import FIGURE_NAMES, MIN_PT, PANEL_W, TEXT_WIDTH_IN, _save
+from analysis.figures_prior import FIGURE_6, figure_prior
 from analysis.prior import weighted_spearman
 from analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
 from analysis.report import render_report
@@ -218,12 +220,14 @@ def test_figure_6_renders_at_print_size(tmp_path):
                                          if r["attack"] == "proxy"]
     s = summarize(records, n_boot=N_BOOT)
     fig = figure_prior(s)
-    assert fig.get_figwidth() == FULL_IN and not fig.get_suptitle()
+    assert fig.get_figwidth() == pytest.approx(2 * PANEL_W) and 2 * PANEL_W <= TEXT_WIDTH_IN
+    assert fig._suptitle is None
     fig.canvas.draw()
-    texts = [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
-             if t.get_text().strip()]
+    texts = [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
     assert texts and min(t.get_fontsize() for t in texts) >= MIN_PT
-    assert figure_prior(summarize(run(n=20), n_boot=N_BOOT)).get_figwidth() == COLUMN_IN
+    words = " ".join(t.get_text() for t in texts)
+    assert "one item: its mean Δ over the trials" in words and "ρ = " in words
+    assert figure_prior(summarize(run(n=20), n_boot=N_BOOT)).get_figwidth() == pytest.approx(PANEL_W)
     assert FIGURE_6 in FIGURE_NAMES  # render_figures writes it with the others
     data = open(_save(fig, str(tmp_path / FIGURE_6)), "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

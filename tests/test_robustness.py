@@ -505,6 +505,6 @@ def test_hub_model_offline_fails_at_once_as_a_plain_process(pair, tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, *argv], cwd=REPO, env=dict(ENV, HF_HUB_OFFLINE="1"),
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and r.stdout == "", r.stderr
-    assert "llava-hf/llava-1.5-7b-hf" in r.stderr and "huggingface-cli download" in r.stderr
+    assert "llava-hf/llava-1.5-7b-hf" in r.stderr and "hf download llava-hf/llava-1.5-7b-hf" in r.stderr
     assert "--model tiny" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "out")
