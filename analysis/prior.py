@@ -32,8 +32,10 @@ attacks here either. An entry, over the pairs (perturbed record, its item's clea
     clusters {x, delta}: one point per cluster, for figure 6.
 A half or class is {n_clusters, n_pairs, mean_delta, ci95}; empty: n 0 and mean None.
 Means are over pairs; every CI is a percentile cluster bootstrap (a cluster = one (image,
-question) item, resampled whole), seeded per statistic by analysis.stats.sub_rng; None with
-fewer than 2 clusters or an undefined statistic (ρ of a constant).
+question) item, resampled whole): analysis.clusters' cluster_mean_stats for the means (with the
+level's own tag, so mean_delta and ci95 are by_attack's where every item has a prior), and the
+same resampling of clusters for the ratios and ρ; seeded per statistic by analysis.stats.sub_rng.
+None with fewer than 2 clusters or an undefined statistic (ρ of a constant).
 """
 from __future__ import annotations
 
@@ -42,10 +44,12 @@ from collections import defaultdict
 import numpy as np
 from scipy import stats as _st
 
+from analysis import clusters as C
 from analysis import stats as S
 from analysis.scoring import normalize
-from analysis.clusters import unit as _unit
 from analysis.summary import CLEAN, NOT_PERTURBED, _canonical, is_valid, level_of
+
+_unit = C.unit
 
 BLANK = "blank"
 CLASSES = ("to_prior", "not_prior", "moved_to_prior")
@@ -73,31 +77,38 @@ def _items(valid: list[dict]) -> dict:
     return out
 
 
-def _clusters(items: dict, perturbed: list[dict]) -> dict:
-    """Per cluster, in sorted unit order: arrays of pair counts and sums (the bootstrap's input)."""
-    acc = defaultdict(lambda: defaultdict(float))
+def _pairs(items: dict, perturbed: list[dict]) -> list[tuple]:
+    """[(image, question, trial, Δ, answer is the prior's, moved there)] of the records whose item
+    has a prior answer, sorted: sums then do not depend on the order records were written."""
+    out = []
     for r in perturbed:
-        u = _unit(r)
-        if u not in items:
-            continue
-        hc, _, key, c_eq, _ = items[u]
-        d, eq = r["mean_entropy"] - hc, answer_key(r) == key
-        a = acc[u]
-        a["n"] += 1
-        a["sum"] += d
-        a["agree"] += eq
-        for cls, member in zip(CLASSES, (eq, not eq, eq and c_eq == 0)):
-            a[f"n_{cls}"] += member
-            a[f"sum_{cls}"] += d * member
-    units = sorted(acc, key=str)
-    cols = {k: np.array([acc[u][k] for u in units], dtype=np.float64)
-            for k in ["n", "sum", "agree"] + [f"{p}_{c}" for c in CLASSES for p in ("n", "sum")]}
-    cols["clean_agree"] = np.array([items[u][3] for u in units], dtype=np.float64)
-    cols["clean_n"] = np.array([items[u][4] for u in units], dtype=np.float64)
-    cols["h_clean"] = np.array([items[u][0] for u in units], dtype=np.float64)
-    cols["h_prior"] = np.array([items[u][1] for u in units], dtype=np.float64)
-    cols["x"] = cols["h_prior"] - cols["h_clean"]
-    return cols
+        if (u := _unit(r)) in items:
+            h_clean, _, key, clean_eq, _ = items[u]
+            eq = answer_key(r) == key
+            out.append((*u, int(r.get("trial") or 0), r["mean_entropy"] - h_clean, eq,
+                        eq and clean_eq == 0))
+    return sorted(out)
+
+
+def _clusters(items: dict, pairs: list[tuple]) -> dict:
+    """Per cluster, in clusters.cluster_ids order ([k] arrays): pair counts and sums, and the
+    item's entropies and clean agreement; the input of the ratio bootstraps and of ρ."""
+    ids, k = C.cluster_ids([p[:2] for p in pairs])
+    units = sorted({p[:2] for p in pairs})
+    d = np.array([p[3] for p in pairs], dtype=np.float64)
+    eq = np.array([p[4] for p in pairs], dtype=np.float64)
+
+    def total(w):
+        return np.bincount(ids, weights=w, minlength=k)
+
+    def item(i):
+        return np.array([items[u][i] for u in units], dtype=np.float64)
+
+    c = {"n": total(np.ones_like(d)), "sum": total(d), "agree": total(eq), "sum_to_prior": total(d * eq),
+         "h_clean": item(0), "h_prior": item(1), "clean_agree": item(3), "clean_n": item(4)}
+    c["n_not_prior"], c["sum_not_prior"] = c["n"] - c["agree"], c["sum"] - c["sum_to_prior"]
+    c["x"] = c["h_prior"] - c["h_clean"]
+    return c
 
 
 def _boot_ci(n: int, stat, n_boot: int, seed: int, tag: str) -> list | None:
@@ -106,11 +117,9 @@ def _boot_ci(n: int, stat, n_boot: int, seed: int, tag: str) -> list | None:
     Resamples where the statistic is undefined (nan: an empty class) are left out."""
     if n < 2:
         return None
-    rng = S.sub_rng(seed, "cluster", tag)
-    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))  # bounded memory, as in analysis.stats
-    with np.errstate(invalid="ignore", divide="ignore"):
-        vals = np.concatenate([stat(S.resample_counts(rng, min(chunk, n_boot - s), n).astype(float))
-                               for s in range(0, n_boot, chunk)])
+    rng = S.sub_rng(seed, "prior", tag)
+    with np.errstate(invalid="ignore", divide="ignore"):  # clusters.blocks: bounded memory
+        vals = np.concatenate([stat(C.weights(rng, b, None, n).astype(float)) for b in C.blocks(n_boot, n)])
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
         return None
@@ -122,13 +131,11 @@ def _ratio(num, den) -> float | None:
     return float(num.sum() / den.sum()) if den.sum() > 0 else None
 
 
-def _mean_block(sums, ns, n_boot, seed, tag) -> dict:
-    """{n_clusters, n_pairs, mean_delta, ci95} of the pairs counted in ns (clusters with none
-    are left out, so the bootstrap resamples only the clusters that hold the class)."""
-    keep = ns > 0
-    s, n = sums[keep], ns[keep]
-    return {"n_clusters": int(keep.sum()), "n_pairs": int(n.sum()), "mean_delta": _ratio(s, n),
-            "ci95": _boot_ci(int(keep.sum()), lambda c: (c @ s) / (c @ n), n_boot, seed, tag)}
+def _mean_block(pairs: list[tuple], n_boot: int, seed: int, tag: str) -> dict:
+    """{n_clusters, n_pairs, mean_delta, ci95} of these pairs: analysis.clusters' mean and
+    cluster-bootstrap CI (clusters without a pair here are not drawn); n 0 and None when empty."""
+    st = C.cluster_mean_stats([p[3] for p in pairs], [p[:2] for p in pairs], n_boot, seed, tag)
+    return {"n_clusters": st["n_clusters"], "n_pairs": st["n"], "mean_delta": st["mean"], "ci95": st["ci95"]}
 
 
 def weighted_ranks(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -166,11 +173,10 @@ def _shuffled(h_prior, h_clean, delta, rho, n_boot, seed, tag) -> tuple:
     n = delta.size
     ry = _st.rankdata(delta)
     ry -= ry.mean()
-    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))
     rhos = []
     with np.errstate(invalid="ignore", divide="ignore"):
-        for s in range(0, n_boot, chunk):
-            perm = rng.permuted(np.tile(np.arange(n), (min(chunk, n_boot - s), 1)), axis=1)  # [b, n]
+        for b in C.blocks(n_boot, n):
+            perm = rng.permuted(np.tile(np.arange(n), (b, 1)), axis=1)  # [b, n]
             rx = _st.rankdata(h_prior[perm] - h_clean, axis=1)
             rx -= rx.mean(axis=1, keepdims=True)
             rhos.append(rx @ ry / np.sqrt((rx * rx).sum(axis=1) * (ry @ ry)))
@@ -183,13 +189,15 @@ def _shuffled(h_prior, h_clean, delta, rho, n_boot, seed, tag) -> tuple:
 
 def level_entry(items: dict, perturbed: list[dict], level: float, seed: int = 0,
                 n_boot: int = S.N_BOOT, tag: str = "") -> dict:
-    """The three tests at one (attack, level); `perturbed` are its valid records."""
-    c = _clusters(items, perturbed)
+    """The three tests at one (attack, level); `perturbed` are its valid records. `tag` is the
+    level's tag in summary.py, so the mean Δ's CI is by_attack's where the pairs are the same."""
+    pairs = _pairs(items, perturbed)
+    c = _clusters(items, pairs)
     k = int(c["n"].size)
-    delta = c["sum"] / np.maximum(c["n"], 1)  # [clusters] mean Δ of each
-    entry = {"level": float(level), "n_pairs": int(c["n"].sum()), "n_clusters": k,
-             "mean_delta": _ratio(c["sum"], c["n"]),
-             "ci95": _boot_ci(k, lambda w: (w @ c["sum"]) / (w @ c["n"]), n_boot, seed, f"{tag}|delta"),
+    delta = c["sum"] / np.maximum(c["n"], 1)  # [k] mean Δ of each cluster
+    overall = _mean_block(pairs, n_boot, seed, tag)
+    entry = {"level": float(level), "n_pairs": overall["n_pairs"], "n_clusters": k,
+             "mean_delta": overall["mean_delta"], "ci95": overall["ci95"],
              # 1. answers move to the prior
              "agreement_clean": _ratio(c["clean_agree"], c["clean_n"]),
              "agreement_perturbed": _ratio(c["agree"], c["n"])}
@@ -206,15 +214,18 @@ def level_entry(items: dict, perturbed: list[dict], level: float, seed: int = 0,
         k, lambda w: weighted_spearman(c["x"], delta, w), n_boot, seed, f"{tag}|spearman")
     entry["spearman_shuffled"], entry["spearman_shuffled_p"] = _shuffled(
         c["h_prior"], c["h_clean"], delta, rho, n_boot, seed, f"{tag}|shuffle")
-    entry["halves"] = {name: _mean_block(c["sum"], c["n"] * side, n_boot, seed, f"{tag}|{name}")
-                       for name, side in zip(HALVES, (c["x"] < 0, c["x"] >= 0))}
+    below = {u for u, x in zip(sorted({p[:2] for p in pairs}), c["x"]) if x < 0}
+    entry["halves"] = {name: _mean_block([p for p in pairs if (p[:2] in below) == side], n_boot,
+                                         seed, f"prior|{tag}|{name}")
+                       for name, side in zip(HALVES, (True, False))}
     # 3. entropy falls where the answer becomes the prior
-    entry["classes"] = {cls: _mean_block(c[f"sum_{cls}"], c[f"n_{cls}"], n_boot, seed, f"{tag}|{cls}")
-                        for cls in CLASSES}
+    member = {"to_prior": lambda p: p[4], "not_prior": lambda p: not p[4], "moved_to_prior": lambda p: p[5]}
+    entry["classes"] = {cls: _mean_block([p for p in pairs if member[cls](p)], n_boot, seed,
+                                         f"prior|{tag}|{cls}") for cls in CLASSES}
     a, b = entry["classes"]["to_prior"]["mean_delta"], entry["classes"]["not_prior"]["mean_delta"]
     entry["class_difference"] = None if a is None or b is None else a - b
     entry["class_difference_ci95"] = None if entry["class_difference"] is None else _boot_ci(
-        k, lambda w: (w @ c["sum_to_prior"]) / (w @ c["n_to_prior"])
+        k, lambda w: (w @ c["sum_to_prior"]) / (w @ c["agree"])
         - (w @ c["sum_not_prior"]) / (w @ c["n_not_prior"]), n_boot, seed, f"{tag}|classes")
     entry["clusters"] = {"x": c["x"].tolist(), "delta": delta.tolist()}
     return entry
@@ -230,7 +241,7 @@ def _by_attack(valid: list[dict], items: dict, seed: int, n_boot: int, tag: str 
     out = {}
     for attack in sorted(groups):
         by_eps = {key: level_entry(items, recs, levels[(attack, key)], seed, n_boot,
-                                   f"prior|{tag}{attack}|{key}")
+                                   f"{tag}{attack}|{key}")
                   for key, recs in groups[attack].items()}
         severity = any(r.get("severity") is not None for v in groups[attack].values() for r in v)
         out[attack] = {"grouped_by": "severity" if severity else "epsilon", "by_epsilon": by_eps}

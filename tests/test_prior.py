@@ -144,6 +144,8 @@ def test_blank_and_repeat_are_not_attacks():
     s = summarize(run(), n_boot=N_BOOT)
     assert list(s["by_attack"]) == ["proxy"] and "0.3" in s["by_epsilon"]
     assert list(s["prior"]["by_attack"]) == ["proxy"] and "blank" not in s["token_profile"]["by_attack"]
+    e, b = s["prior"]["by_attack"]["proxy"]["by_epsilon"]["0.3"], s["by_epsilon"]["0.3"]
+    assert (e["mean_delta"], e["ci95"]) == (b["mean_delta"], b["ci95"])  # one cluster bootstrap
 
 
 def test_per_category_split():
