@@ -14,7 +14,7 @@ single run). Adding a finding (the noise floor, the verdicts, the prior) is one 
 """
 from __future__ import annotations
 
-from analysis.tables import ci, fixed, level_name, levels, pct, signed
+from analysis.tables import ci, fixed, level_name, levels, num, pct, signed
 
 ATTACK_TITLES = {"proxy": "the study's proxy (random sign steps)", "pgd:entropy_min": "PGD lowering entropy",
                  "pgd:entropy_max": "PGD raising entropy", "pgd:ce": "PGD away from the clean answer"}
@@ -74,6 +74,20 @@ def effect(s, info, controls):
 
 
 @finding
+def noise(s, info, controls):
+    """The run's own noise floor: the clean inputs generated again in another batch."""
+    n = s.get("noise")
+    if not n:
+        return ("This run has no null control, so it has no noise floor and calls no fall or rise "
+                "(run without --no-null-control).")
+    how = ("every repeated input gave exactly the same entropy" if n["exact_zero"] else
+           f"{pct(n['answers_changed'])} of the answers changed and the mean Δ moved by "
+           f"{num(n['mean_delta'], sign=True)} nats (largest single |Δ| {num(n['max_abs_delta'])})")
+    return (f"The run's own noise floor, from generating its {n['n_clusters']} clean inputs a second time "
+            f"in other batches: {how}, so a verdict must clear {num(n['floor'])} nats.")
+
+
+@finding
 def floor(s, info, controls):
     """Whether a fall in entropy could have shown at all (the entropy floor)."""
     lab, e = _strongest(s, headline(s))
@@ -104,6 +118,23 @@ def control(s, info, controls):
     return (f"{lead}: true-gradient PGD built to lower entropy gives a mean Δ of {signed(low['mean_delta'])} nats "
             f"(95% CI {ci(low['ci95'])}) at ε = {lab}, where the study's proxy at the same ε gives "
             f"{signed(proxy['mean_delta'])} ({ci(proxy['ci95'])}, verdict {proxy['verdict']}).")
+
+
+@finding
+def prior(s, info, controls):
+    """Whether the perturbed answers go to the language prior, and entropy with them."""
+    p = (s.get("prior") or {}).get("by_attack", {}).get(headline(s))
+    if not p:
+        return None
+    lab, e = levels(p)[-1]
+    to, other = e["classes"]["to_prior"], e["classes"]["not_prior"]
+    if e["agreement_difference"] is None or not to["n_pairs"] or not other["n_pairs"]:
+        return None
+    return (f"Against the blank image's answer (the item's language prior), {pct(e['agreement_clean'])} of "
+            f"clean and {pct(e['agreement_perturbed'])} of perturbed answers at {lab} are the prior's "
+            f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI "
+            f"{ci([x * 100 for x in e['agreement_difference_ci95']], lambda x: fixed(x, 1, sign=True))}); where the answer becomes "
+            f"the prior's the mean Δ is {signed(to['mean_delta'])} nats, elsewhere {signed(other['mean_delta'])}.")
 
 
 @finding
