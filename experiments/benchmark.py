@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import sys
 import time
@@ -42,14 +41,11 @@ try:
     from experiments import pipeline, runs
     from experiments.config import Config, add_arguments, build_config
     from models.batching import GIB, Backoff, knee, pick_batch_size, prompt_tokens, sample_bytes, weight_bytes
+    from models.decoding import table_bandwidth
     from models.generation import generate, text_dtype
 except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
     sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
-# Peak memory bandwidth, GB/s, by device name (first match wins).
-BANDWIDTH_GB_S = [(r"H200", 4800), (r"H100 NVL", 3900), (r"H100 PCIe", 2000), (r"H100", 3350),
-                  (r"A100.*80GB.*PCIe", 1935), (r"A100.*80GB", 2039), (r"A100", 1555),
-                  (r"\bL4\b", 300), (r"\bT4\b", 320)]
 TARGET_SPEEDUP = {"cuda": 15.0, "cpu": 4.0}
 
 
@@ -67,14 +63,6 @@ def peak_gib(device: str) -> float:
     if device.startswith("cuda"):
         return round(torch.cuda.max_memory_allocated(torch.device(device)) / GIB, 3)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3)  # whole process
-
-
-def table_bandwidth(name: str) -> float | None:
-    """GB/s of a GPU by its name (torch.cuda.get_device_name), None when not in the table."""
-    for pattern, gbs in BANDWIDTH_GB_S:
-        if re.search(pattern, name):
-            return float(gbs)
-    return None
 
 
 def bandwidth(device: str) -> tuple[float | None, str]:

@@ -15,11 +15,14 @@ The paths:
   eager     the dynamic cache, nothing compiled.
 The rule on CUDA: compiled where it pays, i.e. where the decode steps the run has at the compiled
 batch save more than the compile costs:
-    batches × max_new_tokens × STEP_SAVED_S  >=  shapes × COMPILE_S
+    batches × max_new_tokens × saved  >=  shapes × COMPILE_S
 with the H200's figures (../shared measurements of 2026-12-04): a compile takes 40-54 s per
 shape (COMPILE_S = 54, the larger) and a compiled step saves 12.6 ms (eager 20.3 ms, compiled
-7.7 ms at batch 1; 13.3 ms at batch 16). So about 4,300 decode steps: with 32 new tokens 134
-batches, with 128 (the default) 34. max_new_tokens is the most a batch can take: trained weights
+7.7 ms at batch 1; 13.3 ms at batch 16): what compiling removes is launch overhead. So about
+4,300 decode steps: with 32 new tokens 134 batches, with 128 (the default) 34. Where the
+weights take longer than that to stream (the memory-bandwidth floor, weight bytes over the
+GPU's bandwidth, BANDWIDTH_GB_S), both steps run at the floor and less is saved:
+saved = max(20.3 ms, floor) - max(7.7 ms, floor), nothing on a T4 (44 ms for the 7B). max_new_tokens is the most a batch can take: trained weights
 often stop sooner, so the rule leans towards compiling. shapes is 2 with --samples (the K
 answers per unit are another batch size), else 1. The study grid (184 units, 32 new tokens,
 3 batches) stays eager; a benchmark's thousands of rows compile. `--static-cache` forces the
@@ -40,12 +43,18 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 COMPILE_S = 54.0
-STEP_SAVED_S = 12.6e-3
+STEP_S = {"eager": 20.3e-3, "compiled": 7.7e-3}   # a decode step at batch 1 (benchmark_gpu*.json)
+STEP_SAVED_S = STEP_S["eager"] - STEP_S["compiled"]
 CUBLAS_WORKSPACE = ":4096:8"
+# Peak memory bandwidth, GB/s, by device name (first match wins).
+BANDWIDTH_GB_S = [(r"H200", 4800), (r"H100 NVL", 3900), (r"H100 PCIe", 2000), (r"H100", 3350),
+                  (r"A100.*80GB.*PCIe", 1935), (r"A100.*80GB", 2039), (r"A100", 1555),
+                  (r"\bL4\b", 300), (r"\bT4\b", 320)]
 
 
 @dataclass
@@ -73,8 +82,24 @@ class Decoding:
         return out
 
 
-def compile_pays(n_batches: int, new_tokens: int, shapes: int = 1) -> bool:
-    return n_batches * new_tokens * STEP_SAVED_S >= shapes * COMPILE_S
+def table_bandwidth(name: str) -> float | None:
+    """GB/s of a GPU by its name (torch.cuda.get_device_name), None when not in the table."""
+    for pattern, gbs in BANDWIDTH_GB_S:
+        if re.search(pattern, name):
+            return float(gbs)
+    return None
+
+
+def step_saved(weight_bytes: int, gpu_name: str | None) -> float:
+    """Seconds a compiled decode step saves over an eager one on this GPU (module docstring);
+    a GPU not in the table is taken to be fast enough that the floor does not matter."""
+    gbs = table_bandwidth(gpu_name or "")
+    floor = weight_bytes / (gbs * 1e9) if gbs else 0.0
+    return max(STEP_S["eager"], floor) - max(STEP_S["compiled"], floor)
+
+
+def compile_pays(n_batches: int, new_tokens: int, shapes: int = 1, saved: float = STEP_SAVED_S) -> bool:
+    return saved > 0 and n_batches * new_tokens * saved >= shapes * COMPILE_S
 
 
 def compile_available(device: str) -> tuple[bool, str]:
@@ -92,13 +117,23 @@ def _n_batches(n_units: int, batch: int) -> int:
     return max(1, math.ceil(n_units / max(batch, 1)))
 
 
+def gpu_name(device: str) -> str | None:
+    try:
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    except Exception:  # noqa: BLE001 - no name: the rule takes the H200's figures
+        return None
+
+
 def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int, cfg,
            stored: dict | None = None, world_size: int = 1, available=compile_available,
-           free_bytes: int | None = None, log=None) -> Decoding:
+           free_bytes: int | None = None, log=None, gpu: str | None = None) -> Decoding:
     """The batch and the path of a run (module docstring). `stored`: the run.json of the run
     being resumed, whose batch and path a resumed run keeps (batch composition and kernels move
-    the last float digits). `log` gets the one-line notice when compiling is unavailable."""
-    from .batching import knee, pick_batch_size
+    the last float digits). `log` gets the one-line notice when compiling is unavailable; `gpu`
+    names the GPU the rule's floor is for (default: the device's own)."""
+    from .batching import knee, pick_batch_size, weight_bytes
 
     cuda = str(device).startswith("cuda")
     shapes = 2 if getattr(cfg, "samples", 0) else 1
@@ -138,12 +173,12 @@ def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int
     steps = f"{n} batch{'es' if n > 1 else ''} × {new_tokens} new tokens"
     if cfg.static_cache:
         return done(batch, why, "compiled", f"--static-cache ({steps})")
-    if compile_pays(n, new_tokens, shapes):
-        return done(batch, why, "compiled", f"the compile pays: {steps} × {STEP_SAVED_S * 1e3:.1f} ms "
-                    f">= {shapes} × {COMPILE_S:.0f} s")
+    saved = step_saved(weight_bytes(model), gpu or gpu_name(device))
+    rule = f"{steps} × {saved * 1e3:.1f} ms saved a step vs {shapes} × {COMPILE_S:.0f} s of compiling"
+    if compile_pays(n, new_tokens, shapes, saved):
+        return done(batch, why, "compiled", f"the compile pays: {rule}")
     batch, why = batch_for(False)
-    return done(batch, why, "eager", f"the compile would not pay: {steps} × {STEP_SAVED_S * 1e3:.1f} ms "
-                f"< {shapes} × {COMPILE_S:.0f} s")
+    return done(batch, why, "eager", f"the compile would not pay: {rule}")
 
 
 def apply(model, d: Decoding) -> None:
@@ -190,5 +225,5 @@ def repeatable(d: Decoding):
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = was[2], was[3]
 
 
-__all__ = ["COMPILE_S", "STEP_SAVED_S", "Decoding", "apply", "choose", "compile_available",
-           "compile_pays", "fall_back", "repeatable"]
+__all__ = ["BANDWIDTH_GB_S", "COMPILE_S", "STEP_SAVED_S", "Decoding", "apply", "choose", "compile_available",
+           "compile_pays", "fall_back", "repeatable", "step_saved", "table_bandwidth"]

@@ -3,10 +3,10 @@
 #
 # Every GPU measurement issue 20 asks for, on LLaVA-1.5-7B's architecture with random weights,
 # in at most 8 minutes on one H100/H200, offline (nothing is downloaded), writing RESULTS_DIR
-# (default results/) gpu_memory.json, gpu_memory_fp16_vision.json, gpu_throughput.json,
+# (relative to the repository; default results/) gpu_memory.json, gpu_memory_fp16_vision.json, gpu_throughput.json,
 # gpu_study.json, gpu_determinism.json and gpu_checks.json, then printing a summary. Then
 # `python scripts/render_docs.py` shows them in the README's *Speed and memory* section.
-# Steps, in order, each with its own time limit inside one 470 s deadline; a step that fails or
+# Steps, in order, each with its own time limit inside one 460 s deadline; a step that fails or
 # times out is recorded and the script goes on (each step's output: WORK/logs/STEP.log):
 #   cache        the random-weights 7B built on the GPU in FP16 and saved as the Hugging Face
 #                cache's copy of llava-hf/llava-1.5-7b-hf (WORK/hf/hub), with llava-hf's
@@ -15,8 +15,8 @@
 #   study        configs/study.yaml through the CLI on the default path (its batch and decode
 #                path as a user gets them) (~40 s)
 #   resume       the same command again: a finished run, so no weights load (~10 s)
-#   determinism  four CLI runs at once on a reduced grid (ε 0.3, 2 trials, batch 20): two with
-#                --deterministic, two without, each pair compared byte for byte (~50 s)
+#   determinism  two identical CLI runs with --deterministic side by side, then two without, on a
+#                reduced grid (ε 0.3, 2 trials, batch 20), each pair compared byte for byte (~80 s)
 #   measure      one process, one load (scripts/gpu_measure.py): the PGD step's memory (CLIP
 #                float32 and float16), the batch under --max-memory 14.5GiB, samples/s by batch
 #                eager and compiled (each compile 40-54 s), the compiled decode step at batch 1
@@ -27,7 +27,8 @@
 # 4 new tokens and a reduced grid, into /tmp/gpu_checks_dry/results: a couple of minutes, exit 0,
 # so that the script is known to run before a GPU is spent on it. WORK is /tmp/gpu_checks(_dry),
 # or $GPU_CHECKS_WORK; the 7B's cache there takes 14 GB.
-set -uo pipefail   # not -e: a failed step is written down and the next one runs
+set -o pipefail   # not -e: a failed step is written down and the next one runs
+deadline=$(( $(date +%s) + 460 ))   # 8 minutes, less the report's few seconds
 cd "$(dirname "$0")/.."
 dry=0
 if [[ "${1:-}" == "--dry-run" ]]; then dry=1; shift; fi
@@ -39,8 +40,7 @@ mkdir -p "$work/logs" "$work/runs" "$out"
 export PYTHONPATH="$PWD" HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export HF_HOME="$work/hf" HF_HUB_CACHE="$work/hf/hub"
 unset TRANSFORMERS_CACHE
-PY="${PYTHON:-python3}"
-deadline=$(( $(date +%s) + 470 ))
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
 
 if (( dry )); then
   tiny=(--tiny); dev=(--device cpu)
@@ -77,16 +77,19 @@ cli() {  # the project's own command line
   "$PY" experiments/entropy_analysis.py "${dev[@]}" "$@"
 }
 
-determinism() {  # four runs at once; each pair must match byte for byte (with --deterministic)
-  local pids=() rc=0
-  export OMP_NUM_THREADS=$omp  # four processes share the CPU (on a GPU the records are computed there)
-  for run in det_a det_b def_a def_b; do
-    local flag=(); [[ $run == det_* ]] && flag=(--deterministic)
-    cli --config configs/study.yaml "${pairs[@]}" "${flag[@]}" --out "$work/runs/$run" \
-      > "$work/logs/determinism_$run.log" 2>&1 &
-    pids+=($!)
+determinism() {  # two pairs, each pair's runs side by side (two 7B processes fit an H100's 80 GB)
+  local rc=0
+  export OMP_NUM_THREADS=$omp  # processes share the CPU (on a GPU the records are computed there)
+  for pair in det def; do
+    local flag=(); [[ $pair == det ]] && flag=(--deterministic)
+    local pids=()
+    for run in ${pair}_a ${pair}_b; do
+      cli --config configs/study.yaml "${pairs[@]}" "${flag[@]}" --out "$work/runs/$run" \
+        > "$work/logs/determinism_$run.log" 2>&1 &
+      pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
   done
-  for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
   for run in det_a det_b def_a def_b; do echo "$run: $(tail -n 1 "$work/logs/determinism_$run.log")"; done
   return $rc
 }
@@ -96,7 +99,7 @@ export dev_s="${dev[*]}" pairs_s="${pairs[*]}"
 
 if (( ! dry )); then
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'error: no CUDA GPU here (--dry-run runs on CPU)')" || exit 2
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/logs/gpu.log"
 fi
 step cache 150 "$PY" scripts/gpu_measure.py cache "$HF_HUB_CACHE" "${tiny[@]}"
 step study 150 "$PY" experiments/entropy_analysis.py "${dev[@]}" --config configs/study.yaml "${grid[@]}" --out "$work/runs/study"

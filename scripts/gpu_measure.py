@@ -164,12 +164,13 @@ def memory(sweep, results: str, device: str, label: dict) -> dict:
 
 
 def budget(sweep, cfg, units, n_prompt, device) -> dict:
-    """Two batches at what models/decoding.py picks under a T4-sized --max-memory, on its path."""
+    """Two batches at what models/decoding.py picks for a T4 under a T4-sized --max-memory (its
+    path: eager, since a T4 streams the 7B's weights slower than eager steps launch)."""
     from models.batching import parse_memory
     from models.decoding import apply, choose
 
     c = dataclasses.replace(cfg, max_memory=BUDGET)
-    d = choose(sweep.model, device, len(units), n_prompt, c.max_new_tokens, c)
+    d = choose(sweep.model, device, len(units), n_prompt, c.max_new_tokens, c, gpu="Tesla T4")
     apply(sweep.model, d)
     try:
         if device.startswith("cuda"):
@@ -242,6 +243,10 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     path = "static" if tiny else "compiled"  # transformers compiles on CUDA only
     for b in size["compiled"]:
         def run(b=b):
+            if not tiny:  # each size compiled afresh, as a run compiles its one shape
+                import torch._dynamo
+
+                torch._dynamo.reset()
             on_path(model, path, max_cache_len=n_prompt + steps)  # one cache length: one shape per batch
             try:
                 pt, recs = point(sweep, take(units, b), device)

@@ -38,6 +38,12 @@ def steps(work: str) -> list[dict]:
     return out
 
 
+def gpu_line(work: str) -> str | None:
+    """nvidia-smi's name, memory and driver line, as the script logged it."""
+    path = os.path.join(work, "logs", "gpu.log")
+    return open(path, encoding="utf-8").read().strip() or None if os.path.exists(path) else None
+
+
 def records(folder: str) -> list[dict]:
     return runs.read_records(os.path.join(folder, "records.jsonl"))
 
@@ -82,7 +88,7 @@ def determinism(work: str, done: dict) -> dict:
     out = {"step": done.get("determinism"), "deterministic": pair(work, "det_a", "det_b"),
            "default": pair(work, "def_a", "def_b"),
            "command": runs.read_info(os.path.join(work, "runs", "det_a")).get("command"),
-           "note": "the four runs ran at once on one GPU, so their generation times share it alike"}
+           "note": "each pair's two runs ran side by side on one GPU, so both pairs' generation times share it alike"}
     times = [t for k in ("deterministic", "default") for t in out[k]["generation_s"] if t]
     if len(times) == 4:
         det, default = sum(times[:2]) / 2, sum(times[2:]) / 2
@@ -155,6 +161,7 @@ def main(argv=None) -> int:
     runs.atomic_write_json(os.path.join(res, "gpu_checks.json"), {
         "steps": list(done.values()), "total_s": round(sum(s["seconds"] or 0 for s in done.values()), 1),
         "failed": [s["name"] for s in done.values() if s["rc"] != 0], "versions": runs.versions(),
+        "gpu": gpu_line(work),
         "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     print("\n".join(summary(res)))
     for s in done.values():

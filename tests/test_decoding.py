@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from models.batching import GIB, balanced, knee, pick_batch_size
-from models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays
+from models.batching import weight_bytes
+from models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays, step_saved
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT, NEW = 631, 32     # the study grid: 55 text + 576 image tokens, 32 new tokens
@@ -66,6 +67,17 @@ def test_compiled_where_it_pays(llava_7b):
     # --batch-size wins, and the rule counts its batches
     d = choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(batch_size=7), available=OK, free_bytes=H200_FREE)
     assert d.batch == 7 and d.path == "compiled"
+
+
+def test_where_the_weights_stream_slower_than_launches_nothing_is_saved(llava_7b):
+    w = weight_bytes(llava_7b)
+    assert step_saved(w, "NVIDIA H200") == pytest.approx(STEP_SAVED_S) == step_saved(w, "unknown GPU")
+    assert step_saved(w, "NVIDIA A100-PCIE-40GB") == pytest.approx(20.3e-3 - w / 1555e9)  # floor 9.1 ms
+    assert step_saved(w, "Tesla T4") == 0                                                  # floor 44 ms
+    big = dict(available=OK, free_bytes=H200_FREE)
+    assert choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(), gpu="NVIDIA H200", **big).path == "compiled"
+    d = choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(), gpu="Tesla T4", **big)
+    assert d.path == "eager" and "0.0 ms saved" in d.path_why
 
 
 def test_a_resumed_run_keeps_its_batch_and_path(llava_7b):
