@@ -51,7 +51,7 @@ def records(folder: str) -> list[dict]:
 def study(work: str, done: dict) -> dict:
     folder = os.path.join(work, "runs", "study")
     info = runs.read_info(folder)
-    out = {"command": info.get("command"), "device_name": info.get("device_name"),
+    out = {"command": info.get("command"), "device_name": info.get("device_name"), "label": label(info),
            "step": done.get("study"), "resume": done.get("resume")}
     if info.get("generation_s"):
         n = len(records(folder))
@@ -66,6 +66,21 @@ def study(work: str, done: dict) -> dict:
         text = open(log, encoding="utf-8", errors="replace").read()
         out["resume_loaded_no_weights"] = "no weights loaded" in text
     return out
+
+
+def label(info: dict) -> str:
+    """What the README says a table was measured on: the GPU, random weights, commit, date."""
+    return (f"{info.get('device_name') or 'no run'}; LLaVA-1.5-7B architecture, random weights; "
+            f"git {(info.get('git_commit') or '')[:7]}; {str(info.get('started') or '')[:10]}")
+
+
+def grid(info: dict) -> str | None:
+    """The reduced grid the pairs ran, in words."""
+    c = info.get("config") or {}
+    if not c:
+        return None
+    return (f"configs/study.yaml at ε {', '.join(map(str, c.get('epsilons', [])))}, {c.get('trials')} trials, "
+            f"{c.get('max_new_tokens')} new tokens, --batch-size {c.get('batch_size')}")
 
 
 def pair(work: str, a: str, b: str) -> dict:
@@ -85,9 +100,10 @@ def pair(work: str, a: str, b: str) -> dict:
 
 
 def determinism(work: str, done: dict) -> dict:
+    info = runs.read_info(os.path.join(work, "runs", "det_a"))
     out = {"step": done.get("determinism"), "deterministic": pair(work, "det_a", "det_b"),
-           "default": pair(work, "def_a", "def_b"),
-           "command": runs.read_info(os.path.join(work, "runs", "det_a")).get("command"),
+           "default": pair(work, "def_a", "def_b"), "label": label(info), "command": info.get("command"),
+           "grid": grid(info),
            "note": "each pair's two runs ran side by side on one GPU, so both pairs' generation times share it alike"}
     times = [t for k in ("deterministic", "default") for t in out[k]["generation_s"] if t]
     if len(times) == 4:
