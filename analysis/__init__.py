@@ -4,6 +4,7 @@
 
 summary.summarize(records) -> the summary.json dict; report.render_report(summary, run_info) ->
 the text report; figures.render_figures(summary, out_dir, run_info) -> the PNGs; stats,
-calibration, selective and scoring hold the plain statistics they use. Nothing is imported here,
+calibration, selective and scoring hold the plain statistics they use, clusters the unit they
+resample (an item), noise the null control's floor and verdicts the rule that reads Δ. Nothing is imported here,
 so importing one module does not pay for matplotlib.
 """

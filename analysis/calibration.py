@@ -27,10 +27,12 @@ The shortcut min(floor(c * 10), 9) agrees almost everywhere but not at every flo
 0.8999999999999999 * 10 rounds to 9.0, which would put a value below 0.9 into [0.9, 1.0].
 
 ECE = sum_b (|B_b| / n) * |acc(B_b) - conf(B_b)| = (1/n) sum_b |sum_{i in B_b} (y_i - c_i)|.
-The bootstrap CI is the percentile interval of that statistic over n_boot resamples of the
-pairs, drawn from `analysis.stats.sub_rng(seed, "ece", name, tag)`, after sorting the pairs
-canonically (by confidence, then correctness), so neither record order nor other statistics
-move it.
+The bootstrap CI is the percentile interval of that statistic over n_boot resamples, drawn from
+`analysis.stats.sub_rng(seed, "ece", name, tag)` after sorting the pairs canonically (by
+confidence, then correctness, then cluster), so neither record order nor other statistics move
+it. With `clusters` (one key per pair, e.g. (image, question)) a resample draws clusters and
+each pair enters as often as its cluster was drawn (analysis/clusters.py); without, it draws
+pairs.
 
 Everything returned is a plain Python float / int / list / dict, None where undefined (no NaN).
 """
@@ -41,6 +43,7 @@ import math
 import numpy as np
 
 from analysis import stats as S
+from analysis.clusters import blocks, cluster_ids, weights
 from analysis.stats import sub_rng
 
 N_BINS = 10
@@ -74,11 +77,16 @@ def _unit_interval(x: np.ndarray, what: str) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def _pairs(confidence, correct) -> tuple[np.ndarray, np.ndarray]:
-    """(confidence, correct) float64 arrays of the usable pairs, sorted canonically."""
+def _pairs(confidence, correct, clusters=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """(confidence, correct, cluster ids or None, k) of the usable pairs, sorted canonically."""
     c, y = S.pairs(confidence, correct, "confidence")
-    order = np.lexsort((y, c))  # canonical: record order does not change a single float operation
-    return _unit_interval(c[order], "confidence"), _unit_interval(y[order], "correct")
+    ids, k = None, c.size
+    if clusters is not None:
+        ids, k = cluster_ids(key for key, ok in zip(clusters, S.usable(confidence, correct)) if ok)
+    # canonical: record order does not change a single float operation
+    order = np.lexsort((y, c) if ids is None else (ids, y, c))
+    return (_unit_interval(c[order], "confidence"), _unit_interval(y[order], "correct"),
+            None if ids is None else ids[order], k)
 
 
 def _bins(c: np.ndarray) -> np.ndarray:
@@ -88,7 +96,7 @@ def _bins(c: np.ndarray) -> np.ndarray:
 
 def ece(confidence, correct) -> float | None:
     """Expected calibration error over the 10 equal-width bins; None with no usable pairs."""
-    c, y = _pairs(confidence, correct)
+    c, y, _, _ = _pairs(confidence, correct)
     if c.size == 0:
         return None
     sums = np.bincount(_bins(c), weights=y - c, minlength=N_BINS)
@@ -97,32 +105,29 @@ def ece(confidence, correct) -> float | None:
 
 def brier(confidence, correct) -> float | None:
     """Mean squared gap (confidence - correct)^2; None with no usable pairs."""
-    c, y = _pairs(confidence, correct)
+    c, y, _, _ = _pairs(confidence, correct)
     return float(np.mean((c - y) ** 2)) if c.size else None
 
 
 def bootstrap_ece_ci(confidence, correct, n_boot: int = S.N_BOOT, seed: int = 0,
-                     name: str = "", tag: str = "") -> list | None:
-    """Percentile bootstrap 95% CI of the ECE: [lo, hi]; None with fewer than 2 pairs or
-    n_boot < 1.
+                     name: str = "", tag: str = "", clusters=None) -> list | None:
+    """Percentile bootstrap 95% CI of the ECE: [lo, hi]; None with fewer than 2 pairs (or
+    clusters) or n_boot < 1.
 
-    Each resample draws n pair indices with replacement; its ECE is
-    (1/n) sum_b |sum of (y - c) over the drawn pairs in bin b|, summed with one bincount.
+    A resample gives each pair a count w (how often it, or its cluster, is drawn); its ECE is
+    (1/sum w) sum_b |sum of w (y - c) over the pairs in bin b|, one matrix product a block.
     """
-    c, y = _pairs(confidence, correct)
+    c, y, ids, k = _pairs(confidence, correct, clusters)
     n = c.size
-    if n < 2 or n_boot < 1:
+    if n < 2 or k < 2 or n_boot < 1:
         return None
     rng = sub_rng(seed, "ece", name, tag)
-    b_of, d = _bins(c), y - c
-    chunk = max(1, min(n_boot, S.BOOT_VALUES // n))  # bounded memory on large runs
+    onehot = np.eye(N_BINS)[_bins(c)]  # [n, 10]
+    d = y - c
     vals = []
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))  # [b, n]
-        flat = (b_of[idx] + N_BINS * np.arange(b)[:, None]).ravel()
-        sums = np.bincount(flat, weights=d[idx].ravel(), minlength=b * N_BINS)
-        vals.append(np.abs(sums.reshape(b, N_BINS)).sum(axis=1) / n)
+    for b in blocks(n_boot, n + k):
+        w = weights(rng, b, ids, k)  # [b, n]
+        vals.append(np.abs((w * d) @ onehot).sum(axis=1) / w.sum(axis=1))
     lo, hi = np.percentile(np.concatenate(vals), [2.5, 97.5])
     return [float(lo), float(hi)]
 
@@ -130,7 +135,7 @@ def bootstrap_ece_ci(confidence, correct, n_boot: int = S.N_BOOT, seed: int = 0,
 def reliability_bins(confidence, correct) -> list[dict]:
     """The 10 bins, always all listed: [{"lo", "hi", "n", "accuracy", "confidence"}, ...];
     accuracy (mean score) and confidence (mean confidence) are None for an empty bin."""
-    c, y = _pairs(confidence, correct)
+    c, y, _, _ = _pairs(confidence, correct)
     idx = _bins(c)
     out = []
     for k in range(N_BINS):
@@ -143,7 +148,7 @@ def reliability_bins(confidence, correct) -> list[dict]:
 
 
 def calibration(confidence, correct, *, name: str = "sequence_prob", n_boot: int = S.N_BOOT,
-                seed: int = 0, tag: str = "") -> dict:
+                seed: int = 0, tag: str = "", clusters=None) -> dict:
     """Every calibration number of one set of answers, JSON-safe:
 
         {"confidence": name, "n", "accuracy", "mean_confidence", "ece", "ece_ci95": [lo, hi],
@@ -151,15 +156,16 @@ def calibration(confidence, correct, *, name: str = "sequence_prob", n_boot: int
 
     overconfidence = mean_confidence - accuracy (> 0: surer than right). With n = 0 every
     number is None and the 10 bins are listed empty; ece_ci95 is None with fewer than 2 pairs.
-    `name` labels the confidence and, with `tag` (e.g. "proxy|0.3"), picks the bootstrap stream.
+    `name` labels the confidence and, with `tag` (e.g. "proxy|0.3"), picks the bootstrap stream;
+    `clusters` (a key per pair) makes the CI resample clusters.
     """
-    c, y = _pairs(confidence, correct)
+    c, y, _, _ = _pairs(confidence, correct)
     n = int(c.size)
     acc = float(y.mean()) if n else None
     mc = float(c.mean()) if n else None
     return {
         "confidence": name, "n": n, "accuracy": acc, "mean_confidence": mc,
-        "ece": ece(c, y), "ece_ci95": bootstrap_ece_ci(c, y, n_boot, seed, name, tag),
+        "ece": ece(c, y), "ece_ci95": bootstrap_ece_ci(confidence, correct, n_boot, seed, name, tag, clusters),
         "brier": brier(c, y),
         "overconfidence": (mc - acc) if n else None,
         "bins": reliability_bins(c, y),

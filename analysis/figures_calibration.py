@@ -3,13 +3,14 @@
     from analysis.figures_calibration import render_calibration_figures
     render_calibration_figures(summary, "results/figures", {"model": "tiny", "device": "cpu"})
 
-figure_4_reliability.png: one panel per attack; in each, the reliability curve (accuracy of
-each confidence bin against its mean confidence, bins with n > 0 only) of the clean answers and
-of each ε / severity level, the diagonal of perfect calibration, and the ECE in the legend.
-figure_5_risk_coverage.png: a clean panel, then one panel per attack; risk (mean loss of the
-answers kept) against coverage (share kept, most certain first) for each probe, AURC and PRR
-in the legend. Colour = probe (the same in every panel); in attack panels the line style marks
-the level (solid, dashed, dotted, dash-dot, then again).
+figure_4_reliability.png: per attack, the reliability curve (accuracy of each confidence bin
+against its mean confidence, bins with n > 0 only) of the clean answers and of each ε / severity
+level, the diagonal of perfect calibration and the ECE in the legend; below it, the number of
+answers in each bin (log scale), in the same colours.
+figure_5_risk_coverage.png: per attack, two panels. Left: risk (mean loss of the answers kept)
+against coverage (share kept, most certain first) for the headline probe, the mean token entropy,
+clean and at each level. Right: the prediction-rejection ratio (PRR) of every probe, clean and at
+each level, each probe named in words (probes.label). A run without attacks: the clean panel.
 
 Summary layout read (blocks from analysis.calibration.calibration and
 analysis.selective.selective): summary["clean"]["calibration"], ["clean"]["selective"][probe];
@@ -17,8 +18,7 @@ summary["by_attack"][attack]["by_epsilon"][key] with "level", "calibration",
 "calibration_max_prob", "selective"[probe]; summary["by_attack"][attack]["grouped_by"].
 A missing block (no references) gives a panel that says so, not an error.
 
-Same canvas rules as analysis.figures: Agg directly, no pyplot state, no date or version in
-the PNG, so the same summary gives the same bytes.
+Same canvas and print-size rules as analysis.figures.
 """
 from __future__ import annotations
 
@@ -26,13 +26,16 @@ import os
 
 from matplotlib import colormaps
 
-from analysis.figures import _colour, _empty, _legend, _panels, _save, label_axes
+import probes as registry
+from analysis.figures import (PANEL_H, _colour, _empty, _figure, _legend, _save, _stacked, attack_title,
+                              legend_below, styled)
 from analysis.summary import sorted_levels
 
 CALIBRATION_FIGURE_NAMES = ("figure_4_reliability.png", "figure_5_risk_coverage.png")
 NO_CALIBRATION = "no references: no calibration"
 NO_SELECTIVE = "no references: no risk-coverage"
-_STYLES = ("-", "--", ":", "-.")
+HEADLINE = "mean_entropy"       # the probe whose risk-coverage curves figure 5 draws
+_MARKERS = "osD^vP*Xh"
 
 
 def _fmt(x, spec=".3f") -> str:
@@ -43,59 +46,71 @@ def _attacks(summary: dict) -> list[str]:
     return sorted(summary.get("by_attack") or {})
 
 
-def _reliability_line(ax, block: dict, label: str, **style) -> bool:
-    """Draw one calibration block's non-empty bins; False when there is nothing to draw."""
+def _reliability_line(top, bottom, block: dict, label: str, **style) -> bool:
+    """Draw one calibration block's non-empty bins and their counts; False when there are none."""
     bins = [b for b in (block or {}).get("bins") or []
             if b.get("n") and b.get("accuracy") is not None and b.get("confidence") is not None]
     if not bins:
         return False
-    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], marker="o",
-            ms=4, label=f"{label}, ECE {_fmt(block.get('ece'))}", **style)
+    conf = [b["confidence"] for b in bins]
+    top.plot(conf, [b["accuracy"] for b in bins], marker="o", label=f"{label}, ECE {_fmt(block.get('ece'))}",
+             **style)
+    bottom.plot(conf, [b["n"] for b in bins], marker="o", ms=2.5, **style)
     return True
 
 
-def _reliability_axes(ax, title: str, confidence: str):
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.02, 1.02)
-    label_axes(ax, title, f"confidence ({confidence}), bin mean", "accuracy in bin", 7, "upper left")
+def _reliability_axes(top, bottom, place, title: str, confidence: str):
+    top.plot([0, 1], [0, 1], color="grey", lw=0.6, ls="--")
+    top.set_xlim(0, 1)
+    top.set_ylim(-0.02, 1.02)
+    top.tick_params(labelbottom=False)
+    top.set_title(title)
+    top.set_ylabel("accuracy in bin")
+    bottom.set_yscale("log")
+    bottom.set_xlabel(f"confidence ({confidence.replace('_', ' ')}), bin mean")
+    bottom.set_ylabel("answers")
+    legend_below(place, top)
 
 
+@styled
 def figure_reliability(summary: dict, run_info: dict, block: str = "calibration"):
     """Figure 4; `block` = "calibration_max_prob" draws the mean-max-prob confidence instead."""
     attacks = _attacks(summary)
-    fig, axes = _panels(len(attacks), "Figure 4: reliability (accuracy vs confidence)",
-                        run_info)
+    fig, triples = _stacked(len(attacks))
     clean = (summary.get("clean") or {}).get(block)
-    for ax, attack in zip(axes, attacks):
+    for (top, bottom, place), attack in zip(triples, attacks):
         sec = summary["by_attack"][attack]
         keys = sorted_levels(sec["by_epsilon"])
-        drawn = _reliability_line(ax, clean, "clean", color="black", lw=2)
+        drawn = _reliability_line(top, bottom, clean, "clean", color="black", lw=2)
         names = [clean.get("confidence")] if clean else []
         for i, k in enumerate(keys):
             b = sec["by_epsilon"][k].get(block)
-            if _reliability_line(ax, b, _legend(k, sec), color=_colour(i, len(keys))):
+            if _reliability_line(top, bottom, b, _legend(k, sec), color=_colour(i, len(keys))):
                 drawn = True
                 names.append(b.get("confidence"))
         if not drawn:
-            _empty(ax, NO_CALIBRATION)
+            for ax in (top, bottom, place):
+                _empty(ax, NO_CALIBRATION if ax is top else "")
             continue
-        _reliability_axes(ax, attack, next((n for n in names if n), block))
+        _reliability_axes(top, bottom, place, attack_title(attack), next((n for n in names if n), block))
     if not attacks:
-        if _reliability_line(axes[0], clean, "clean", color="black", lw=2):
-            _reliability_axes(axes[0], "clean", clean.get("confidence") or block)
+        top, bottom, place = triples[0]
+        if _reliability_line(top, bottom, clean, "clean", color="black", lw=2):
+            _reliability_axes(top, bottom, place, "clean", clean.get("confidence") or block)
         else:
-            _empty(axes[0], NO_CALIBRATION)
+            for ax in (top, bottom, place):
+                _empty(ax, NO_CALIBRATION if ax is top else "")
     return fig
 
 
 def _probes(summary: dict) -> list[str]:
-    """Every probe with a selective block anywhere, sorted: fixes each probe's colour."""
+    """Every probe with a selective block anywhere, in the registry's order: fixes its colour."""
     found = set((summary.get("clean") or {}).get("selective") or {})
     for sec in (summary.get("by_attack") or {}).values():
         for entry in sec["by_epsilon"].values():
             found.update(entry.get("selective") or {})
-    return sorted(found)
+    order = registry.names()
+    return sorted(found, key=lambda p: (order.index(p) if p in order else len(order), p))
 
 
 def _risk_line(ax, sel: dict, label: str, **style) -> bool:
@@ -103,41 +118,74 @@ def _risk_line(ax, sel: dict, label: str, **style) -> bool:
     cov, risk = curve.get("coverage") or [], curve.get("risk") or []
     if not cov:
         return False
-    ax.plot(cov, risk, label=f"{label}: AURC {_fmt(sel.get('aurc'))}, "
-                             f"PRR {_fmt(sel.get('prr'), '.2f')}", **style)
+    ax.plot(cov, risk, label=f"{label}, PRR {_fmt(sel.get('prr'), '.2f')}", **style)
     return True
 
 
-def _risk_axes(ax, title: str):
+def _risk_panel(ax, place, series: list, title: str) -> None:
+    """series: (label, selective block, colour), the headline probe's curve for each."""
+    drawn = False
+    for label, sel, colour in series:
+        drawn |= _risk_line(ax, (sel or {}).get(HEADLINE), label, color=colour,
+                            lw=2 if label == "clean" else 1.2)
+    if not drawn:
+        for a in (ax, place):
+            _empty(a, NO_SELECTIVE if a is ax else "")
+        return
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)  # risk is a mean loss in [0, 1]: panels share one scale
-    label_axes(ax, title, "coverage (share of answers kept, most certain first)",
-               "risk (mean loss of kept answers)", 6)
+    ax.set_title(title)
+    ax.set_xlabel("coverage (share kept, most certain first)")
+    ax.set_ylabel("risk (mean loss of kept answers)")
+    legend_below(place, ax, title=f"answers ranked by {registry.label(HEADLINE)}")
 
 
-def _finish(ax, title: str, drawn: bool):
-    if drawn:
-        _risk_axes(ax, title)
-    else:
-        _empty(ax, NO_SELECTIVE)
-
-
-def figure_risk_coverage(summary: dict, run_info: dict):
-    """Figure 5: the clean panel first, then one per attack and level, a line per probe."""
-    probes = _probes(summary)
+def _prr_panel(ax, place, series: list, probes: list, xlabel: str) -> None:
+    """The PRR of every probe at each column of `series` (clean, then each level)."""
     tab = colormaps["tab10"]
-    colour = {p: tab(i % 10) for i, p in enumerate(probes)}
-    panels = [("clean", (summary.get("clean") or {}).get("selective") or {})]
-    for attack in _attacks(summary):
+    drawn = False
+    for j, p in enumerate(probes):
+        ys = [((sel or {}).get(p) or {}).get("prr") for _, sel in series]
+        if all(y is None for y in ys):
+            continue
+        drawn = True
+        ax.plot(range(len(series)), [float("nan") if y is None else y for y in ys], color=tab(j % 10),
+                marker=_MARKERS[j % len(_MARKERS)], label=registry.label(p))
+    if not drawn:
+        for a in (ax, place):
+            _empty(a, NO_SELECTIVE if a is ax else "")
+        return
+    ax.axhline(0.0, color="grey", lw=0.6, ls="--")
+    ax.set_xticks(range(len(series)), [lab for lab, _ in series])
+    ax.set_title("every probe")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("PRR (1: perfect, 0: chance)")
+    legend_below(place, ax, title="probe")
+
+
+@styled
+def figure_risk_coverage(summary: dict, run_info: dict):
+    """Figure 5: per attack, the headline probe's risk-coverage curves and every probe's PRR."""
+    attacks = _attacks(summary)
+    probes = _probes(summary)
+    clean = (summary.get("clean") or {}).get("selective") or {}
+    rows, cols = max(len(attacks), 1), 2 if attacks else 1
+    fig = _figure(rows, cols, [PANEL_H * 1.45] * rows)
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[2.3, 1.0] * rows)
+    cells = [(fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c]))
+             for r in range(rows) for c in range(cols)]
+    if not attacks:
+        _risk_panel(*cells[0], [("clean", clean, "black")], "clean")
+    for i, attack in enumerate(attacks):
         sec = summary["by_attack"][attack]
-        panels += [(f"{attack}, {_legend(k, sec)}", sec["by_epsilon"][k].get("selective") or {})
-                   for k in sorted_levels(sec["by_epsilon"])]
-    fig, axes = _panels(len(panels), "Figure 5: risk-coverage by probe", run_info)
-    for ax, (title, sel) in zip(axes, panels):
-        drawn = False
-        for p in probes:
-            drawn |= _risk_line(ax, sel.get(p), p, color=colour[p], lw=1.3)
-        _finish(ax, title, drawn)
+        keys = sorted_levels(sec["by_epsilon"])
+        sels = [sec["by_epsilon"][k].get("selective") or {} for k in keys]
+        _risk_panel(*cells[2 * i], [("clean", clean, "black")] + [
+            (_legend(k, sec), s, _colour(j, len(keys))) for j, (k, s) in enumerate(zip(keys, sels))],
+            attack_title(attack))
+        _prr_panel(*cells[2 * i + 1], [("clean", clean)] + [
+            (f"{sec['by_epsilon'][k]['level']:.4g}", s) for k, s in zip(keys, sels)], probes,
+            "severity" if sec["grouped_by"] == "severity" else "ε ([0,1] pixel units)")
     return fig
 
 

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 import probes as registry
+from analysis import clusters as C
 from analysis import stats as S
 from analysis.calibration import calibration, sequence_prob
 from analysis.scoring import pope_metrics
@@ -85,40 +86,49 @@ def _value(rec: dict, key: str):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str, prr_ci95=None) -> dict:
+def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str, prr_ci95=None,
+           clusters=None) -> dict:
     """How well one probe (u: higher = more uncertain) tells wrong answers from right ones:
     selective prediction (AURC, PRR with its bootstrap CI, given, the risk-coverage curve) and
-    the wrong-answer AUROC with its stratified bootstrap CI; `inverted` when that CI lies wholly
-    below 0.5, i.e. the probe ranks wrong answers as MORE certain than right ones."""
+    the wrong-answer AUROC with its bootstrap CI (clusters resampled, given a key per answer;
+    else each class on its own); `inverted` when that CI lies wholly below 0.5, i.e. the probe
+    ranks wrong answers as MORE certain than right ones."""
     out = selective(u, scores)
     out["prr_ci95"] = prr_ci95
-    right = [v for v, c in zip(u, scores) if v is not None and c >= WRONG_BELOW]
-    wrong = [v for v, c in zip(u, scores) if v is not None and c < WRONG_BELOW]
-    out["auroc_wrong"] = S.auroc(right, wrong)
-    out["auroc_wrong_ci95"] = S.bootstrap_auroc_ci(right, wrong, n_boot, seed, tag)
+    keys = clusters if clusters is not None else [None] * len(u)
+    right = [(v, k) for v, c, k in zip(u, scores, keys) if v is not None and c >= WRONG_BELOW]
+    wrong = [(v, k) for v, c, k in zip(u, scores, keys) if v is not None and c < WRONG_BELOW]
+    out["auroc_wrong"] = S.auroc([v for v, _ in right], [v for v, _ in wrong])
+    out["auroc_wrong_ci95"] = (
+        S.bootstrap_auroc_ci([v for v, _ in right], [v for v, _ in wrong], n_boot, seed, tag)
+        if clusters is None else C.bootstrap_auroc_ci([v for v, _ in right], [k for _, k in right],
+                                                      [v for v, _ in wrong], [k for _, k in wrong],
+                                                      n_boot, seed, tag))
     out["inverted"] = out["auroc_wrong_ci95"] is not None and out["auroc_wrong_ci95"][1] < 0.5
     return out
 
 
 def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag: str) -> dict:
     """calibration, calibration_max_prob, selective and (POPE) pope of the records that have a
-    reference; {} when none has."""
+    reference; {} when none has. Every CI resamples clusters, (image, question) items."""
     recs = [r for r in records if score(r) is not None]
     if not recs:
         return {}
     scores = [score(r) for r in recs]
+    keys = [C.unit(r) for r in recs]
     out = {
         "calibration": calibration([sequence_prob(r.get("seq_nll")) for r in recs], scores,
-                                   name="sequence_prob", n_boot=n_boot, seed=seed, tag=tag),
+                                   name="sequence_prob", n_boot=n_boot, seed=seed, tag=tag, clusters=keys),
         "calibration_max_prob": calibration([_value(r, "mean_max_prob") for r in recs], scores,
-                                            name="mean_max_prob", n_boot=n_boot, seed=seed, tag=tag),
+                                            name="mean_max_prob", n_boot=n_boot, seed=seed, tag=tag,
+                                            clusters=keys),
         "selective": {}}
     signed = {key: [None if v is None else registry.sign(key) * v for v in (_value(r, key) for r in recs)]
               for key in probes}
     signed = {k: u for k, u in signed.items() if any(v is not None for v in u)}
-    cis = bootstrap_prr_cis(signed, scores, n_boot, seed, tag)  # common resamples for every probe
+    cis = bootstrap_prr_cis(signed, scores, n_boot, seed, tag, keys)  # common resamples for every probe
     for key, u in signed.items():
-        out["selective"][key] = signal(u, scores, seed, n_boot, f"{tag}|{key}", cis[key])
+        out["selective"][key] = signal(u, scores, seed, n_boot, f"{tag}|{key}", cis[key], keys)
     pope = [r for r in recs if r.get("metric") == "pope"]
     if pope:
         out["pope"] = pope_metrics([r["answer"] for r in pope], [r["references"][0] for r in pope])

@@ -3,25 +3,42 @@
     from analysis.report import render_report
     print(render_report(summary, {"model": "tiny", "dtype": "float32", "device": "cpu"}))
 
-A header naming the run and the conventions, then the tables of analysis/tables.py (the same
+A header naming the run and the conventions, the run's findings in words (analysis/findings.py,
+the sentences the README and the paper print), then the tables of analysis/tables.py (the same
 the README, the paper and the notebook show) as fixed-width text: the run-wide ones, then one
-block per attack. "n/a" marks a number that is undefined (see the summary docstring for when). Nothing
+block per attack. A closed-answer metric (POPE) that reads fewer than 80% of the answers gets a
+warning at the top, in words. "n/a" marks a number that is undefined (see the summary docstring for when). Nothing
 here computes or formats a number: the tables do. No timestamps, so a rerun gives the same bytes.
 """
 from __future__ import annotations
 
 import textwrap
 
-from analysis.tables import Table, build
+from analysis.findings import takeaways
+from analysis.tables import Table, build, levels, pct
+from analysis.verdicts import MIN_EFFECT, MIN_EFFECT_WHY
 
-CATEGORY_TABLES = ("clean", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
+CATEGORY_TABLES = ("clean", "noise", "delta", "floor", "correct", "calibration", "selective", "signals", "pope")
+HEADLINE = ("Headline: the mean token entropy over every generated step, the one that emits "
+            "end-of-sequence included, because that is the answer as generated (when to stop is one of "
+            "the model's choices, and an entropy filter sees it); 'no EOS' leaves that step out.")
+NO_NOISE = ("Noise floor: none. This run has no null control (--no-null-control, or a run from "
+            "before it existed), so it calls no fall and no rise: a verdict needs the run's own noise "
+            "floor. Run the command again without --no-null-control to measure it.")
+EXACT_ZERO = ("The null control changed nothing: every repeated input gave exactly the same entropy, "
+              "so the noise floor is 0 on this hardware and dtype (measured, not assumed).")
 FLOOR_WARNING = ("At the entropy floor: more than half of the pairs have a clean answer whose mean token "
                  "entropy is below 0.01 nats (the floor table above). There a mean Δ cannot fall "
                  "much (it is bounded by minus the mean clean entropy), so a rise or no change is "
                  "forced by construction and does not show that perturbation leaves confidence "
                  "alone; read the log-ratio column and the calibration instead.")
-EPS_LINE = ("ε is in [0,1] pixel units at the model's input resolution "
-            "(ε = 0.3 ≈ 77/255)")
+VALID_BELOW = 0.8  # under this share of readable answers, a closed-answer metric means little
+VALIDITY_WARNING = ("WARNING: the metric reads closed answers (yes or no), and fewer than {floor} of the "
+                    "answers are one in: {where}. There the metric is not meaningful: an answer that is "
+                    "neither (the embedded model's \"red circle\" to a yes/no question) counts as yes under "
+                    "LLaVA's rule, so accuracy, recall and the yes-ratio describe the parser, not the model "
+                    "(the \"valid\" column of the POPE table).")
+EPS_LINE = "ε is in [0,1] pixel units at the model's input resolution: ε = 0.3 (≈77/255)"
 
 
 def _header(summary: dict, run_info: dict) -> list[str]:
@@ -46,10 +63,29 @@ def _header(summary: dict, run_info: dict) -> list[str]:
     return lines + [
         EPS_LINE,
         "Δ = H_perturbed - H_clean (mean token entropy, nats), paired by image and question",
-        f"behaviour rule: {meta['behaviour_rule']}",
-        f"95% CIs: percentile bootstrap, {meta['bootstrap_resamples']} resamples, "
-        f"seed {meta['seed']}; Wilcoxon signed-rank, two-sided, n/a when n < 2 or all Δ = 0",
+        *textwrap.wrap(HEADLINE, 100),
+        *textwrap.wrap(f"verdict rule: {meta.get('verdict_rule', 'n/a (an analysis from before verdicts)')}", 100),
+        *textwrap.wrap(("δ: " if meta.get("min_effect", MIN_EFFECT) == MIN_EFFECT else
+                        "δ: set by --min-effect; ") + MIN_EFFECT_WHY + ".", 100),
+        *textwrap.wrap(f"95% CIs: percentile bootstrap over items (image and question), not trials, "
+                       f"{meta['bootstrap_resamples']} resamples, seed {meta['seed']}; Wilcoxon "
+                       "signed-rank, two-sided, on item means", 100),
     ]
+
+
+def validity_warning(summary: dict) -> list[str]:
+    """The warning lines where a closed-answer metric reads fewer than VALID_BELOW of the answers."""
+    def blocks(s, prefix=""):
+        yield f"{prefix}clean", s.get("clean") or {}
+        for a in sorted(s.get("by_attack") or {}):
+            for lab, e in levels(s["by_attack"][a]):
+                yield f"{prefix}{a} at {lab}", e
+    rated = [(name, e["valid_rate"]) for c, sub in [(None, summary)] + sorted((summary.get("by_category") or {}).items())
+             for name, e in blocks(sub, f"category {c}, " if c else "") if e.get("valid_rate") is not None]
+    low = [(name, v) for name, v in rated if v < VALID_BELOW]
+    where = (f"every level and category (at most {pct(max(v for _, v in low))})" if len(low) == len(rated) > 1
+             else "; ".join(f"{name} ({pct(v)})" for name, v in low))
+    return [textwrap.fill(VALIDITY_WARNING.format(floor=pct(VALID_BELOW), where=where), 100), ""] if low else []
 
 
 def text(t: Table, indent="  ") -> str:
@@ -68,11 +104,22 @@ def _block(t: Table) -> list[str]:
     return [textwrap.fill(t.title, 100), text(t), ""]
 
 
+def _noise_note(noise: dict | None) -> list[str]:
+    """The sentence a noise block needs beside its table: none measured, or exactly zero."""
+    if noise is None:
+        return [textwrap.fill(NO_NOISE, 100), ""]
+    return [textwrap.fill(EXACT_ZERO, 100), ""] if noise.get("exact_zero") else []
+
+
 def render_report(summary: dict, run_info: dict | None = None) -> str:
     """The whole report as one string, ending in a newline."""
     tables = build(summary, run_info or {})
-    lines = _header(summary, run_info or {}) + [""]
+    lines = _header(summary, run_info or {}) + [""] + validity_warning(summary)
+    found = takeaways(summary, run_info or {})  # the README's and the paper's sentences too
+    lines += ["Findings:"] + [textwrap.fill(t, 100, initial_indent="- ", subsequent_indent="  ") for t in found] + [
+        ""] if found else []
     lines += [x for t in tables if t.attack is None for x in _block(t)]
+    lines += _noise_note(summary.get("noise"))
     if not summary["by_attack"]:
         lines += ["No perturbed records: nothing to compare against clean.", ""]
     for attack in sorted(summary["by_attack"]):
@@ -86,6 +133,7 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
         lines += [f"== category: {c} ==", ""]
         lines += [x for t in build({**summary, **sub, "by_category": {}}, run_info or {}, CATEGORY_TABLES)
                   for x in _block(t)]
+        lines += _noise_note(sub.get("noise"))
     nf = summary["nonfinite"]
     if nf["count"]:
         shown = nf["records"][:20]

@@ -9,6 +9,8 @@
 
 `score(metric, answer, references)` is what a record's `correct` holds: 1.0/0.0 for the binary
 metrics, a fraction for "vqa", None where the row has no references (e.g. VQAv2 test splits).
+`closed_validity(records)` is the share of answers a closed-answer metric (POPE's yes/no) can
+actually read, summary.json's `valid_rate`.
 
 POPE parse. We follow LLaVA's own evaluation, llava/eval/eval_pope.py in haotian-liu/LLaVA
 (commit 4241f08): keep the text before the first ".", drop commas, split on single spaces, and
@@ -52,17 +54,33 @@ POPE_LABELS = ("yes", "no")
 _POPE_NO_WORDS = frozenset({"No", "not", "no"})
 
 
+def _pope_words(answer: str) -> list[str]:
+    text = answer.strip()
+    if "." in text:
+        text = text.split(".")[0]
+    return text.replace(",", "").split(" ")
+
+
 def pope_parse(answer: str) -> str:
     """A free-form answer -> "yes" or "no", by LLaVA's eval_pope.py rule (see the module note).
 
     >>> [pope_parse(a) for a in ("Yes, there is a dog.", "no", "There is no dog.", "Yes. No.")]
     ['yes', 'no', 'no', 'yes']
     """
-    text = answer.strip()
-    if "." in text:
-        text = text.split(".")[0]
-    words = text.replace(",", "").split(" ")
-    return "no" if _POPE_NO_WORDS.intersection(words) else "yes"
+    return "no" if _POPE_NO_WORDS.intersection(_pope_words(answer)) else "yes"
+
+
+def pope_answer(answer: str) -> str | None:
+    """pope_parse's reading where a word of the answer states it, else None: "no" always has its
+    word; "yes" needs a "yes" (any case) in the part pope_parse reads. LLaVA's rule counts an
+    answer that says neither ("red circle", "") as yes; here it does not parse.
+
+    >>> [pope_answer(a) for a in ("Yes, there is a dog.", "There is no dog.", "red circle", "YES")]
+    ['yes', 'no', None, 'yes']
+    """
+    label = pope_parse(answer)
+    stated = label == "no" or any(w.lower().strip("!?") == "yes" for w in _pope_words(answer))
+    return label if stated else None
 
 
 def _pope_label(label: str) -> str:
@@ -222,6 +240,26 @@ def contains_match(answer: str, references: Sequence[str]) -> bool:
     return any(f" {_words(r)} " in words for r in references)
 
 
+# ------------------------------------------------------------------- closed answers
+
+CLOSED = {"pope": pope_answer}  # metrics that read a closed answer: its parser (None: no parse)
+
+
+def closed_validity(records) -> dict:
+    """{"valid_rate": share of answers that parse} over the records whose metric reads a closed
+    answer (CLOSED; a record's "metric" and "answer"), {} where none does. Below about 80% the
+    metric says little: LLaVA's POPE rule counts an answer that is neither yes nor no as yes.
+
+    >>> closed_validity([{"metric": "pope", "answer": a} for a in ("Yes", "No", "red circle", "no")])
+    {'valid_rate': 0.75}
+    """
+    answers = [r.get("answer") or "" for r in records if r.get("metric") in CLOSED]
+    parsers = [CLOSED[r["metric"]] for r in records if r.get("metric") in CLOSED]
+    if not answers:
+        return {}
+    return {"valid_rate": sum(p(a) is not None for p, a in zip(parsers, answers)) / len(answers)}
+
+
 # ------------------------------------------------------------------------------ score
 
 def score(metric: str, answer: str, references) -> float | None:
@@ -249,5 +287,6 @@ def score(metric: str, answer: str, references) -> float | None:
     return 1.0 if match(answer, refs) else 0.0
 
 
-__all__ = ["METRICS", "POPE_LABELS", "contains_match", "exact_match", "pope_metrics",
-           "pope_metrics_by", "pope_parse", "score", "vqa_accuracy", "vqa_normalize"]
+__all__ = ["CLOSED", "METRICS", "POPE_LABELS", "closed_validity", "contains_match", "exact_match",
+           "pope_answer", "pope_metrics", "pope_metrics_by", "pope_parse", "score", "vqa_accuracy",
+           "vqa_normalize"]

@@ -58,6 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import stats as S
+from analysis.clusters import blocks, cluster_ids, weights
 
 DEFAULT_POINTS = 51
 
@@ -134,55 +135,63 @@ def _aurc_of_counts(counts: np.ndarray, loss: np.ndarray, cum_harmonic: np.ndarr
     """AURC of resamples given as counts: counts [b, n] of each answer, in the order the answers
     are ranked (most certain first), loss [n] in that order -> [b].
 
-    AURC = (1/n) sum_k S_k / k = (1/n) sum_p loss(p) (H(n) - H(p - 1)) over the ranked positions
-    p, H the harmonic numbers; a resample puts answer j's c_j copies at positions
-    C_j - c_j + 1 .. C_j (C the cumulative counts), whose terms sum to
-    c_j H(n) - (G(C_j) - G(C_j - c_j)) with G(m) = H(0) + ... + H(m - 1) (cum_harmonic). Only
-    answers with a loss contribute: O(n) a resample, no sort."""
-    n = loss.size
+    A resample of N = sum_j c_j answers has AURC = (1/N) sum_k S_k / k = (1/N) sum_p loss(p)
+    (H(N) - H(p - 1)) over the ranked positions p, H the harmonic numbers; a resample puts answer
+    j's c_j copies at positions C_j - c_j + 1 .. C_j (C the cumulative counts), whose terms sum to
+    c_j H(N) - (G(C_j) - G(C_j - c_j)) with G(m) = H(0) + ... + H(m - 1) (cum_harmonic, long
+    enough for the largest N). Only answers with a loss contribute: O(n) a resample, no sort.
+    N is the same in every resample of single answers, and varies when clusters are drawn."""
     hit = np.nonzero(loss > 0)[0]
     c = counts[:, hit]
-    end = np.cumsum(counts, axis=1)[:, hit]
-    h_n = cum_harmonic[n + 1] - cum_harmonic[n]  # H(n)
-    return ((h_n * c - (cum_harmonic[end] - cum_harmonic[end - c])) @ loss[hit]) / n
+    end = np.cumsum(counts, axis=1)
+    total = end[:, -1]  # [b] N of each resample
+    end = end[:, hit]
+    h_n = cum_harmonic[total + 1] - cum_harmonic[total]  # [b] H(N)
+    return ((h_n[:, None] * c - (cum_harmonic[end] - cum_harmonic[end - c])) @ loss[hit]) / total
 
 
-def bootstrap_prr_ci(uncertainty, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "") -> list | None:
-    """Percentile bootstrap 95% CI of the PRR: [lo, hi], or None with fewer than 2 pairs or
-    fewer than 2 resamples whose losses vary (PRR undefined in the others).
+def bootstrap_prr_ci(uncertainty, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "",
+                     clusters=None) -> list | None:
+    """Percentile bootstrap 95% CI of the PRR: [lo, hi], or None with fewer than 2 pairs (or
+    clusters) or fewer than 2 resamples whose losses vary (PRR undefined in the others).
 
     A resample ranks its answers as `selective` ranks the data: by uncertainty, ties (and an
     answer's copies) in input order (pass records in canonical order). Drawn from
-    analysis.stats.sub_rng(seed, "prr", tag) as counts per answer, in blocks of
+    analysis.stats.sub_rng(seed, "prr", tag) as counts per answer (with `clusters`, a key per
+    answer: counts of its cluster, analysis/clusters.py), in blocks of
     analysis.stats.BOOT_VALUES values; each AURC then costs O(n) (_aurc_of_counts)."""
-    return bootstrap_prr_cis({None: uncertainty}, correct, n_boot, seed, tag)[None]
+    return bootstrap_prr_cis({None: uncertainty}, correct, n_boot, seed, tag, clusters)[None]
 
 
-def bootstrap_prr_cis(uncertainties: dict, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "") -> dict:
+def bootstrap_prr_cis(uncertainties: dict, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "",
+                      clusters=None) -> dict:
     """bootstrap_prr_ci of several probes of the same answers, {name: CI}, on common resamples:
     probes whose usable answers are the same share one draw of counts (and its oracle), so the
     cost is one draw plus an O(n) pass per probe, and their intervals compare like with like."""
     out, groups = {}, {}
     for name, u in uncertainties.items():  # group the probes by which answers they can score
-        key = tuple(v is not None and np.isfinite(float(v)) for v in u)
+        key = tuple(S.usable(u, correct, "uncertainty"))
         groups.setdefault(key, []).append(name)
-    for names in groups.values():
+    for usable, names in groups.items():
         pairs = {name: _pairs(uncertainties[name], correct) for name in names}
         loss = next(iter(pairs.values()))[1]
         n = int(loss.size)
-        if n < 2 or n_boot < 1:
+        ids, k = None, n
+        if clusters is not None:
+            ids, k = cluster_ids(c for c, ok in zip(clusters, usable) if ok)
+        if n < 2 or k < 2 or n_boot < 1:
             out.update({name: None for name in names})
             continue
         ranks = {name: np.argsort(u, kind="stable") for name, (u, _) in pairs.items()}
         oracle = np.argsort(loss, kind="stable")  # every right answer before every wrong one
-        harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, n + 1))])  # H(0) .. H(n)
-        cum_harmonic = np.concatenate([[0.0], np.cumsum(harmonic)])             # G(0) .. G(n + 1)
+        most = n if ids is None else k * int(np.bincount(ids).max())  # the largest N of a resample
+        harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, most + 1))])  # H(0) .. H(most)
+        cum_harmonic = np.concatenate([[0.0], np.cumsum(harmonic)])                # G(0) .. G(most + 1)
         rng, vals = S.sub_rng(seed, "prr", tag), {name: [] for name in names}
-        chunk = max(1, min(n_boot, S.BOOT_VALUES // n))
-        for start in range(0, n_boot, chunk):
-            counts = S.resample_counts(rng, min(chunk, n_boot - start), n)  # [b, n]
+        for b in blocks(n_boot, n + k):
+            counts = weights(rng, b, ids, k)  # [b, n]
             orc = _aurc_of_counts(counts[:, oracle], loss[oracle], cum_harmonic)
-            rand = counts @ loss / n
+            rand = counts @ loss / counts.sum(axis=1)
             drawn = counts > 0  # the PRR of a resample is defined where its losses vary
             varies = (drawn @ (loss > loss.min()) > 0) & (drawn @ (loss < loss.max()) > 0)
             for name, rank in ranks.items():

@@ -5,7 +5,9 @@
     1.0
 
 Every function takes plain sequences of floats and returns plain Python floats (or None where
-the number is undefined), so summary.json never holds NaN. No torch, no model.
+the number is undefined), so summary.json never holds NaN. No torch, no model. The bootstraps
+here resample single values; summary.json's CIs resample clusters (analysis/clusters.py), and
+keep bootstrap_mean_ci only for the pair-level interval it shows for comparison (ci95_pairs).
 """
 from __future__ import annotations
 
@@ -16,13 +18,6 @@ import numpy as np
 from scipy import stats as _st
 
 ALPHA = 0.05
-# The label each ε gets in summary and report. Both conditions must hold, so a tiny but
-# consistent shift (CI excludes 0) still needs the rank test to agree before we call it.
-BEHAVIOUR_RULE = (
-    "'entropy falls' if ci95 upper < 0 and wilcoxon_p < 0.05; "
-    "'entropy rises' if ci95 lower > 0 and wilcoxon_p < 0.05; "
-    "otherwise 'no clear change'"
-)
 PASS_PERCENTILES = (50, 75, 90, 95)
 # Percentile bootstrap resamples of every CI (Efron & Tibshirani's floor for percentile intervals).
 N_BOOT = 1000
@@ -46,15 +41,21 @@ def finite(values) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def pairs(x, y, what: str = "values") -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) float64 arrays of the pairs where both are given and finite, in input order."""
+def usable(x, y, what: str = "values") -> np.ndarray:
+    """[n] bool: both x[i] and y[i] are given and finite."""
     x, y = list(x), list(y)
     if len(x) != len(y):
         raise ValueError(f"{what} has {len(x)} values, correct {len(y)}")
-    keep = [(float(a), float(b)) for a, b in zip(x, y)
-            if a is not None and b is not None and math.isfinite(float(a)) and math.isfinite(float(b))]
-    return (np.asarray([k[0] for k in keep], dtype=np.float64).reshape(-1),
-            np.asarray([k[1] for k in keep], dtype=np.float64).reshape(-1))
+    return np.asarray([a is not None and b is not None and math.isfinite(float(a)) and math.isfinite(float(b))
+                       for a, b in zip(x, y)], dtype=bool).reshape(-1)
+
+
+def pairs(x, y, what: str = "values") -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) float64 arrays of the pairs where both are given and finite, in input order."""
+    keep = usable(x, y, what)
+    x, y = list(x), list(y)
+    return (np.asarray([float(a) for a, k in zip(x, keep) if k], dtype=np.float64).reshape(-1),
+            np.asarray([float(b) for b, k in zip(y, keep) if k], dtype=np.float64).reshape(-1))
 
 
 def fnum(x):
@@ -149,16 +150,6 @@ def wilcoxon_p(deltas) -> float | None:
     if d.size < 2 or not np.any(d != 0):
         return None
     return fnum(_st.wilcoxon(d, alternative="two-sided").pvalue)
-
-
-def behaviour(ci95, p) -> str:
-    """The label of BEHAVIOUR_RULE."""
-    if ci95 is not None and p is not None and p < ALPHA:
-        if ci95[1] < 0:
-            return "entropy falls"
-        if ci95[0] > 0:
-            return "entropy rises"
-    return "no clear change"
 
 
 def pass_rates(clean, perturbed, percentiles=PASS_PERCENTILES) -> dict:

@@ -8,7 +8,14 @@
 Pairing: Δ(image, question, attack, ε, trial) = H_adv - H_clean, where H_clean is the clean
 record (attack "none") with the same image and question (the mean, should a unit have several).
 "Clean" statistics (pass rates, detection and correctness AUROCs, clean accuracy) use every valid
-clean record, so τ and the clean line are the same for every attack and ε.
+clean record, so τ and the clean line are the same for every attack and ε. The null control
+(attack "repeat") and the prior pass ("blank") are not perturbations: they never enter by_attack,
+pass rates or clean statistics; the repeats feed only "noise".
+
+Independent units: a cluster is one (image, question) item, a dataset row; its trials share the
+item and the clean answer they are paired with. Every bootstrap CI resamples clusters
+(analysis/clusters.py: the mean-Δ CIs, and those of AUROC, ECE and PRR), and the signed-rank test
+runs on cluster means. Verdicts: analysis/verdicts.py (the rule, δ and why its default).
 
 Excluded everywhere: records with n_nonfinite > 0 or no finite mean_entropy; they are counted and
 listed in summary["nonfinite"]. Perturbed records without a valid clean partner enter the
@@ -19,8 +26,13 @@ same dict) only when exactly one perturbing attack is present, so single-attack 
 not know its name. Keys are eps_key(ε) (repr of the float: "0.3", "0.03137254901960784"); for
 attacks named "corruption:*" the key is str(severity) and "grouped_by" says "severity".
 
-Each by_epsilon entry: level (ε or severity as a float), n (pairs), n_perturbed, n_unpaired,
-mean/median/std_delta, ci95, wilcoxon_p, frac_negative, spread_images, spread_trials, behaviour,
+Each by_epsilon entry: level (ε or severity as a float), n (pairs), n_clusters (items),
+n_perturbed, n_unpaired, mean/median/std_delta, ci95 and ci90 (cluster bootstrap of the mean Δ),
+ci95_pairs (the pair-level bootstrap, for comparison only: too narrow, it counts trials as
+independent), wilcoxon_p (on cluster means), noise_floor (the section's, None without a null
+control), verdict (falls, rises, equivalent or inconclusive), answer_entropy {n, n_clusters,
+mean_delta, ci95, ci90, wilcoxon_p, noise_floor, verdict} (the same for the entropy without the
+end-of-sequence step, where records carry it), frac_negative, spread_images, spread_trials,
 deltas (every Δ, for figure 1), auroc_detect, auroc_detect_ci95, pass_rate, inverted_safety,
 floor {share_clean_below_0.01, delta_bound (= -mean H_clean of the pairs, the lowest mean Δ
 possible), mean_log_ratio (mean of log((H_adv + 1e-3)/(H_clean + 1e-3))), majority_at_floor};
@@ -30,20 +42,25 @@ calibration {confidence: "sequence_prob", n, accuracy, mean_confidence, ece, ece
 overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_prob (the same,
 confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
 auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
-{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn}; with extra probes, probes.
-Undefined numbers are None: std and CIs with fewer than 2 values (CIs: per class for AUROC),
-means with none, Wilcoxon with n < 2 or all Δ = 0, AUROCs with an empty class, PRR with all
-answers right or all wrong. A `correct` is a score in [0, 1]; below meta.wrong_below it counts as
-wrong where right/wrong is needed.
-Also: clean {n, mean_entropy, std_entropy, share_below_0.01, and with references accuracy,
-auroc_wrong, calibration, calibration_max_prob, selective, pope}, by_category {category: {clean,
-by_attack}} (every number above again, per category, for a dataset run with a category column),
-nonfinite {count, records}, token_profile (token_position_profile), meta {n_records, n_valid,
-n_unpaired, attacks, bootstrap_resamples, seed, behaviour_rule, alpha, pass_percentiles, probes,
-probe_sign, wrong_below, floor_nats}.
+{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn} and valid_rate (the share of
+answers a closed-answer metric can read: analysis.scoring.closed_validity; in the clean block
+too); with extra probes, probes.
+Undefined numbers are None: std with fewer than 2 values, CIs with fewer than 2 clusters (AUROC:
+values per class), means with none, Wilcoxon with fewer than 2 clusters or all cluster means 0,
+AUROCs with an empty class, PRR with all answers right or all wrong. A `correct` is a score in
+[0, 1]; below meta.wrong_below it counts as wrong where right/wrong is needed.
+Also: clean {n, mean_entropy, std_entropy, share_below_0.01, mean_answer_entropy (where records
+carry it), and with references accuracy, auroc_wrong, calibration, calibration_max_prob,
+selective, pope}, noise (analysis/noise.py: {n, n_clusters, mean_delta, ci95, floor,
+max_abs_delta, exact_zero, answers_changed, answer_entropy}; None without repeat records),
+by_category {category: {clean, by_attack, noise}} (every number above again, per category, for a
+run with a category column: a dataset's, or the photos' question kind), nonfinite {count,
+records}, token_profile (token_position_profile), meta {n_records, n_valid, n_unpaired, attacks,
+bootstrap_resamples, seed, cluster, min_effect (δ, nats), verdict_rule, noise_floor, alpha,
+pass_percentiles, probes, probe_sign, wrong_below, floor_nats}.
 
 Probes: any probe of the registry (probes/__init__.py) beyond mean_entropy present in the
-records gets "probes"[key] = {"mean_delta", "ci95", "auroc_detect"}. mean_delta is in the
+records gets "probes"[key] = {"n", "n_clusters", "mean_delta", "ci95", "auroc_detect", "sign"}. mean_delta is in the
 probe's own units and sign; for the detection AUROC the probe is multiplied by its registry sign
 so that larger = more uncertain = more suspicious (max-prob probes: higher = more confident, so
 their sign is -1).
@@ -56,10 +73,19 @@ from collections import defaultdict
 import numpy as np
 
 import probes as registry
+from analysis import clusters as C
+from analysis.scoring import closed_validity
 from analysis import quality as Q
 from analysis import stats as S
+from analysis import verdicts as V
+from analysis.noise import noise_block
 
 CLEAN = "none"
+# The passes every run adds (attacks.PASSES): the prior's blank image and the null control's
+# repeat. They are not perturbations and never enter the per-level statistics.
+PASSES = ("blank", "repeat")
+NULL = "repeat"   # the null control's pass: it feeds summary["noise"] alone (analysis/noise.py)
+NOT_PERTURBED = (CLEAN, *PASSES)  # never in by_attack, pass rates or the clean statistics
 
 
 def is_valid(rec: dict) -> bool:
@@ -85,14 +111,13 @@ def sorted_levels(by_epsilon: dict) -> list[str]:
 
 
 def level_label(key: str, grouped_by: str) -> str:
-    """"0.3 (≈77/255)", "8/255 (0.03137)"; a severity stays as it is."""
+    """ε's one label form, the decimal then the nearest /255: "0.3 (≈77/255)", "0.2 (51/255)",
+    "0.03137 (8/255)"; a severity stays as it is."""
     if grouped_by == "severity":
         return key
     x = float(key)
-    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255, as in the report's ε line
-    if abs(x * 255 - k) < 1e-6:
-        return f"{k}/255 ({x:.4g})"
-    return f"{x:.4g} (≈{k}/255)"
+    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255
+    return f"{x:.4g} ({'' if abs(x * 255 - k) < 1e-6 else '≈'}{k}/255)"
 
 
 def _canonical(records: list[dict]) -> list[dict]:
@@ -103,34 +128,7 @@ def _canonical(records: list[dict]) -> list[dict]:
                                           int(r.get("trial", 0)), int(r.get("severity") or 0)))
 
 
-def _unit(rec: dict) -> tuple:
-    return (rec["image"], rec["question"])
-
-
-def _value(rec: dict, key: str):
-    v = rec.get(key)
-    return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
-def _clean_means(clean: list[dict], key: str) -> dict:
-    """{(image, question): mean of the clean values of `key`}."""
-    acc = defaultdict(list)
-    for r in clean:
-        v = _value(r, key)
-        if v is not None:
-            acc[_unit(r)].append(v)
-    return {u: float(np.mean(v)) for u, v in acc.items()}
-
-
-def _pairs(perturbed: list[dict], clean_means: dict, key: str) -> list[tuple]:
-    """[(image, question, trial, Δ)] sorted, so statistics do not depend on file order."""
-    out = []
-    for r in perturbed:
-        v = _value(r, key)
-        if v is not None and _unit(r) in clean_means:
-            out.append((str(r["image"]), str(r["question"]), int(r["trial"]),
-                        v - clean_means[_unit(r)]))
-    return sorted(out)
+_unit, _value, _clean_means, _pairs = C.unit, C.value, C.clean_means, C.pair_deltas
 
 
 def _group_std(pairs: list[tuple], index: int) -> float | None:
@@ -145,42 +143,57 @@ def _probe_stats(clean, perturbed, probes, seed, n_boot, tag) -> dict:
     out = {}
     for key in probes:
         pairs = _pairs(perturbed, _clean_means(clean, key), key)
-        d = [p[3] for p in pairs]
+        st = C.cluster_mean_stats([p[3] for p in pairs], [p[:2] for p in pairs], n_boot, seed, f"{tag}|{key}")
         sign = registry.sign(key)
-        neg = [sign * v for v in (_value(r, key) for r in clean) if v is not None]
-        pos = [sign * v for v in (_value(r, key) for r in perturbed) if v is not None]
-        out[key] = {"n": len(d), "mean_delta": float(np.mean(d)) if d else None,
-                    "ci95": S.bootstrap_mean_ci(d, n_boot, seed, f"{tag}|{key}"),
-                    "auroc_detect": S.auroc(neg, pos), "sign": sign}
+        neg = [(sign * v, _unit(r)) for r in clean if (v := _value(r, key)) is not None]
+        pos = [(sign * v, _unit(r)) for r in perturbed if (v := _value(r, key)) is not None]
+        out[key] = {"n": st["n"], "n_clusters": st["n_clusters"], "mean_delta": st["mean"],
+                    "ci95": st["ci95"], "auroc_detect": S.auroc([v for v, _ in neg], [v for v, _ in pos]),
+                    "sign": sign}
     return out
 
 
-def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), tag="") -> dict:
-    """The statistics of one (attack, ε): `clean` and `perturbed` are valid records."""
+def _floor_of(noise: dict | None, key: str):
+    """The noise floor of one entropy, None without a null control."""
+    block = noise if key == "mean_entropy" else (noise or {}).get(key)
+    return block.get("floor") if block else None
+
+
+def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), tag="",
+                  min_effect=V.MIN_EFFECT, noise=None) -> dict:
+    """The statistics of one (attack, ε): `clean` and `perturbed` are valid records, `noise` the
+    section's null-control block (None: no noise floor)."""
     pairs = _pairs(perturbed, _clean_means(clean, "mean_entropy"), "mean_entropy")
     d = np.asarray([p[3] for p in pairs], dtype=np.float64)
-    ci = S.bootstrap_mean_ci(d, n_boot, seed, tag)
-    p = S.wilcoxon_p(d)
+    verdict = V.delta_stats(pairs, seed, n_boot, tag, min_effect, _floor_of(noise, "mean_entropy"))
     h_clean = [r["mean_entropy"] for r in clean]
     h_adv = [r["mean_entropy"] for r in perturbed]
     rates = S.pass_rates(h_clean, h_adv)
     entry = {
-        "level": float(level), "n": int(d.size), "n_perturbed": len(perturbed),
-        "n_unpaired": len(perturbed) - int(d.size),
-        "mean_delta": float(d.mean()) if d.size else None,
+        "level": float(level), "n": int(d.size), "n_clusters": verdict["n_clusters"],
+        "n_perturbed": len(perturbed), "n_unpaired": len(perturbed) - int(d.size),
+        "mean_delta": verdict["mean_delta"],
         "median_delta": float(np.median(d)) if d.size else None,
-        "std_delta": S.std(d), "ci95": ci, "wilcoxon_p": p,
+        "std_delta": S.std(d), "ci95": verdict["ci95"], "ci90": verdict["ci90"],
+        "ci95_pairs": S.bootstrap_mean_ci(d, n_boot, seed, tag), "wilcoxon_p": verdict["wilcoxon_p"],
+        "noise_floor": verdict["noise_floor"], "verdict": verdict["verdict"],
         "frac_negative": float(np.mean(d < 0)) if d.size else None,
         "spread_images": _group_std(pairs, 0), "spread_trials": _group_std(pairs, 2),
-        "behaviour": S.behaviour(ci, p), "deltas": [float(x) for x in d],
+        "deltas": [float(x) for x in d],
         "auroc_detect": S.auroc(h_clean, h_adv),
-        "auroc_detect_ci95": S.bootstrap_auroc_ci(h_clean, h_adv, n_boot, seed, tag),
+        "auroc_detect_ci95": C.bootstrap_auroc_ci(h_clean, [_unit(r) for r in clean], h_adv,
+                                                  [_unit(r) for r in perturbed], n_boot, seed, tag),
         "pass_rate": rates, "inverted_safety": S.inverted_safety(rates),
     }
+    if any(_value(r, "answer_entropy") is not None for r in perturbed):  # the EOS step left out
+        a_pairs = _pairs(perturbed, _clean_means(clean, "answer_entropy"), "answer_entropy")
+        entry["answer_entropy"] = V.delta_stats(a_pairs, seed, n_boot, f"{tag}|answer_entropy",
+                                                min_effect, _floor_of(noise, "answer_entropy"))
     means = _clean_means(clean, "mean_entropy")
     entry["floor"] = Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means])
     entry.update(Q.correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
     entry.update(Q.quality(perturbed, ["mean_entropy", *probes], seed, n_boot, tag))
+    entry.update(closed_validity(perturbed))  # valid_rate, for a closed-answer metric (POPE)
     if probes:
         entry["probes"] = _probe_stats(clean, perturbed, probes, seed, n_boot, tag)
     return entry
@@ -206,7 +219,7 @@ def token_position_profile(records: list[dict]) -> dict:
     valid = [r for r in _canonical(records) if is_valid(r)]
     groups = defaultdict(lambda: defaultdict(list))
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in NOT_PERTURBED:
             groups[r["attack"]][level_of(r)[0]].append(r)
     return {"clean": _profile([r for r in valid if r["attack"] == CLEAN]),
             "by_attack": {a: {k: _profile(v) for k, v in g.items()} for a, g in groups.items()}}
@@ -238,20 +251,23 @@ def json_clean(obj):
     return obj
 
 
-def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag: str = "") -> tuple[dict, dict]:
-    """(by_attack, clean) of a set of valid records: every per-level number, and the clean line."""
+def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag: str = "",
+              min_effect: float = V.MIN_EFFECT) -> tuple[dict, dict, dict | None]:
+    """(by_attack, clean, noise) of a set of valid records: every per-level number, the clean
+    line, and the null control's noise floor that the verdicts are checked against."""
     clean = [r for r in valid if r["attack"] == CLEAN]
+    noise = noise_block(clean, [r for r in valid if r["attack"] == NULL], seed, n_boot, tag)
     groups = defaultdict(lambda: defaultdict(list))
     levels = {}
     for r in valid:
-        if r["attack"] != CLEAN:
+        if r["attack"] not in NOT_PERTURBED:
             key, lvl = level_of(r)
             groups[r["attack"]][key].append(r)
             levels[(r["attack"], key)] = lvl
     by_attack = {}
     for attack in sorted(groups):
         by_eps = {key: epsilon_entry(clean, recs, levels[(attack, key)], seed, n_boot, probes,
-                                     tag=f"{tag}{attack}|{key}")
+                                     tag=f"{tag}{attack}|{key}", min_effect=min_effect, noise=noise)
                   for key, recs in groups[attack].items()}
         grouped = any(is_corruption(attack) and r.get("severity") is not None
                       for recs in groups[attack].values() for r in recs)
@@ -260,6 +276,9 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     block = {"n": len(clean), "mean_entropy": float(np.mean(h_clean)) if clean else None,
              "std_entropy": S.std(h_clean),
              "share_below_0.01": float(np.mean(np.asarray(h_clean) < Q.FLOOR_NATS)) if clean else None}
+    answer = [v for r in clean if (v := _value(r, "answer_entropy")) is not None]
+    if answer:
+        block["mean_answer_entropy"] = float(np.mean(answer))
     scores = [Q.score(r) for r in clean if Q.score(r) is not None]
     if scores:
         block["accuracy"] = float(np.mean(scores))
@@ -268,21 +287,26 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
                                        [r["mean_entropy"] for r in clean if Q.score(r) is not None
                                         and Q.is_wrong(r)])
     block.update(Q.quality(clean, ["mean_entropy", *probes], seed, n_boot, f"{tag}clean"))
-    return by_attack, block
+    block.update(closed_validity(clean))
+    return by_attack, block, noise
 
 
-def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT) -> dict:
-    """The whole summary.json dict (see the module docstring for its layout)."""
+def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
+              min_effect: float = V.MIN_EFFECT) -> dict:
+    """The whole summary.json dict (see the module docstring for its layout); min_effect is the
+    verdicts' δ in nats (run.json's config.min_effect)."""
     records = _canonical(records)
     valid = [r for r in records if is_valid(r)]
     probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
-    by_attack, clean_block = _sections(valid, probes, seed, n_boot)
+    by_attack, clean_block, noise = _sections(valid, probes, seed, n_boot, min_effect=min_effect)
     summary = {
-        "by_attack": by_attack, "clean": clean_block, "nonfinite": _nonfinite(records),
+        "by_attack": by_attack, "clean": clean_block, "noise": noise, "nonfinite": _nonfinite(records),
         "token_profile": token_position_profile(records),
         "meta": {"n_records": len(records), "n_valid": len(valid), "attacks": sorted(by_attack),
                  "bootstrap_resamples": int(n_boot), "seed": int(seed),
-                 "behaviour_rule": S.BEHAVIOUR_RULE, "alpha": S.ALPHA,
+                 "cluster": "an (image, question) item: every CI resamples items",
+                 "min_effect": float(min_effect), "verdict_rule": V.rule(min_effect),
+                 "noise_floor": _floor_of(noise, "mean_entropy"), "alpha": S.ALPHA,
                  "pass_percentiles": list(S.PASS_PERCENTILES), "probes": probes,
                  "probe_sign": {k: registry.sign(k) for k in probes},
                  "wrong_below": Q.WRONG_BELOW, "floor_nats": Q.FLOOR_NATS,
@@ -296,6 +320,6 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT) -> dic
         summary["by_category"] = {}
         for c in categories:
             sub = [r for r in valid if str(r.get("category")) == c]
-            cat_attack, cat_clean = _sections(sub, probes, seed, n_boot, f"category={c}|")
-            summary["by_category"][c] = {"by_attack": cat_attack, "clean": cat_clean}
+            cat_attack, cat_clean, cat_noise = _sections(sub, probes, seed, n_boot, f"category={c}|", min_effect)
+            summary["by_category"][c] = {"by_attack": cat_attack, "clean": cat_clean, "noise": cat_noise}
     return json_clean(summary)

@@ -47,6 +47,16 @@ def ci(pair, fmt=signed) -> str:
     return "n/a" if pair is None else f"[{fmt(pair[0])}, {fmt(pair[1])}]"
 
 
+def word(x) -> str:
+    """A verdict or a count as it is; n/a where the summary lacks it."""
+    return "n/a" if x is None else str(x)
+
+
+def floor_cell(x) -> str:
+    """A noise floor: "none" without a null control, "0" when the repeats changed nothing."""
+    return "none" if x is None else num(x)
+
+
 def value(v) -> str:
     """A configuration or metadata value as a cell."""
     if isinstance(v, (bool, list, tuple)):
@@ -142,14 +152,53 @@ def clean(s):
                  "r" * len(cells))
 
 
+# The answer-only entropy ("no EOS"): the step that emits end-of-sequence left out.
+ANSWER_COLUMNS = [("Δ, no EOS", "answer_entropy.mean_delta", signed), ("95% CI, no EOS", "answer_entropy.ci95", ci),
+                  ("noise floor, no EOS", "answer_entropy.noise_floor", floor_cell),
+                  ("verdict, no EOS", "answer_entropy.verdict", word)]
+
+
+def _has_answer(s: dict, attack: str) -> bool:
+    return any("answer_entropy" in e for e in s["by_attack"][attack]["by_epsilon"].values())
+
+
 @table("delta", per_attack=True)
 def delta(s, attack):
-    return by_level(s, attack, "entropy change Δ = H_perturbed − H_clean (mean token entropy, "
-                    "nats), paired by image and question; the 95% CI is a bootstrap of the mean.", [
-                        ("pairs", "n", str), ("mean Δ", "mean_delta", signed), ("95% CI", "ci95", ci),
-                        ("median Δ", "median_delta", signed), ("sd Δ", "std_delta", num),
-                        ("Wilcoxon p", "wilcoxon_p", pval), ("Δ < 0", "frac_negative", pct),
-                        ("behaviour", "behaviour", str)], "lrrrrrrrl")
+    answer = _has_answer(s, attack)
+    return by_level(s, attack, "entropy change Δ = H_perturbed − H_clean (mean token entropy, nats), "
+                    "paired by image and question; the 95% CI resamples items (image and question), not "
+                    "trials; the noise floor is the null control's (a verdict needs |mean Δ| beyond it)"
+                    + ("; then the same for the entropy without the step that emits end-of-sequence (no "
+                       "EOS)" if answer else "") + ".", [
+                        ("pairs", "n", str), ("items", "n_clusters", word), ("mean Δ", "mean_delta", signed),
+                        ("95% CI", "ci95", ci), ("noise floor", "noise_floor", floor_cell),
+                        ("verdict", "verdict", word)] + ANSWER_COLUMNS * answer, "lrrrrrl" + "rrrl" * answer)
+
+
+@table("pairs", per_attack=True)
+def pairs(s, attack):
+    return by_level(s, attack, "the pair-level figures, for comparison only: a CI that counts every "
+                    "trial as an independent sample is too narrow, since the trials of an item share its "
+                    "image, question and clean answer.", [
+                        ("pairs", "n", str), ("items", "n_clusters", word), ("95% CI, items", "ci95", ci),
+                        ("95% CI, pairs", "ci95_pairs", ci), ("median Δ", "median_delta", signed),
+                        ("sd Δ", "std_delta", num), ("Wilcoxon p, item means", "wilcoxon_p", pval),
+                        ("Δ < 0", "frac_negative", pct)])
+
+
+@table("noise")
+def noise(s):
+    n = s.get("noise")
+    if not n:
+        return None
+    rows = [[lab, word(b["n_clusters"]), signed(b["mean_delta"]), ci(b["ci95"]), floor_cell(b["floor"]),
+             num(b["max_abs_delta"]), pct(n["answers_changed"]), value(b["exact_zero"])]
+            for lab, b in (("with the EOS step (headline)", n), ("without the EOS step", n.get("answer_entropy"))) if b]
+    return Table("The noise floor: the null control generates every clean input again in another batch "
+                 "(other neighbours, more padding); Δ = H_again − H_clean per item (nats), its 95% CI "
+                 "over items, and the floor, the far end of that CI, that a verdict's |mean Δ| must clear.",
+                 ["entropy", "items", "mean Δ", "95% CI", "noise floor", "largest |Δ|", "answers changed",
+                  "all Δ exactly 0"], rows, "lrrrrrrl")
 
 
 @table("filter", per_attack=True)
@@ -238,22 +287,31 @@ def signals(s, attack):
 
 @table("pope", per_attack=True)
 def pope(s, attack):
-    return by_level(s, attack, "POPE's metrics (positive = yes).", [(h, f"pope.{k}", pct) for h, k in (
-        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
-        ("yes ratio", "yes_ratio"))], clean=True)
+    return by_level(s, attack, "POPE's metrics (positive = yes); valid: the share of answers that "
+                    "say yes or no (LLaVA's rule counts any other answer as yes).", [(h, f"pope.{k}", pct) for h, k in (
+                        ("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
+                        ("yes ratio", "yes_ratio"))] + [("valid", "valid_rate", pct)], clean=True)
 
 
 def side_by_side(runs: dict) -> Table | None:
     """The controls, one row per run folder and level: {name: (summary, run_info)} -> a table of
-    Δ with its CI and behaviour, beside the floor it sits on; each row names its run's label."""
-    rows = [[name, a, lab, str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
-             pct(dig(e, ("floor", "share_clean_below_0.01"))), signed(dig(e, "floor.mean_log_ratio"))]
+    Δ with its CI, noise floor and verdict (and the same without the EOS step, where the runs
+    have it), beside the floor it sits on; each row names its run's label."""
+    answer = any(_has_answer(s, a) for s, _ in runs.values() for a in s["by_attack"])
+    cols = [("items", "n_clusters", word), ("mean Δ", "mean_delta", signed), ("95% CI", "ci95", ci),
+            ("noise floor", "noise_floor", floor_cell), ("verdict", "verdict", word)] + [
+        c for c in ANSWER_COLUMNS if answer and c[1] in ("answer_entropy.mean_delta", "answer_entropy.verdict")]
+    rows = [[name, a, lab, str(e["n"])] + [fmt(dig(e, f)) for _, f, fmt in cols]
+            + [pct(dig(e, ("floor", "share_clean_below_0.01")))]
             for name, (s, _) in runs.items() for a in sorted(s["by_attack"]) for lab, e in levels(s["by_attack"][a])]
-    labels = "; ".join(f"{name}: {run_label(info)}" for name, (_, info) in runs.items())
+    by_label: dict = {}  # runs that share model, hardware, date and commit are named once, together
+    for name, (_, info) in runs.items():
+        by_label.setdefault(run_label(info).removeprefix("Our run: ").rstrip("."), []).append(name)
+    labels = " ".join(f"Our run{'s' * (len(n) > 1)} {', '.join(n)}: {lab}." for lab, n in by_label.items())
     return Table("The controls side by side: an attack built to lower entropy (true-gradient PGD, "
-                 "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε.",
-                 ["run", "attack", "ε", "pairs", "mean Δ", "95% CI", "behaviour", "clean H < 0.01",
-                  "mean log-ratio"], rows, "lllrrrlrr", "controls", label=labels) if rows else None
+                 "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε; CIs "
+                 "resample items.", ["run", "attack", "ε", "pairs"] + [c[0] for c in cols] + ["clean H < 0.01"],
+                 rows, "lllrrrrrl" + "rl" * answer + "r", "controls", label=labels) if rows else None
 
 
 def _keys(path) -> tuple:
@@ -268,4 +326,4 @@ def dig(data, path):
     return data
 
 
-FORMATS = {"value": value, "pct": pct, "num": num, "signed": signed, "fixed": fixed}
+FORMATS = {"value": value, "pct": pct, "num": num, "signed": signed, "fixed": fixed, "word": word}

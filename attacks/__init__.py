@@ -13,6 +13,13 @@ that holds the model), the parameters it reads (names of experiments.config.Conf
 command line derives its flags and refuses one the attack does not use), and `apply`, which runs
 it on a batch with one level and one torch.Generator per image. Adding an attack is one file and
 one entry.
+
+Two entries have no level ("none") and are not perturbations: `blank` (the prior pass, a uniform
+image of the model's image mean, attacks/blank.py) and `repeat` (the null control, the clean
+input unchanged, generated again in another batch composition). Every run adds one unit of each
+per item (experiments/sweep.py; --no-prior, --no-null-control), and the analysis keeps them out of
+the per-level statistics. `apply` also gets "image_mean" in its params (the processor's mean
+colour), which only `blank` reads.
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from .corruptions import CORRUPTIONS
 @dataclass(frozen=True)
 class Attack:
     name: str
-    level: str                    # "epsilon" or "severity"
+    level: str                    # "epsilon", "severity" or "none" (the blank and repeat passes)
     needs_loss: bool
     params: tuple[str, ...]       # the Config fields it reads
     apply: Callable = None        # (x, levels, generators, params, losses=None) -> x_adv
@@ -52,6 +59,16 @@ def _pgd(x, levels, generators, params, losses=None):
                                    generator=g) for b, (eps, g) in enumerate(zip(levels, generators))])
 
 
+def _blank(x, levels, generators, params, losses=None):
+    from .blank import blank
+
+    return blank(x, params["image_mean"])
+
+
+def _repeat(x, levels, generators, params, losses=None):
+    return x  # the clean input: what differs is the batch it is generated in (experiments/sweep.py)
+
+
 def _corruption(name: str):
     def apply(x, levels, generators, params, losses=None):
         import torch
@@ -71,18 +88,26 @@ ATTACKS = {
     **{f"corruption:{c}": Attack(f"corruption:{c}", "severity", False, (), _corruption(c),
                                  f"ImageNet-C's {c.replace('_', ' ')}, severity 1..5")
        for c in CORRUPTIONS},
+    "blank": Attack("blank", "none", False, (), _blank,
+                    "the prior pass: the question asked of a uniform image of the model's mean colour"),
+    "repeat": Attack("repeat", "none", False, (), _repeat,
+                     "the null control: the clean input again, in another batch composition"),
 }
+# The passes every run adds per item, in the order their units are laid out, and the Config
+# field that turns each off.
+PASSES = {"blank": "prior", "repeat": "null_control"}
 
 
-def names() -> list[str]:
-    return list(ATTACKS)
+def names(perturbations: bool = False) -> list[str]:
+    """Every registered name; with perturbations=True only those --attack takes (not the passes)."""
+    return [n for n, a in ATTACKS.items() if not perturbations or a.level != "none"]
 
 
 def get(name: str) -> Attack:
     """The registry entry of `name` ("proxy", "pgd", "corruption:NAME"); ValueError if unknown."""
     if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(names(True))}")
     return ATTACKS[name]
 
 
-__all__ = ["ATTACKS", "Attack", "get", "names"]
+__all__ = ["ATTACKS", "PASSES", "Attack", "get", "names"]

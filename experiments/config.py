@@ -72,7 +72,7 @@ class Config:
     prior: bool = opt(True, "ask every question once more of a blank image (the CLIP mean colour): "
                       "the item's language-prior answer (attack 'blank'; summary.json: prior)")
     min_effect: float = opt(0.01, "δ in nats: the smallest mean Δ a verdict calls a fall or a rise, "
-                            "and the margin of the equivalence test", result=False)
+                            "and the margin of the equivalence test (analysis/verdicts.py: why 0.01)", result=False)
     device: str | None = opt(None, "cpu, cuda or cuda:N (default: cuda if available)", result=False)
     out: str = opt("results", "output folder", result=False)
     fresh: bool = opt(False, "discard earlier records in --out and start over", result=False)
@@ -215,6 +215,10 @@ def validate(cfg: Config) -> None:
         attack = attacks.get(cfg.attack)
     except ValueError as e:
         raise InputError(str(e)) from None
+    if attack.level == "none":
+        flag = "--no-" + attacks.PASSES[attack.name].replace("_", "-")
+        raise InputError(f"--attack {cfg.attack} is a pass every run makes ({attack.doc}; {flag} "
+                         f"skips it), not a perturbation: choose from {', '.join(attacks.names(True))}")
     defaults = Config()
     uses = {n: [a.name for a in attacks.ATTACKS.values() if n in a.params]
             for n in {p for a in attacks.ATTACKS.values() for p in a.params}}

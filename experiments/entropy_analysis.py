@@ -9,7 +9,7 @@ produced), run.json (config, model, versions, timing), summary.json, entropy_rep
 figures/. Run the same command again to resume; --fresh starts over. `--help` lists the flags,
 one per field of experiments/config.py. Entropy Delta Δ = H_adv − H_clean, H = mean token
 entropy (nats) of the greedy answer; ε is an L-inf budget in [0,1] pixel units at the model's
-input resolution (ε = 0.3 ≈ 77/255). Bad input: one line on stderr, exit status 2.
+input resolution: ε = 0.3 (≈77/255). Bad input: one line on stderr, exit status 2.
 """
 from __future__ import annotations
 

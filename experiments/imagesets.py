@@ -1,8 +1,11 @@
 """What to ask of which image: bundled sets, folders, files and manifest.json files.
 
-A manifest is a JSON list of {"file", "question", "answers", "match"} entries, with files
-relative to the manifest; `match` is "exact" (the scenes) or "contains" (the photos: right when
-a reference appears as a whole word in the answer).
+A manifest is a JSON list of {"file", "question", "answers", "match", "category"} entries, with
+files relative to the manifest; `match` is "exact" (the scenes) or "contains" (the photos: right
+when a reference appears as a whole word in the answer). "answers" may be left out (an
+open-ended question has no reference: its records carry no `correct`), and so may "category"
+(the photos' question kind, "one-word" or "open-ended": every record of the item carries it, and
+summary.json's by_category splits the run by it, as for a dataset's categories).
 """
 from __future__ import annotations
 
@@ -53,7 +56,8 @@ def read_manifest(path: str) -> list[Item]:
             raise InputError(f"manifest {path}: entry {i} needs 'file' and 'question'")
         p = os.path.join(folder, e["file"])
         answers = tuple(e["answers"]) if e.get("answers") else None
-        items.append(Item(image_key(p), p, e["question"], answers, e.get("match", "contains")))
+        extra = (("category", str(e["category"])),) if e.get("category") is not None else ()
+        items.append(Item(image_key(p), p, e["question"], answers, e.get("match", "contains"), extra))
     return items
 
 

@@ -6,7 +6,13 @@
 
 Units are laid out in one canonical order and cut into fixed batches, and each perturbation
 draws from its own seed, so a resumed or split run computes every batch exactly as an
-uninterrupted one does and the records come out identical. A batch is perturbed by its attack's
+uninterrupted one does and the records come out identical. Besides the clean and the perturbed
+units, every run has two passes per item (attacks.PASSES): `blank`, the question asked of a
+uniform image (the item's language-prior answer), and `repeat`, the clean input generated again
+as the null control. The repeat units come last, in a seeded shuffle of the items and with
+NULL_PAD more left padding than their batch needs, so each clean input is generated a second
+time beside other neighbours and at another padded length: what the two clean answers differ
+by is the run's own numerical noise. A batch is perturbed by its attack's
 registry entry (attacks/__init__.py), generated greedily over the scored vocabulary, and probed
 (probes/); with --samples it also gets K sampled answers and K answers under small seeded shifts
 of the same input, for semantic and consistency entropy.
@@ -20,11 +26,13 @@ from dataclasses import dataclass, field
 import torch
 
 import attacks
-from models.generation import generate
+from models.generation import eos_token_ids, generate
 from probes.entropy import finite_positions, token_entropy
 from probes.uncertainty import uncertainty_measures
 
 from .imagesets import Item, score
+
+NULL_PAD = 8  # extra left padding of a batch that holds null-control units (tokens)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,11 @@ class Sweep:
         return {name: getattr(self.cfg, name) for name in self.attack.params}
 
     @property
+    def image_mean(self) -> tuple:
+        """The colour of the blank pass: the processor's image mean (CLIP's for LLaVA-1.5)."""
+        return tuple(self.processor.image_processor.image_mean)
+
+    @property
     def text(self) -> dict:
         return {"original_ids": self.original_ids, "vocab": self.vocab}
 
@@ -70,17 +83,29 @@ def unit_seed(seed: int, item: Item, attack: str, level, trial: int) -> int:
 
 
 def make_units(cfg, items: list[Item]) -> list[Unit]:
-    """Clean units first, then level by level, trial by trial, item by item."""
+    """Clean units first, then the blank pass item by item, then level by level, trial by trial,
+    item by item, and last the null control's repeat of every clean unit in a seeded order.
+
+    "Item by item" is in the order of their questions (stable): a batch decodes until its longest
+    answer ends, so batches of like questions (the embedded model's 2-token colours beside its
+    12-token descriptions) decode half as many steps as batches that mix them."""
     spec = attacks.get(cfg.attack)
     name = spec.record_name({p: getattr(cfg, p) for p in spec.params})
-    units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in range(len(items))]
+    by_question = sorted(range(len(items)), key=lambda i: items[i].question)
+    units = [Unit(i, "none", 0.0, None, 0, cfg.seed) for i in by_question]
+    if getattr(cfg, attacks.PASSES["blank"]):
+        units += [Unit(i, "blank", 0.0, None, 0, cfg.seed) for i in by_question]
     by_severity = spec.level == "severity"
     for level in (cfg.severities if by_severity else cfg.epsilons):
         for trial in range(cfg.trials):
-            for i, it in enumerate(items):
+            for i in by_question:
+                it = items[i]
                 s = unit_seed(cfg.seed, it, name, level, trial)
                 units.append(Unit(i, name, None if by_severity else float(level),
                                   int(level) if by_severity else None, trial, s))
+    if getattr(cfg, attacks.PASSES["repeat"]):
+        order = torch.randperm(len(items), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        units += [Unit(i, "repeat", 0.0, None, 0, cfg.seed) for i in order]
     return units
 
 
@@ -94,16 +119,16 @@ def _generators(units, device) -> list[torch.Generator]:
 
 
 def perturb_batch(sweep: Sweep, xs: torch.Tensor, units: list[Unit], losses: dict) -> torch.Tensor:
-    """The units' images [B,3,H,W]: the clean units as they are, the attacked ones through the
-    attack's registry entry in one call, each with its own generator (so the same pixels as one
-    at a time)."""
-    hit = [b for b, u in enumerate(units) if u.attack != "none"]
-    if not hit:
-        return xs
-    spec = sweep.attack
-    levels = [units[b].severity if spec.level == "severity" else units[b].epsilon for b in hit]
-    xs[hit] = spec.apply(xs[hit], levels, _generators([units[b] for b in hit], xs.device), sweep.params,
-                         [losses.get(b) for b in hit] if spec.needs_loss else None)
+    """The units' images [B,3,H,W]: the clean units as they are, the others through their
+    registry entry (the run's attack, or a pass: blank, repeat), one call per attack, each image
+    with its own generator (so the same pixels as one at a time)."""
+    for name in dict.fromkeys(u.attack for u in units if u.attack != "none"):
+        hit = [b for b, u in enumerate(units) if u.attack == name]
+        spec = attacks.get(name) if name in attacks.PASSES else sweep.attack
+        levels = [units[b].severity if spec.level == "severity" else units[b].epsilon for b in hit]
+        params = {**sweep.params, **({"image_mean": sweep.image_mean} if name == "blank" else {})}
+        xs[hit] = spec.apply(xs[hit], levels, _generators([units[b] for b in hit], xs.device), params,
+                             [losses.get(b) for b in hit] if spec.needs_loss else None)
     return xs
 
 
@@ -135,7 +160,7 @@ def pgd_losses(sweep: Sweep, units: list[Unit]) -> dict[int, object]:
     generated here first, on the same image and prompt, and added to sweep.clean."""
     if not sweep.attack.needs_loss:
         return {}
-    hit = [b for b, u in enumerate(units) if u.attack != "none"]
+    hit = [b for b, u in enumerate(units) if u.attack not in ("none", *attacks.PASSES)]
     if not hit:
         return {}
     from .objectives import make_objective
@@ -158,11 +183,13 @@ def run_batch(sweep: Sweep, units: list[Unit]) -> list[dict]:
     losses = pgd_losses(sweep, units)
     xs = perturb_batch(sweep, sweep.images.pixels([u.item for u in units]), units, losses)
     prompts = [sweep.prompts[u.item] for u in units]
-    out = generate(sweep.model, sweep.processor, xs, prompts, sweep.cfg.max_new_tokens, **sweep.text)
+    pad = NULL_PAD if any(u.attack == "repeat" for u in units) else 0
+    out = generate(sweep.model, sweep.processor, xs, prompts, sweep.cfg.max_new_tokens, pad_left=pad,
+                   **sweep.text)
     logits = out.logits
     finite = finite_positions(logits)                             # [B,T]
     h = token_entropy(logits).masked_fill(~finite, float("nan"))  # [B,T] nats
-    extra = uncertainty_measures(logits, out.token_ids, out.mask)
+    extra = uncertainty_measures(logits, out.token_ids, out.mask, eos_token_ids(sweep.model, sweep.processor))
     # Python lists once for the whole batch: element-wise tensor reads cost a call each
     h, masks, finite, ids = h.tolist(), out.mask.tolist(), finite.tolist(), out.token_ids.tolist()
     extra = {k: v.tolist() for k, v in extra.items() if k != "n_nonfinite"}

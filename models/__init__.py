@@ -130,7 +130,7 @@ def check_device(device: str | None) -> str:
 
 def _offline_message(name: str, source: str) -> str:
     return (f"model {name!r} ({source}) is not in the local Hugging Face cache and cannot be downloaded "
-            f"here (offline or no access); download it on a networked machine (huggingface-cli download "
+            f"here (offline or no access); download it on a networked machine (hf download "
             f"{source}) or run the embedded model instead: --model tiny")
 
 

@@ -102,14 +102,26 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
     return enc
 
 
+def pad_more(enc, n: int, pad_id: int):
+    """`n` more left-padding positions on every row of a batch (masked out), so the same
+    prompts run at another padded length: the null control's other batch composition."""
+    if n <= 0:
+        return enc
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    enc["input_ids"] = torch.cat([torch.full((ids.shape[0], n), pad_id, dtype=ids.dtype, device=ids.device), ids], 1)
+    enc["attention_mask"] = torch.cat([torch.zeros((mask.shape[0], n), dtype=mask.dtype, device=mask.device), mask], 1)
+    return enc
+
+
 @torch.inference_mode()
 def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new_tokens: int = 128,
-             original_ids: bool = False, vocab=None, **generate_kwargs) -> Generation:
+             original_ids: bool = False, vocab=None, pad_left: int = 0, **generate_kwargs) -> Generation:
     """Greedy decoding of one answer per (image, prompt) pair, with the raw logits kept
     (do_sample=True with temperature=... samples instead, over the same vocabulary).
 
     vocab: a models.vocab.ScoredVocab (default: scored_vocab(model, processor)); its left-out
-    rows are never picked and not in `logits`."""
+    rows are never picked and not in `logits`. pad_left: that many extra masked padding
+    positions before every prompt (the answers are the same up to float rounding)."""
     from transformers import LogitsProcessorList
 
     from .vocab import scored_vocab, suppressor
@@ -118,6 +130,9 @@ def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new
     enc = encode(processor, prompts, pixels, model.device, text_dtype(model), original_ids)
     tok = processor.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_token_ids(model, processor)[0]
+    if pad_left:  # a padding id the model could count as an image token would break the layout
+        image = getattr(processor, "image_token_id", None)
+        enc = pad_more(enc, pad_left, eos_token_ids(model, processor)[0] if pad == image else pad)
     processors = LogitsProcessorList([suppressor(vocab)] if vocab.excluded else [])
     processors.extend(generate_kwargs.pop("logits_processor", []))
     sampling = generate_kwargs.pop("do_sample", False)  # greedy unless asked (--samples)

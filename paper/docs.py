@@ -1,12 +1,14 @@
 """python scripts/render_docs.py [--check] [--root DIR] [--results DIR]
 
-Renders paper/paper.tex from the jinja2 template paper/paper.tex.j2, and fills each block
-<!-- BEGIN GENERATED: name --> of README.md with the macro `name` of paper/readme.md.j2. Both see
-context(): analysis/tables.py's tables of RESULTS/summary.json and run.json (laid out by
-paper/render.py), the original study's
-table (paper/original_study.json, the only file with its numbers), the files paper/quantities.yaml
-tabulates. --check writes nothing, exits 1 if a file is stale; --root renders a copy (README.md and
-paper/ under DIR); --results defaults to ROOT/results. Exits 2 on bad input.
+Renders paper/paper.tex from the jinja2 template paper/paper.tex.j2 and docs/RESULTS.md (every
+table) from paper/results.md.j2, and fills each block <!-- BEGIN GENERATED: name --> of README.md
+with the macro `name` of paper/readme.md.j2. All see context(): analysis/tables.py's tables of
+RESULTS/summary.json and run.json (laid out by paper/render.py; a page states the run once, so its
+tables do not repeat it), the run's findings (analysis/findings.py, the report's sentences too),
+the original study's table (paper/original_study.json, the only file with its numbers), the files
+paper/quantities.yaml tabulates, and the print width of each figure. --check writes nothing, exits
+1 if a file is stale; --root renders a copy (README.md, docs/ and paper/ under DIR); --results
+defaults to ROOT/results. Exits 2 on bad input.
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ import yaml
 from markupsafe import Markup
 
 import analysis.tables as lib
+from analysis.findings import attack_title, headline, takeaways
 from analysis.summary import level_label
 from analysis.tables import Table, build, run_label, side_by_side
-from paper.render import kv, latex, markdown, original, tex
+from paper.render import kv, latex, markdown, original, table_key, tex
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paper/ is in the repository
 
@@ -61,7 +64,7 @@ def runs_in(folder: str) -> dict:
 
 def context(root: str, results: str) -> dict:
     """Everything the templates may show, by name."""
-    from analysis.figures import FIGURE_NAMES
+    from analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS, TEXT_WIDTH_IN, printed_width
     from attacks.corruptions import CORRUPTIONS
     from experiments.config import Config, load_yaml, parse_fraction
     from experiments.runs import OUTPUT_FILES
@@ -78,13 +81,18 @@ def context(root: str, results: str) -> dict:
     small = os.path.join(REPO, "configs", "small_eps.yaml")
     controls = runs_in(os.path.join(results, "controls"))
     sampled = runs_in(results).get("sampled")  # results/sampled/: the run with --samples
-    return dict(controls=side_by_side(controls) if controls else None,
+    figures = [n for n in FIGURE_NAMES if s and os.path.exists(os.path.join(results, "figures", n))]
+    widths = {n: printed_width(os.path.join(results, "figures", n)) for n in figures}  # inches, as printed
+    return dict(controls=side_by_side(controls) if controls else None, found=takeaways(s, info, controls),
+                headline=headline(s) if s and s.get("by_attack") else None,
+                attack_title=attack_title, md=markdown, key=lambda *a: Markup(table_key(*a)), min_position_answers=MIN_POSITION_ANSWERS,
                 sampled=sampled, sampled_tables=[strongest(t, sampled[0]) for t in build(*sampled, names=["signals"])]
                 if sampled else [],
         rel=rel, s=s, info=info, label=run_label(info), kv=kvs, study=study, original_table=original(study),
         tables=build(s, info) if s else [], lib=lib,  # lib: the formatters, levels() and level_name()
         is_llava="llava-1.5" in str(info.get("model_id") or info.get("model")).lower(),
-        figures=[n for n in FIGURE_NAMES if s and os.path.exists(os.path.join(results, "figures", n))],
+        figures=figures, figwidth={n: Markup(f"{min(w, TEXT_WIDTH_IN):.2f}in") for n, w in widths.items()},
+        narrow={n for n, w in widths.items() if w <= TEXT_WIDTH_IN / 2},  # two fit side by side
         figdir=Markup(os.path.relpath(os.path.join(root, rel, "figures"), os.path.join(root, "paper"))),
         example=level_label(repr(EXAMPLE_EPS), "epsilon"), example_eps=EXAMPLE_EPS,
         eps=[level_label(repr(float(e)), "epsilon") for e in Config().epsilons],
@@ -94,12 +102,13 @@ def context(root: str, results: str) -> dict:
         summary_doc=sys.modules["analysis.summary"].__doc__.strip())
 
 
-def environment(root: str, for_latex: bool) -> jinja2.Environment:
-    """Tables render as markdown or LaTeX; for LaTeX, the delimiters \\VAR{...}, \\BLOCK{...} and
-    %{# comment #}, and text is escaped unless it is Markup."""
+def environment(root: str, for_latex: bool, stated: str = "") -> jinja2.Environment:
+    """Tables render as markdown or LaTeX, without the provenance `stated` once on their page; for
+    LaTeX, the delimiters \\VAR{...}, \\BLOCK{...} and %{# comment #}, and text is escaped unless it
+    is Markup."""
     def finalize(v):
         if isinstance(v, Table):
-            return latex(v) if for_latex else markdown(v)
+            return latex(v, stated) if for_latex else markdown(v, stated)
         return tex(v) if for_latex and not isinstance(v, Markup) else v
     delims = dict(variable_start_string=r"\VAR{", variable_end_string="}", block_start_string=r"\BLOCK{",
                   block_end_string="}", comment_start_string="%{#", comment_end_string="#}") if for_latex else {}
@@ -109,18 +118,20 @@ def environment(root: str, for_latex: bool) -> jinja2.Environment:
 
 
 def render_all(root: str, results: str) -> dict:
-    """{path relative to root: rendered text} for README.md and paper/paper.tex."""
+    """{path relative to root: rendered text} for README.md, docs/RESULTS.md and paper/paper.tex."""
     ctx = context(root, results)
-    macros = environment(root, for_latex=False).get_template("paper/readme.md.j2").make_module(ctx)
+    stated = ctx["label"] if ctx["s"] else ""
+    macros = environment(root, False, stated).get_template("paper/readme.md.j2").make_module(ctx)
     readme = Path(root, "README.md").read_text(encoding="utf-8")
-    if missing := {"results", "original", "benchmark"} - set(MARKER.findall(readme)):
+    if missing := {"findings", "original"} - set(MARKER.findall(readme)):
         raise ValueError(f"README.md lacks the generated blocks {', '.join(sorted(missing))}")
 
     def fill(m):
         text = str(getattr(macros, m[1].replace("-", "_"))()).strip()
         return f"<!-- BEGIN GENERATED: {m[1]} -->\n{text}\n<!-- END GENERATED: {m[1]} -->"
     return {"README.md": MARKER.sub(fill, readme),
-            "paper/paper.tex": environment(root, for_latex=True).get_template("paper/paper.tex.j2").render(ctx)}
+            "docs/RESULTS.md": environment(root, False, stated).get_template("paper/results.md.j2").render(ctx),
+            "paper/paper.tex": environment(root, True, stated).get_template("paper/paper.tex.j2").render(ctx)}
 
 
 def main(argv=None) -> int:
@@ -141,12 +152,13 @@ def main(argv=None) -> int:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             stale.append(rel)
             if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
                 Path(f"{path}.tmp").write_text(text, encoding="utf-8")
                 os.replace(f"{path}.tmp", path)  # a reader never sees half a file
     if args.check and stale:
         print(f"render_docs: out of date (run python scripts/render_docs.py): {', '.join(stale)}",
               file=sys.stderr)
         return 1
-    print("render_docs: " + (f"README.md and paper/ agree with {results}" if args.check
+    print("render_docs: " + (f"README.md, docs/RESULTS.md and paper/ agree with {results}" if args.check
                              else f"wrote {', '.join(stale) or 'nothing (all up to date)'}"))
     return 0

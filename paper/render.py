@@ -1,7 +1,8 @@
 """Tables as markdown and LaTeX, for README.md and paper/paper.tex (scripts/render_docs.py).
 
     from paper.render import latex, markdown
-    markdown(table), latex(table)      # a Table of analysis/tables.py
+    markdown(table), latex(table)      # a Table of analysis/tables.py (stated=run_label(info):
+                                       # the page states that run once, so its tables do not)
     original(study)                    # the original study's table, labelled as the study's
     kv(name, spec, data)               # a table of one JSON file, as paper/quantities.yaml says
 
@@ -28,22 +29,32 @@ def tex(s) -> str:
         rf"\times10^{{{int(m[3])}}}" if m[3] else "") + "$", s)
 
 
-def markdown(t: Table) -> str:
+def caption(t: Table, stated: str = "") -> str:
+    """The table's caption, without its provenance where the page has `stated` it once already."""
+    return t.title if stated and t.label == stated else t.caption
+
+
+def markdown(t: Table, stated: str = "") -> str:
     """A table as markdown: its caption in italics, then the grid."""
     rule = ["---:" if a == "r" else "---" for a in t.alignment()]
-    return "\n".join([f"*{t.caption}*", ""] + ["| " + " | ".join(r) + " |" for r in [t.headers, rule, *t.rows]])
+    return "\n".join([f"*{caption(t, stated)}*", ""] + ["| " + " | ".join(r) + " |" for r in [t.headers, rule, *t.rows]])
 
 
-def latex(t: Table) -> str:
+def table_key(name: str, attack: str | None = None) -> str:
+    """The LaTeX label of a table, after "tab:": "delta-corruption-gaussian_noise"."""
+    return re.sub(r"\W+", "-", f"{name} {attack or ''}".strip())
+
+
+def latex(t: Table, stated: str = "") -> str:
     """A table as a LaTeX table float, resized only where it is wider than the line."""
     def head(h, a):  # a long header on two lines of about equal length: fewer tables shrink
         w = h.split(" ")
         cut = min(range(1, len(w)), key=lambda i: abs(len(" ".join(w[:i])) - len(h) / 2), default=0)
         return tex(h) if len(h) <= 10 or not cut else (
             rf"\shortstack[{a.lower()}]{{{tex(' '.join(w[:cut]))}\\{tex(' '.join(w[cut:]))}}}")
-    key = re.sub(r"\W+", "-", f"{t.name} {t.attack or ''}".strip())
+    key = table_key(t.name, t.attack)
     return "\n".join([
-        r"\begin{table}\centering\small", rf"\caption{{{tex(t.caption)}}}\label{{tab:{key}}}",
+        r"\begin{table}\centering\small", rf"\caption{{{tex(caption(t, stated))}}}\label{{tab:{key}}}",
         r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",  # only if too wide
         r"\begin{tabular}{" + t.alignment().replace("L", r"p{0.6\linewidth}") + r"}\toprule",
         " & ".join(map(head, t.headers, t.alignment())) + r" \\\midrule",

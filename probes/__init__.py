@@ -37,6 +37,9 @@ class Probe:
 _U, _S = "probes.uncertainty", "probes.semantic"
 PROBES = {p.name: p for p in [
     Probe("mean_entropy", +1, "logits", f"{_U}:mean_entropy", "mean token entropy over the counted tokens (nats)"),
+    Probe("answer_entropy", +1, "logits", f"{_U}:answer_entropy",
+          "mean token entropy over the answer's tokens, leaving out the step that emits the "
+          "end-of-sequence token (nats)", "answer entropy (no EOS step)"),
     Probe("max_entropy", +1, "logits", f"{_U}:max_entropy", "largest token entropy (nats)", "max token entropy"),
     Probe("first_token_entropy", +1, "logits", f"{_U}:first_token_entropy",
           "entropy of the first counted token (nats)", "first-token entropy"),

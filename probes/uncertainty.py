@@ -14,13 +14,17 @@ including the first end-of-sequence token). Everything is float32 via log_softma
 Measures, each float32 [B] (the "logits" probes of the registry in probes/__init__.py, whose
 functions below each reduce the per-position statistics of `token_stats`):
     mean_entropy         mean token entropy over counted tokens      higher = more uncertain
+    answer_entropy       the same without the step that emits EOS    higher = more uncertain
     max_entropy          largest token entropy                       higher = more uncertain
     first_token_entropy  entropy of the first counted token          higher = more uncertain
     mean_max_prob        mean of the top token's probability         higher = LESS uncertain
     min_max_prob         smallest top-token probability              higher = LESS uncertain
     seq_nll              sum of -log p(token) over counted tokens    higher = more uncertain
     perplexity           exp(mean per-token -log p(token))           higher = more uncertain
-seq_nll grows with answer length; perplexity is its length-normalised form.
+seq_nll grows with answer length; perplexity is its length-normalised form. answer_entropy needs
+the end-of-sequence ids (`eos_ids`): an answer cut at max_new_tokens keeps every token, and an
+empty answer (EOS first) has none left, so NaN. The study does not say which of the two it
+averaged; mean_entropy (with the EOS step, as generated) is this project's headline.
 
 Non-finite positions: a position whose logits hold a NaN or +inf, or are all -inf, has no
 distribution. It is left out of every measure (first_token_entropy takes the first counted
@@ -47,6 +51,7 @@ class TokenStats:
     n: torch.Tensor         # [B] positions used
     empty: torch.Tensor     # [B] bool: no position used
     nan: torch.Tensor       # [B] NaN, for empty rows
+    eos: torch.Tensor       # [B,T] bool: counted positions that emitted an end-of-sequence token
 
     def mean(self, v):
         return torch.where(self.use, v, 0).sum(-1) / self.n  # 0/0 = NaN for empty rows
@@ -56,8 +61,9 @@ class TokenStats:
         return torch.where(self.empty, self.nan, w.amax(-1) if largest else w.amin(-1))
 
 
-def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor):
-    """(TokenStats, n_nonfinite [B]) for logits [B,T,V], token_ids [B,T], mask [B,T]."""
+def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tensor, eos_ids=()):
+    """(TokenStats, n_nonfinite [B]) for logits [B,T,V], token_ids [B,T], mask [B,T]; eos_ids:
+    the end-of-sequence token ids (for answer_entropy)."""
     if logits.dim() != 3 or token_ids.shape != logits.shape[:2] or mask.shape != logits.shape[:2]:
         raise ValueError(f"expected logits [B,T,V], token_ids and mask [B,T]; got "
                          f"{tuple(logits.shape)}, {tuple(token_ids.shape)}, {tuple(mask.shape)}")
@@ -72,12 +78,19 @@ def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tenso
     ids = torch.where(counted, token_ids.long(), 0)  # padding after EOS may be any id
     stats = TokenStats(entropy=token_entropy(safe), max_prob=logp.amax(-1).exp(),
                        nll=-logp.gather(-1, ids[..., None]).squeeze(-1), use=use, n=n, empty=n == 0,
-                       nan=torch.full(n.shape, float("nan"), device=logits.device))
+                       nan=torch.full(n.shape, float("nan"), device=logits.device),
+                       eos=counted & torch.isin(token_ids, torch.tensor(list(eos_ids), dtype=torch.long,
+                                                                        device=token_ids.device)))
     return stats, (counted & ~finite).sum(-1)
 
 
 def mean_entropy(t: TokenStats):
     return t.mean(t.entropy)
+
+
+def answer_entropy(t: TokenStats):
+    keep = t.use & ~t.eos
+    return torch.where(keep, t.entropy, 0).sum(-1) / keep.sum(-1)  # 0/0 = NaN: nothing left
 
 
 def max_entropy(t: TokenStats):
@@ -106,12 +119,12 @@ def perplexity(t: TokenStats):
 
 
 def uncertainty_measures(logits: torch.Tensor, token_ids: torch.Tensor,
-                         mask: torch.Tensor) -> dict[str, torch.Tensor]:
+                         mask: torch.Tensor, eos_ids=()) -> dict[str, torch.Tensor]:
     """Every "logits" probe of the registry, plus "n_nonfinite", for a batch: logits [B,T,V],
-    token_ids [B,T], mask [B,T] -> {name: [B]}, in the registry's order."""
+    token_ids [B,T], mask [B,T], the end-of-sequence ids -> {name: [B]}, in the registry's order."""
     import probes
 
-    stats, n_nonfinite = token_stats(logits, token_ids, mask)
+    stats, n_nonfinite = token_stats(logits, token_ids, mask, eos_ids)
     out = {name: probes.get(name).function()(stats) for name in probes.names("logits")}
     out["n_nonfinite"] = n_nonfinite
     return out

@@ -11,7 +11,9 @@ The images are shrunk (never enlarged, never cropped) so the longer side is at
 most 512 px, converted to RGB and written as JPEG.  The script writes:
 
 * ``data/photos/<name>.jpg``      the images
-* ``data/photos/manifest.json``   [{"file", "question", "answers", "match"}]
+* ``data/photos/manifest.json``   two questions a photo: [{"file", "question", "answers",
+                                  "match", "category": "one-word"}, {"file", "question":
+                                  OPEN_QUESTION, "category": "open-ended"}]
 * ``data/photos/ATTRIBUTION.md``  source file, sha256, credit, licence, and
                                   the exact sentence the licence was read from
 
@@ -219,6 +221,18 @@ def shrink(img: Image.Image) -> Image.Image:
     return img
 
 
+# Asked of every photo beside its one-word question: an answer of many tokens, with no reference,
+# so a run measures entropy outside the one-word regime, where most answers sit at the floor.
+OPEN_QUESTION = "Describe this image in one sentence."
+
+
+def manifest_entries(p: dict) -> list[dict]:
+    """The manifest's two entries of one photo: its one-word question and the open-ended one."""
+    return [{"file": p["file"], "question": p["question"], "answers": p["answers"], "match": "contains",
+             "category": "one-word"},
+            {"file": p["file"], "question": OPEN_QUESTION, "category": "open-ended"}]
+
+
 def build(src, out_dir: Path) -> None:
     docs = loader_docstrings(src)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,13 +249,12 @@ def build(src, out_dir: Path) -> None:
             orig_size = im.size
             img = shrink(im)
         img.save(out_dir / p["file"], "JPEG", quality=JPEG_QUALITY, optimize=True)
-        manifest.append({"file": p["file"], "question": p["question"],
-                         "answers": p["answers"], "match": "contains"})
+        manifest.extend(manifest_entries(p))
         attrib.append((p, orig_size, img.size, hashlib.sha256(raw).hexdigest()))
 
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (out_dir / "ATTRIBUTION.md").write_text(render_attribution(src, attrib))
-    print(f"wrote {len(manifest)} images to {out_dir}")
+    print(f"wrote {len(attrib)} images ({len(manifest)} questions) to {out_dir}")
 
 
 def render_attribution(src, attrib) -> str:

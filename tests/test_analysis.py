@@ -35,6 +35,8 @@ def rec(image, h, attack="none", eps=0.0, trial=0, question="q?", **extra):
 
 
 def falling_records(n_images=20, n_trials=5, shift=-0.5, sd=0.1, eps=0.3, seed=1):
+    """Clean and perturbed records, Δ = shift + sd·noise, and a null control that repeats every
+    clean record exactly (a noise floor of 0)."""
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_images):
@@ -42,7 +44,7 @@ def falling_records(n_images=20, n_trials=5, shift=-0.5, sd=0.1, eps=0.3, seed=1
         out.append(rec(f"im{i}", h))
         out += [rec(f"im{i}", h + shift + sd * rng.standard_normal(), "proxy", eps, t)
                 for t in range(n_trials)]
-    return out
+    return out + [dict(r, attack="repeat") for r in out if r["attack"] == "none"]
 
 
 def hand_records():
@@ -62,21 +64,21 @@ def test_eps_key_round_trips():
 
 def test_known_negative_shift():
     e = summarize(falling_records())["by_epsilon"]["0.3"]
-    assert e["n"] == 100
+    assert e["n"] == 100 and e["n_clusters"] == 20
     assert e["mean_delta"] == pytest.approx(-0.5, abs=0.03)
     assert e["frac_negative"] == 1.0
     assert e["ci95"][0] < -0.5 < e["ci95"][1] and e["ci95"][1] < 0
-    assert e["wilcoxon_p"] < 1e-10
-    assert e["behaviour"] == "entropy falls"
+    assert e["wilcoxon_p"] == pytest.approx(2 / 2 ** 20)  # 20 item means, all negative: the exact p
+    assert e["verdict"] == "falls"
     assert e["auroc_detect"] < 0.2  # perturbed look more confident than clean
 
 
-def test_behaviour_rises_and_no_change():
+def test_verdict_rises_and_no_change():
     up = summarize(falling_records(shift=+0.5))["by_epsilon"]["0.3"]
-    assert up["behaviour"] == "entropy rises" and up["ci95"][0] > 0
+    assert up["verdict"] == "rises" and up["ci95"][0] > 0
     flat = summarize(falling_records(shift=0.0, sd=0.0))["by_epsilon"]["0.3"]
     assert flat["mean_delta"] == 0.0 and flat["wilcoxon_p"] is None
-    assert flat["behaviour"] == "no clear change"
+    assert flat["verdict"] == "equivalent"  # exactly no change: shown to lie within δ
 
 
 def test_auroc_known_values():
@@ -150,8 +152,8 @@ def test_every_number_matches_direct_recomputation():
     assert e["std_delta"] == pytest.approx(d.std(ddof=1))
     assert e["frac_negative"] == pytest.approx(np.mean(d < 0))
     assert sorted(e["deltas"]) == pytest.approx(sorted(d))
-    assert e["wilcoxon_p"] == pytest.approx(st.wilcoxon(d).pvalue)
     per_img = [d[[r["image"] == f"im{i}" for r in pert]].mean() for i in range(12)]
+    assert e["wilcoxon_p"] == pytest.approx(st.wilcoxon(per_img).pvalue)  # on item means
     per_trial = [d[[r["trial"] == t for r in pert]].mean() for t in range(4)]
     assert e["spread_images"] == pytest.approx(np.std(per_img, ddof=1))
     assert e["spread_trials"] == pytest.approx(np.std(per_trial, ddof=1))
@@ -212,8 +214,8 @@ def test_report_names_run_and_conventions():
     s = summarize(falling_records(n_images=5, n_trials=2))
     text = render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
     assert "model: tiny" in text and "dtype: float32" in text and "device: cpu" in text
-    assert "ε = 0.3 ≈ 77/255" in text and "entropy falls" in text
-    assert "INV" in text and s["meta"]["behaviour_rule"] in text
+    assert "ε = 0.3 (≈77/255)" in text and "falls" in text
+    assert "INV" in text and s["meta"]["verdict_rule"] in " ".join(text.split())
     assert text == render_report(s, {"model": "tiny", "dtype": "float32", "device": "cpu"})
 
 
@@ -248,22 +250,22 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
 
 @pytest.mark.parametrize("attack", ["proxy", "pgd"])
 def test_figure_1_keeps_the_original_study_apart_and_labelled(attack):
-    """The study's reported Δ is its own series, named as the study's with its model, precision
-    and hardware: on the panel of its own perturbation (proxy), or on a panel of its own."""
+    """The study's reported Δ is in a panel of its own, never on our axes (another model,
+    precision and image set), its title naming it as the study's, model and precision."""
     from analysis.figures import figure_epsilon_delta
 
     records = falling_records(n_images=5, n_trials=2)
     for r in (r for r in records if r["attack"] != "none"):
         r["attack"] = attack
     fig = figure_epsilon_delta(summarize(records), {"model": "tiny", "device": "cpu"}, ORIGINAL)
-    legends = [sorted(t.get_text() for t in ax.get_legend().get_texts()) for ax in fig.axes]
-    study = "original study, as reported: LLaVA-1.5-7B, float16 on NVIDIA T4 16 GB"
-    assert legends == ([[study, "this run: mean Δ, 95% CI"]] if attack == "proxy" else
-                       [["this run: mean Δ, 95% CI"], [study]])
-    ax = fig.axes[-1]
-    line = next(ln for ln in ax.get_lines() if ln.get_label() == study)
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in fig.axes]
+    assert legends == [["mean Δ, 95% CI"], ["the study, as reported"]]
+    ours, theirs = fig.axes
+    assert ours.get_title().startswith("this run") and not ours.collections[0].get_offsets().size == 0
+    assert theirs.get_title() == "the study: LLaVA-1.5-7B, float16 (not ours)"
+    line = next(ln for ln in theirs.get_lines() if ln.get_label() == "the study, as reported")
     assert list(line.get_xdata()) == [0.1, 0.3] and list(line.get_ydata()) == [0.0, -0.028]
-    assert "original" in ax.get_title() or attack == "proxy"
+    assert not any(ln.get_color() == "tab:red" for ln in ours.get_lines())
 
 
 def _cli(args, cwd=ROOT):
@@ -294,7 +296,7 @@ def test_cli_rebuilds_outputs_without_torch(tmp_path):
     r = _cli(["-c", code, str(tmp_path)])
     assert "EXIT 0 False" in r.stdout, r.stderr
     s = json.loads((tmp_path / "summary.json").read_text())
-    assert s["by_epsilon"]["0.3"]["behaviour"] == "entropy falls"
+    assert s["by_epsilon"]["0.3"]["verdict"] == "falls"
     assert "model: tiny" in (tmp_path / "entropy_report.txt").read_text()
     assert len(os.listdir(tmp_path / "figures")) == 5
 
@@ -386,15 +388,16 @@ def test_by_category_repeats_every_number_for_each_category():
 
 
 def test_controls_side_by_side_show_each_runs_delta_and_floor():
-    from analysis.tables import ci, pct, side_by_side, signed
+    from analysis.tables import ci, floor_cell, pct, side_by_side, signed
 
     low, high = summarize(falling_records(n_images=6, n_trials=2, shift=-0.4)), summarize(
         falling_records(n_images=6, n_trials=2, shift=0.3))
     info = {"model": "tiny", "dtype": "float32", "device": "cpu"}
     t = side_by_side({"entropy_min": (low, info), "proxy": (high, info)})
-    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label.count("Our run") == 2
+    assert [r[0] for r in t.rows] == ["entropy_min", "proxy"] and t.label == "Our runs entropy_min, proxy: model tiny, float32 on cpu, run of n/a."  # stated once
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
-        assert row[3:] == [str(e["n"]), signed(e["mean_delta"]), ci(e["ci95"]), e["behaviour"],
-                           pct(e["floor"]["share_clean_below_0.01"]), signed(e["floor"]["mean_log_ratio"])]
-    assert t.rows[0][6] == "entropy falls" and t.rows[1][6] == "entropy rises"
+        assert row[3:] == [str(e["n"]), str(e["n_clusters"]), signed(e["mean_delta"]), ci(e["ci95"]),
+                           floor_cell(e["noise_floor"]), e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
+        assert e["noise_floor"] == 0.0  # the null control repeats every clean record exactly
+    assert t.rows[0][8] == "falls" and t.rows[1][8] == "rises"

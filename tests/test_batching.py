@@ -133,25 +133,25 @@ def _run(ckpt, out, *extra):
 def test_oom_backoff_run_equals_a_run_at_the_smaller_batch(tiny_ckpt, tmp_path, monkeypatch, capsys):
     import experiments.sweep as sweep
 
-    small, _ = _run(tiny_ckpt, tmp_path / "b2", "--batch-size", "2")
+    small, _ = _run(tiny_ckpt, tmp_path / "b3", "--batch-size", "3")
     real = sweep.generate
 
     def scarce(model, processor, pixels, prompts, *a, **k):
-        if pixels.shape[0] > 2:
+        if pixels.shape[0] > 3:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, processor, pixels, prompts, *a, **k)
 
     monkeypatch.setattr(sweep, "generate", scarce)
-    backed, info = _run(tiny_ckpt, tmp_path / "b8", "--batch-size", "8")
+    backed, info = _run(tiny_ckpt, tmp_path / "b12", "--batch-size", "12")  # all 12 units at once
     assert backed == small                           # the same pieces, the same bytes
-    assert info["batch_size"] == 8 and info["oom_backoff_depth"] == 2   # resume cuts as before
-    assert "out of memory on a batch of 8" in capsys.readouterr().err
+    assert info["batch_size"] == 12 and info["oom_backoff_depth"] == 2   # resume cuts as before
+    assert "out of memory on a batch of 12" in capsys.readouterr().err
 
 
 def test_automatic_batch_is_printed_stored_and_reused(tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "auto"
     records, info = _run(tiny_ckpt, out)
-    assert info["batch_size"] == balanced(CPU_BATCH, 8)   # 2 images × (1 + 3 trials)
+    assert info["batch_size"] == balanced(CPU_BATCH, 12)   # 2 images × (clean + blank + 3 trials + repeat)
     assert f"batch size {info['batch_size']} (CPU default" in capsys.readouterr().err
     lines = records.splitlines(keepends=True)
     with open(out / "records.jsonl", "wb") as f:      # lose the last three, then resume

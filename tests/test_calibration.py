@@ -217,14 +217,15 @@ def test_reliability_draws_nonempty_bins_with_ece_labels():
     from analysis.figures_calibration import figure_reliability
     s = synthetic_summary()
     fig = figure_reliability(s, {})
-    ax = fig.axes[0]  # corruption:gaussian_noise sorts first
+    ax, counts, place = fig.axes[:3]  # corruption:gaussian_noise sorts first: plot, bin counts, legend
     clean = s["clean"]["calibration"]
-    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for t in place.get_legend().get_texts()]
     assert labels[0] == f"clean, ECE {clean['ece']:.3f}"
     assert len(labels) == 3  # clean + two severities
     line = next(ln for ln in ax.lines if ln.get_label().startswith("clean"))
     want = [b["confidence"] for b in clean["bins"] if b["n"] > 0]
     assert list(line.get_xdata()) == want
+    assert list(counts.lines[0].get_ydata()) == [b["n"] for b in clean["bins"] if b["n"] > 0]
 
 
 def test_figures_without_references_still_render(tmp_path):

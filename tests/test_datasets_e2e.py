@@ -49,7 +49,7 @@ def test_pope_records_name_their_rows_and_are_scored_as_pope_scores(pope_run, da
     d = open_dataset(data["pope"], None, task)
     chosen = select_rows(d, 12, 0)
     rows = {r.key: r for r in d.rows(chosen)}
-    assert {r["image"] for r in recs} == set(rows) and len(recs) == 2 * 12
+    assert {r["image"] for r in recs} == set(rows) and len(recs) == 4 * 12  # clean, blank, one ε, repeat
     for r in recs:
         row = rows[r["image"]]
         assert (r["dataset"], r["split"], r["id"], r["category"]) == (d.dataset, "test", row.id, row.category)
@@ -87,7 +87,7 @@ def test_vqa_records_are_scored_by_vqa_accuracy_and_summarised_by_answer_type(da
     out = tmp_path / "vqa"
     assert main([*TINY, "--task", VQA, "--dataset", data["vqa"], "--out", str(out)]) == 0
     recs, s = records(out), summary(out)
-    assert len(recs) == 2 * 12 and all(len(r["references"]) == 10 for r in recs)
+    assert len(recs) == 4 * 12 and all(len(r["references"]) == 10 for r in recs)
     for r in recs:
         assert r["correct"] == pytest.approx(vqa_accuracy(r["answer"], r["references"]))
     clean = [r["correct"] for r in recs if r["attack"] == "none"]

@@ -275,8 +275,8 @@ def test_entropy_analysis_runs_end_to_end_with_true_gradient_pgd(ckpts, tmp_path
         assert main(analysis_command(folder, tmp_path / name, "--attack", "pgd", "--objective", "ce")[2:]) == 0, name
         out = tmp_path / name
         records = [json.loads(line) for line in open(out / "records.jsonl")]
-        assert [r["attack"] for r in records] == ["none", "pgd:ce"]
-        assert records[1]["epsilon"] == pytest.approx(8 / 255)
+        assert [r["attack"] for r in records] == ["none", "blank", "pgd:ce", "repeat"]
+        assert records[2]["epsilon"] == pytest.approx(8 / 255)
         for r in records:
             assert 1 <= r["n_tokens"] <= 4 and len(r["answer_ids"]) == r["n_tokens"]
             assert all(e is not None and 0 <= e <= math.log(2000) for e in r["token_entropies"])

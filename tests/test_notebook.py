@@ -9,6 +9,7 @@ in its wheel (share/jupyter/kernels/python3), so `pip install -r requirements-de
 """
 import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -145,3 +146,15 @@ def test_notebook_runs_a_benchmark_task(tmp_path):
         recs = [json.loads(line) for line in f]
     assert {r["category"] for r in recs} == {"adversarial", "popular", "random"}
     assert all(r["dataset"] and r["metric"] == "pope" for r in recs)
+
+
+def test_first_line_says_what_to_set_before_run_all():
+    """A Colab user reads, above everything, the one thing to set: REPO_URL, whose placeholder is
+    the one the parameters cell holds and the setup cell refuses to clone."""
+    nb = read_notebook()
+    first = nb.cells[0].source.splitlines()[0]
+    assert nb.cells[0].cell_type == "markdown" and "Run all" in first and "`REPO_URL`" in first
+    placeholder = re.search(r"`(<\w+>)`", first)[1]
+    params = first_code_cell(nb).source
+    assert re.search(rf'^REPO_URL = ".*{placeholder}.*"', params, re.M)
+    assert any(f'"{placeholder}" in REPO_URL' in c.source for c in nb.cells if c.cell_type == "code")

@@ -185,16 +185,17 @@ def test_pgd_units_attack_the_clean_records_answer(tiny):
     prompts = [prompt, prompt]
     cfg, units, records, clean = sweep(model, processor, items, pixels, prompts, attack="pgd",
                                        objective="entropy_min", epsilons=[8 / 255], steps=3)
-    assert [r["attack"] for r in records] == ["none", "none", "pgd:entropy_min", "pgd:entropy_min"]
+    assert [r["attack"] for r in records] == ["none", "none", "blank", "blank", "pgd:entropy_min",
+                                              "pgd:entropy_min", "repeat", "repeat"]
     assert clean == {0: records[0]["answer_ids"], 1: records[1]["answer_ids"]}
     assert clean_answers(records, items, model, processor) == clean
     # a resumed run: the pgd units alone, with the clean answers handed in, regenerated, or
     # re-tokenised from an older record without ids, give the same records
-    pgd = units[2:]
+    pgd = units[4:6]
     attack = dict(attack="pgd", objective="entropy_min", epsilons=[8 / 255], steps=3)
     again = run_batch(make_sweep(model, processor, items, pixels, prompts, clean, **attack), pgd)
     regenerated = run_batch(make_sweep(model, processor, items, pixels, prompts, **attack), pgd)
-    for a, b, c in zip(again, records[2:], regenerated):  # batch size moves the last float bits only
+    for a, b, c in zip(again, records[4:6], regenerated):  # batch size moves the last float bits only
         assert a["answer_ids"] == b["answer_ids"] == c["answer_ids"] and a["seed"] == b["seed"]
         assert a["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
         assert c["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)

@@ -29,17 +29,35 @@ def _attribution_rows():
 
 def test_manifest_shape_and_order():
     entries = _manifest()
-    assert isinstance(entries, list) and len(entries) >= 8
     files = [e["file"] for e in entries]
     assert files == sorted(files), "manifest must be in sorted file order"
-    assert len(set(files)) == len(files)
+    photos = sorted(set(files))
+    assert len(photos) >= 8
+    for f in photos:  # every photo: one one-word question with references, one open-ended without
+        kinds = sorted(e["category"] for e in entries if e["file"] == f)
+        assert kinds == ["one-word", "open-ended"], f
     for e in entries:
         assert isinstance(e["question"], str) and e["question"].strip()
+        if e["category"] == "open-ended":
+            assert "answers" not in e and "one word" not in e["question"].lower()
+            continue
+        assert "one word" in e["question"].lower()
         assert isinstance(e["answers"], list) and e["answers"]
         assert all(isinstance(a, str) and a.strip() for a in e["answers"])
         # "contains" matching is on lower-cased, punctuation-free words
         assert all(a == a.lower() and a.replace(" ", "").isalnum() for a in e["answers"])
         assert e["match"] == "contains"
+
+
+def test_photo_items_carry_their_question_kind():
+    """Records of the photo set carry a category, so summary.json splits them by question kind."""
+    from experiments.imagesets import resolve_items
+
+    items = resolve_items([], None, "photos")
+    kinds = {dict(it.extra).get("category") for it in items}
+    assert kinds == {"one-word", "open-ended"}
+    assert all((it.answers is None) == (dict(it.extra)["category"] == "open-ended") for it in items)
+    assert len({it.key for it in items}) * 2 == len(items)
 
 
 @pytest.mark.parametrize("entry", _manifest(), ids=lambda e: e["file"])

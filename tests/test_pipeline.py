@@ -199,16 +199,27 @@ def test_scripts_run_as_users_type_them_from_any_folder(tiny_ckpt, tmp_path):
 
 @pytest.mark.slow
 def test_pip_install_e_works_in_a_fresh_virtual_environment(tmp_path):
-    """A venv that sees this machine's packages (torch, transformers, pip, setuptools) but has none
-    of its own: pip install -e . (no downloads) makes every package importable from any folder."""
+    """pip install -e . (offline, no dependencies) into a new venv makes every package importable
+    from any folder. The new venv sees the packages of the environment that runs the tests (a
+    user's venv made as the README says, or CI's interpreter), as plain paths, so their pip and
+    setuptools build it, and an editable install of the environment's own stays inactive there.
+    `--system-site-packages` would show the base interpreter's instead, whatever they are."""
+    import setuptools
+    major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+    assert (major, minor) >= (70, 1), (  # older ones build an editable wheel only with `wheel`
+        f"setuptools {setuptools.__version__} here; pip install -e '.[dev]' installs setuptools>=70.1")
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    own = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, env=env).stdout.strip()
+    with open(os.path.join(own, "_outer_environment.pth"), "w") as f:  # plain paths: no .pth runs
+        f.write("\n".join(p for p in sys.path if p.endswith("-packages")) + "\n")
     r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
+    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
     r = subprocess.run([py, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(os.path.realpath(REPO))
@@ -268,7 +279,10 @@ def test_proxy_rejects_mismatched_per_image_arguments():
 
 def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
     """experiments.sweep.perturb_batch (a batch's units in one registry call, one generator each)
-    = the attack's own function, unit by unit."""
+    = the attack's own function, unit by unit; the blank pass is the processor's mean colour and
+    the repeat pass the clean image."""
+    from types import SimpleNamespace
+
     from attacks.corruptions import corrupt
     from experiments.config import Config
     from experiments.imagesets import Item
@@ -279,14 +293,19 @@ def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
     for attack in ("proxy", "corruption:gaussian_noise"):
         levels = dict(epsilons=[0.1, 0.5]) if attack == "proxy" else dict(severities=[1, 5])
         cfg = Config(model="tiny", attack=attack, trials=2, **levels)
-        sweep = Sweep(None, None, cfg, items, [], None)
+        mean = (0.25, 0.5, 0.75)
+        sweep = Sweep(None, SimpleNamespace(image_processor=SimpleNamespace(image_mean=mean)), cfg, items, [], None)
         units = make_units(cfg, items)
-        order = [5, 0, 9, 2, 7, 4, 11, 1]  # mixed clean and perturbed units, any order
+        assert [u.attack for u in units][:6] == ["none"] * 3 + ["blank"] * 3
+        assert sorted(u.item for u in units[-3:]) == [0, 1, 2] and {u.attack for u in units[-3:]} == {"repeat"}
+        order = [5, 0, 9, 2, 16, 7, 4, 11, 1, 14]  # mixed clean, blank, perturbed and repeat units
+        blank = torch.tensor([int(m * 255) / 255 for m in mean]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
         got = perturb_batch(sweep, pixels[[units[k].item for k in order]], [units[k] for k in order], {})
         for j, k in enumerate(order):
             u, x = units[k], pixels[units[k].item][None]
             g = torch.Generator().manual_seed(u.seed)
-            want = (x if u.attack == "none" else pgd_proxy(x, u.epsilon, generator=g) if attack == "proxy"
+            want = (x if u.attack in ("none", "repeat") else blank if u.attack == "blank"
+                    else pgd_proxy(x, u.epsilon, generator=g) if attack == "proxy"
                     else corrupt(x, "gaussian_noise", u.severity, generator=g))
             assert torch.equal(got[j:j + 1], want), (attack, k)
         assert torch.equal(pixels, torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0)))

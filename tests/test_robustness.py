@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "experiments", "entropy_analysis.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1",
            TOKENIZERS_PARALLELISM="false")
-N_UNITS = 10  # 2 images × (clean + 2 ε × 2 trials), in 5 batches of 2
+N_UNITS = 14  # 2 images × (clean + blank + 2 ε × 2 trials + repeat), in 7 batches of 2
 OUTPUTS = ("records.jsonl", "summary.json", "entropy_report.txt")  # run.json holds timestamps
 
 
@@ -399,7 +399,7 @@ def test_fresh_starts_over_and_odd_images_run(tiny_ckpt, odd_images, tmp_path, c
                 "--max-new-tokens", "3", "--out", str(out), "--fresh"], capsys))
     recs = records(out)
     assert {os.path.basename(x["image"]) for x in recs} == set(files)  # nothing of the old run
-    assert len(recs) == 2 * len(files)
+    assert len(recs) == 4 * len(files)  # clean, blank, one ε, repeat
     assert all(x["mean_entropy"] is not None and x["n_nonfinite"] == 0 for x in recs), r.stderr
     with open(out / "summary.json") as f:
         assert json.load(f)["meta"]["n_records"] == len(recs)
@@ -505,6 +505,6 @@ def test_hub_model_offline_fails_at_once_as_a_plain_process(pair, tmp_path):
     r = subprocess.run([sys.executable, SCRIPT, *argv], cwd=REPO, env=dict(ENV, HF_HUB_OFFLINE="1"),
                        capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and r.stdout == "", r.stderr
-    assert "llava-hf/llava-1.5-7b-hf" in r.stderr and "huggingface-cli download" in r.stderr
+    assert "llava-hf/llava-1.5-7b-hf" in r.stderr and "hf download llava-hf/llava-1.5-7b-hf" in r.stderr
     assert "--model tiny" in r.stderr and "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "out")

@@ -138,3 +138,49 @@ def test_exact_and_contains_match_imagesets(answer, refs):
 
     for metric in ("exact", "contains"):
         assert score(metric, answer, refs) == float(is_correct(answer, refs, metric))
+
+
+# ------------------------------------------------------------------- closed answers
+
+@pytest.mark.parametrize("answer, read", [
+    ("Yes", "yes"), ("yes.", "yes"), ("YES", "yes"), ("Yes, there is a dog.", "yes"), ("No", "no"),
+    ("There is no dog.", "no"), ("red circle", None), ("", None), ("NO", None), ("Not really", None),
+])
+def test_pope_answer_reads_only_a_stated_yes_or_no(answer, read):
+    from analysis.scoring import pope_answer
+    assert pope_answer(answer) == read
+    assert read is None or read == pope_parse(answer)  # one parser: where it reads, it agrees
+
+
+def _pope(answer, attack="none", eps=0.0, category="random", label="yes", image="a"):
+    return dict(image=image, question="Is there a dog?", prompt="p", attack=attack, epsilon=eps, trial=0,
+                seed=0, answer=answer, token_entropies=[0.1], mean_entropy=0.1, n_tokens=1, n_nonfinite=0,
+                references=[label], correct=score("pope", answer, [label]), metric="pope", category=category)
+
+
+def test_valid_rate_per_level_and_category_and_the_report_warns_below_80_percent():
+    from analysis.report import render_report
+    from analysis.summary import summarize
+    recs = []
+    for i, (clean, pert, cat) in enumerate([("Yes", "red circle", "random"), ("No", "red circle", "random"),
+                                             ("yes", "No", "popular"), ("no", "Yes", "popular")]):
+        recs += [_pope(clean, category=cat, image=f"im{i}"), _pope(pert, "proxy", 0.3, cat, image=f"im{i}")]
+    s = summarize(recs, seed=0, n_boot=20)
+    assert s["clean"]["valid_rate"] == 1.0 and s["by_epsilon"]["0.3"]["valid_rate"] == 0.5
+    assert s["by_category"]["random"]["by_attack"]["proxy"]["by_epsilon"]["0.3"]["valid_rate"] == 0.0
+    assert s["by_category"]["popular"]["by_attack"]["proxy"]["by_epsilon"]["0.3"]["valid_rate"] == 1.0
+    report = render_report(s, {"model": "tiny"})
+    warning = report[report.index("WARNING"):report.index("\n\n", report.index("WARNING"))]
+    assert "not meaningful" in warning and "proxy at 0.3 (≈77/255) (50.0%)" in warning.replace("\n", " ")
+    assert "category random, proxy at 0.3 (≈77/255) (0.0%)" in warning.replace("\n", " ")
+    assert "popular" not in warning and "clean (" not in warning
+
+
+def test_no_valid_rate_without_a_closed_answer_metric():
+    from analysis.report import render_report
+    from analysis.summary import summarize
+    recs = [dict(_pope("red circle", image=f"im{i}", attack=a, eps=e), metric="exact", correct=None)
+            for i in range(3) for a, e in (("none", 0.0), ("proxy", 0.3))]
+    s = summarize(recs, seed=0, n_boot=20)
+    assert "valid_rate" not in s["clean"] and "valid_rate" not in s["by_epsilon"]["0.3"]
+    assert "WARNING" not in render_report(s, {})

@@ -548,3 +548,21 @@ def test_parquet_images_stream_without_reading_the_row_group(tmp_path, pope_task
         data.image(i)
         peak = max(peak, pa.total_allocated_bytes() - base)
     assert size > 12 * 2**20 and peak < 6 * 2**20, (size, peak)
+
+
+def test_scene_datasets_is_a_command_with_usage(tmp_path, capsys, pope_task):
+    """python experiments/scene_datasets.py --help prints its usage; a build writes a folder that
+    --dataset reads; a missing argument is one usage error, exit 2."""
+    import subprocess
+    import sys
+
+    from experiments.scene_datasets import main
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "scene_datasets.py")
+    r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("usage: scene_datasets.py") and "{pope,vqa}" in r.stdout
+    assert main(["pope", str(tmp_path / "p"), "--rows", "6"]) == 0
+    assert "--dataset" in capsys.readouterr().out
+    assert len(open_dataset(str(tmp_path / "p"), None, pope_task)) == 6
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2

@@ -20,7 +20,7 @@ def test_keys_and_shapes():
     out = uncertainty_measures(torch.randn(3, 5, 7), torch.zeros(3, 5, dtype=torch.long),
                                torch.ones(3, 5, dtype=torch.bool))
     assert set(out) == set(PROBES) | {"n_nonfinite"}
-    assert len(PROBES) == 7
+    assert len(PROBES) == 8
     for k in PROBES:
         assert out[k].shape == (3,) and out[k].dtype == torch.float32
     assert out["n_nonfinite"].tolist() == [0, 0, 0]

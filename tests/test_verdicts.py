@@ -1,0 +1,309 @@
+"""Tests of issue 19's statistics: clusters, the noise floor, verdicts with a size, both entropies.
+
+    python -m pytest -q tests/test_verdicts.py
+
+Each test builds records with a known answer; the last recomputes the numbers from the records
+with plain numpy, without calling the analysis code.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from analysis import verdicts as V
+from analysis.report import EXACT_ZERO, NO_NOISE, render_report
+from analysis.summary import summarize
+
+
+def rec(image, h, attack="none", eps=0.0, trial=0, question="q?", answer="a", **extra):
+    """One record with mean entropy h (answer-only entropy: extra["answer_entropy"] if given)."""
+    return dict(image=image, question=question, prompt=f"USER: {question}", attack=attack,
+                epsilon=float(eps), trial=trial, seed=trial, answer=answer, token_entropies=[h, h],
+                mean_entropy=float(h), n_tokens=2, n_nonfinite=0, **extra)
+
+
+def shifted(n_images=20, trials=5, shift=-0.5, sd=0.1, seed=1, copies=False, null=True, **extra):
+    """Clean H per image and `trials` perturbed records at ε 0.3, Δ = shift + sd·noise; copies:
+    the trials of an image are identical (one Δ per image, repeated); null: a null control that
+    repeats every clean record exactly (a noise floor of 0), after the rest."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n_images):
+        h = 2.0 + 0.3 * rng.standard_normal()
+        out.append(rec(f"im{i:02d}", h, **extra))
+        d = [shift + sd * rng.standard_normal() for _ in range(max(trials, 5))]  # same draws for any T
+        out += [rec(f"im{i:02d}", h + (d[0] if copies else d[t]), "proxy", 0.3, t, **extra)
+                for t in range(trials)]
+    return out + ([dict(r, attack="repeat") for r in out if r["attack"] == "none"] if null else [])
+
+
+def entry(records, **kw):
+    return summarize(records, **kw)["by_epsilon"]["0.3"]
+
+
+def width(ci):
+    return ci[1] - ci[0]
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+def test_identical_trials_give_the_ci_of_the_images_alone_not_a_root_five_narrower_one():
+    """Five identical copies of each image's Δ carry the information of one: the cluster CI equals
+    the CI of one trial per image (same draws), while the pair-level CI is about √5 narrower."""
+    copies = entry(shifted(n_images=30, trials=5, copies=True, seed=4))
+    alone = entry(shifted(n_images=30, trials=1, seed=4))
+    assert copies["n"] == 150 and alone["n"] == 30 and copies["n_clusters"] == alone["n_clusters"] == 30
+    assert copies["mean_delta"] == pytest.approx(alone["mean_delta"])
+    assert copies["ci95"] == pytest.approx(alone["ci95"], rel=1e-12)
+    assert width(copies["ci95_pairs"]) / width(copies["ci95"]) == pytest.approx(1 / np.sqrt(5), rel=0.25)
+    # the same holds for every other CI of the entry: the AUROC, ECE and PRR ones resample items too
+    assert copies["auroc_detect_ci95"] == pytest.approx(alone["auroc_detect_ci95"], rel=1e-12)
+
+
+def test_identical_trials_leave_calibration_and_selective_cis_as_wide_as_the_images_alone():
+    def with_refs(copies, trials):
+        rs = shifted(n_images=40, trials=trials, copies=copies, seed=6)
+        for i, r in enumerate(rs):  # a score and a confidence that depend on the image only
+            k = int(r["image"][2:])
+            r.update(correct=float(k % 3 != 0), references=["a"], seq_nll=0.1 + (k % 7) / 4)
+        return entry(rs)
+    copies, alone = with_refs(True, 5), with_refs(False, 1)
+    assert copies["calibration"]["ece_ci95"] == pytest.approx(alone["calibration"]["ece_ci95"], rel=1e-9)
+    sel_c, sel_a = copies["selective"]["mean_entropy"], alone["selective"]["mean_entropy"]
+    assert sel_c["auroc_wrong_ci95"] == pytest.approx(sel_a["auroc_wrong_ci95"], rel=1e-9)
+    # a copy changes the risk-coverage curve's resolution, not its shape: nearly the same width
+    assert 0.8 < width(sel_c["prr_ci95"]) / width(sel_a["prr_ci95"]) < 1.25
+
+
+# --- verdicts ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shift, want", [(-0.5, "falls"), (+0.5, "rises")])
+def test_clear_fall_and_rise(shift, want):
+    e = entry(shifted(shift=shift))
+    assert e["verdict"] == want and e["noise_floor"] == 0.0
+
+
+@pytest.mark.parametrize("shift", [-0.5, 0.5])
+def test_without_a_noise_floor_no_fall_or_rise_is_called(shift):
+    """A verdict needs a size and a noise floor: the same clear shift, from a run without the
+    null control, is inconclusive; equivalence needs no floor."""
+    e = entry(shifted(shift=shift, null=False))
+    assert e["noise_floor"] is None and e["verdict"] == "inconclusive" and abs(e["mean_delta"]) > 0.4
+    assert entry(shifted(n_images=200, shift=0.0, sd=0.002, null=False))["verdict"] == "equivalent"
+
+
+def test_a_significant_shift_of_two_thousandths_of_a_nat_is_equivalent_not_a_rise():
+    e = entry(shifted(n_images=200, shift=0.002, sd=0.002, seed=2))
+    assert e["ci95"][0] > 0                        # significant: the old rule called it a rise
+    assert -0.01 < e["ci90"][0] and e["ci90"][1] < 0.01
+    assert e["verdict"] == "equivalent"
+    assert entry(shifted(n_images=200, shift=0.002, sd=0.002, seed=2), min_effect=0.001)["verdict"] == "rises"
+
+
+def test_noise_gives_inconclusive():
+    recs = [rec(f"im{i}", 1.0) for i in range(6)]  # Δ = ±0.3 by image: mean 0, wide CI
+    recs += [rec(f"im{i}", 1.0 + 0.3 * (-1) ** i + 0.01 * t, "proxy", 0.3, t) for i in range(6) for t in range(2)]
+    e = entry(recs)
+    assert e["ci95"][0] < 0 < e["ci95"][1] and e["verdict"] == "inconclusive"
+
+
+def test_a_fall_within_the_noise_floor_is_inconclusive():
+    """A mean Δ of -0.05 is beyond δ with a CI below 0, yet the null control moves the mean by
+    about 0.1 nats by itself: no fall is called."""
+    recs = shifted(n_images=40, shift=-0.05, sd=0.01, seed=5, null=False)
+    exact = [dict(r, attack="repeat") for r in recs if r["attack"] == "none"]
+    repeats = [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + 0.1 + 0.01 * (i % 3))
+               for i, r in enumerate(recs) if r["attack"] == "none"]
+    e, noisy = entry(recs + exact), entry(recs + repeats)
+    assert e["verdict"] == "falls" and e["ci95"][1] < 0 and e["mean_delta"] < -0.01
+    assert noisy["noise_floor"] > 0.1 and noisy["verdict"] == "inconclusive"
+
+
+def test_the_rule_at_its_edges():
+    assert V.verdict(-0.01, [-0.02, -0.005], None, 0.01, 0.0) == "inconclusive"   # not beyond -δ
+    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0101) == "inconclusive"  # at the floor
+    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0) == "falls"
+    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, None) == "inconclusive"  # no floor: no fall
+    assert V.verdict(0.0, [-0.01, 0.01], [-0.0099, 0.0099], 0.01) == "equivalent"
+    assert V.verdict(0.0, [-0.01, 0.01], [-0.01, 0.0099], 0.01) == "inconclusive"  # touches -δ
+    assert V.verdict(None, None, None) == "inconclusive"
+    assert set(V.VERDICTS) == {"falls", "rises", "equivalent", "inconclusive"}
+
+
+def test_the_default_delta_is_the_configs():
+    from experiments.config import Config
+
+    assert Config().min_effect == V.MIN_EFFECT
+    s = summarize(shifted(n_images=4, trials=1))
+    assert s["meta"]["min_effect"] == V.MIN_EFFECT and s["meta"]["verdict_rule"] == V.rule(V.MIN_EFFECT)
+    assert "δ = 0.01 nats" in s["meta"]["verdict_rule"]
+
+
+def test_analyze_reads_delta_from_run_json(tmp_path):
+    from experiments.analyze import analyze_run
+
+    with open(tmp_path / "records.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in shifted(shift=-0.05, sd=0.01))
+    (tmp_path / "run.json").write_text(json.dumps({"model": "tiny", "config": {"min_effect": 0.1}}))
+    s = analyze_run(str(tmp_path), n_boot=200, figures=False)
+    assert s["meta"]["min_effect"] == 0.1 and s["by_epsilon"]["0.3"]["verdict"] != "falls"
+    s = analyze_run(str(tmp_path), n_boot=200, figures=False, min_effect=0.01)  # --min-effect wins
+    assert s["meta"]["min_effect"] == 0.01 and s["by_epsilon"]["0.3"]["verdict"] == "falls"
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"min_effect": "big"}}))
+    with pytest.raises(ValueError, match="min_effect"):
+        analyze_run(str(tmp_path), n_boot=200, figures=False)
+
+
+# --- the noise floor ---------------------------------------------------------------------------
+
+def test_noise_block_from_repeats():
+    recs = shifted(n_images=10, trials=2, null=False)
+    clean = [r for r in recs if r["attack"] == "none"]
+    null = [0.001 * (i - 4) for i in range(10)]                   # -0.004 .. +0.005
+    repeats = [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + d, answer="b" if i < 3 else "a")
+               for i, (r, d) in enumerate(zip(clean, null))]
+    s = summarize(recs + repeats)
+    n = s["noise"]
+    assert n["n"] == n["n_clusters"] == 10 and n["exact_zero"] is False
+    assert n["mean_delta"] == pytest.approx(np.mean(null)) and n["max_abs_delta"] == pytest.approx(0.005)
+    assert n["answers_changed"] == pytest.approx(0.3)
+    assert n["floor"] == pytest.approx(max(abs(n["ci95"][0]), abs(n["ci95"][1])))
+    assert n["ci95"][0] < np.mean(null) < n["ci95"][1] and n["answer_entropy"] is None
+    assert s["by_epsilon"]["0.3"]["noise_floor"] == n["floor"] == s["meta"]["noise_floor"]
+    text = render_report(s, {})
+    assert "The noise floor" in text and NO_NOISE.split(".")[0] not in text
+
+
+def test_an_exactly_zero_noise_floor_is_said_so():
+    recs = shifted(n_images=8, trials=2, answer_entropy=1.0, null=False)
+    repeats = [dict(r, attack="repeat") for r in recs if r["attack"] == "none"]
+    s = summarize(recs + repeats)
+    n = s["noise"]
+    assert n["exact_zero"] is True and n["floor"] == 0.0 and n["max_abs_delta"] == 0.0
+    assert n["ci95"] == [0.0, 0.0] and n["answers_changed"] == 0.0
+    assert n["answer_entropy"]["exact_zero"] is True
+    assert " ".join(EXACT_ZERO.split()) in " ".join(render_report(s, {}).split())
+
+
+def test_without_repeats_there_is_no_noise_floor_and_the_report_says_so():
+    s = summarize(shifted(n_images=5, trials=2, null=False))
+    assert s["noise"] is None and s["meta"]["noise_floor"] is None
+    assert s["by_epsilon"]["0.3"]["noise_floor"] is None
+    assert " ".join(NO_NOISE.split()) in " ".join(render_report(s, {}).split())
+
+
+def test_repeat_and_blank_never_enter_by_attack_or_the_clean_statistics():
+    recs = shifted(n_images=8, trials=2, null=False)
+    extra = [dict(r, attack=a, mean_entropy=r["mean_entropy"] + 0.7, answer="x")
+             for r in recs if r["attack"] == "none" for a in ("repeat", "blank")]
+    plain, both = summarize(recs), summarize(recs + extra)
+    assert sorted(both["by_attack"]) == ["proxy"] == both["meta"]["attacks"] and "by_epsilon" in both
+    assert both["clean"] == plain["clean"] and both["token_profile"] == plain["token_profile"]
+    strip = lambda e: {k: v for k, v in e.items() if k not in ("noise_floor", "verdict")}  # noqa: E731
+    assert strip(both["by_epsilon"]["0.3"]) == strip(plain["by_epsilon"]["0.3"])
+    assert both["noise"]["n"] == 8 and both["meta"]["n_unpaired"] == 0
+
+
+def test_each_question_kind_is_checked_against_its_own_noise_floor():
+    """Photo runs split by question kind: one-word answers may repeat exactly while open-ended ones
+    drift, so each category's verdicts use the category's own null control."""
+    recs = []
+    for kind, drift in (("one-word", 0.0), ("open-ended", 0.3)):
+        part = shifted(n_images=12, shift=-0.2, sd=0.02, category=kind, question=kind, null=False)
+        recs += part + [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + drift)
+                        for r in part if r["attack"] == "none"]
+    cats = summarize(recs)["by_category"]
+    one, open_ = (cats[k]["by_attack"]["proxy"]["by_epsilon"]["0.3"] for k in ("one-word", "open-ended"))
+    assert cats["one-word"]["noise"]["exact_zero"] and one["noise_floor"] == 0.0 and one["verdict"] == "falls"
+    assert cats["open-ended"]["noise"]["floor"] == pytest.approx(0.3) and open_["verdict"] == "inconclusive"
+
+
+# --- both entropies ----------------------------------------------------------------------------
+
+def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
+    recs = shifted(n_images=20, shift=-0.5)
+    for r in recs:  # the answer-only entropy moves twice as far, and one answer has none
+        r["answer_entropy"] = 2 * r["mean_entropy"]
+    recs[1]["answer_entropy"] = None
+    s = summarize(recs)
+    e, a = s["by_epsilon"]["0.3"], s["by_epsilon"]["0.3"]["answer_entropy"]
+    assert a["n"] == e["n"] - 1 and a["n_clusters"] == 20
+    pairs = {(r["image"], r["trial"]): r["mean_entropy"] for r in recs if r["attack"] == "proxy"}
+    clean = {r["image"]: r["mean_entropy"] for r in recs if r["attack"] == "none"}
+    d = [2 * (h - clean[img]) for (img, t), h in pairs.items() if (img, t) != (recs[1]["image"], 0)]
+    assert a["mean_delta"] == pytest.approx(np.mean(d))
+    assert a["verdict"] == "falls" and a["ci95"][1] < 0 and a["noise_floor"] == 0.0
+    assert s["clean"]["mean_answer_entropy"] == pytest.approx(2 * s["clean"]["mean_entropy"])
+
+
+# --- an independent recomputation --------------------------------------------------------------
+
+def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
+    """n_clusters, mean Δ, the cluster-bootstrap CIs, the noise floor and the verdict, from records
+    with plain numpy. The draws mirror analysis/clusters.py's documented order: clusters sorted by
+    (image, question), generator default_rng([seed, crc32("cluster_mean|<tag>")]) with tag
+    "<attack>|<ε key>" (the null control's: "noise|mean_entropy"), one row of
+    integers(0, k, size=(n_boot, k)) per resample, statistic = drawn Δ sums / drawn pair counts.
+    The noise floor is the far end of the null's 95% CI (0 when every Δ_null is 0; no repeats: no
+    floor, so no fall or rise); the TOST is the 90% CI inside (-δ, δ)."""
+    def boot(groups, tag):
+        keys = sorted(groups)
+        sums = np.array([sum(groups[k]) for k in keys])
+        sizes = np.array([len(groups[k]) for k in keys])
+        rng = np.random.default_rng([seed, zlib.crc32(f"cluster_mean|{tag}".encode())])
+        idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
+        means = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+        return len(keys), int(sizes.sum()), sums.sum() / sizes.sum(), means
+
+    clean = {(r["image"], r["question"]): r["mean_entropy"] for r in records if r["attack"] == "none"}
+    groups, null = {}, {}
+    for r in records:
+        item = (r["image"], r["question"])
+        if r["attack"] == attack and r["epsilon"] == eps:
+            groups.setdefault(item, []).append(r["mean_entropy"] - clean[item])
+        elif r["attack"] == "repeat":
+            null.setdefault(item, []).append(r["mean_entropy"] - clean[item])
+    floor = None
+    if null:
+        _, _, _, means = boot(null, "noise|mean_entropy")
+        exact = not any(d != 0 for v in null.values() for d in v)
+        floor = 0.0 if exact else max(abs(x) for x in np.percentile(means, [2.5, 97.5]))
+    k, n, mean, means = boot(groups, f"{attack}|{eps!r}")
+    ci95, ci90 = np.percentile(means, [2.5, 97.5]), np.percentile(means, [5, 95])
+    beyond = floor is not None and abs(mean) > floor
+    if ci95[1] < 0 and mean < -delta and beyond:
+        verdict = "falls"
+    elif ci95[0] > 0 and mean > delta and beyond:
+        verdict = "rises"
+    else:
+        verdict = "equivalent" if -delta < ci90[0] and ci90[1] < delta else "inconclusive"
+    return {"n_clusters": k, "n": n, "mean_delta": mean, "ci95": list(ci95), "ci90": list(ci90),
+            "noise_floor": floor, "verdict": verdict}
+
+
+@pytest.mark.parametrize("shift, delta, null", [(-0.3, 0.01, None), (0.004, 0.01, None), (0.02, 0.05, None),
+                                                (-0.3, 0.01, 0.0), (-0.3, 0.01, 0.35)])
+def test_summary_equals_an_independent_recomputation(shift, delta, null):
+    rng = np.random.default_rng(9)
+    records = []
+    for i in range(25):
+        for q in ("What colour?", "How many?"):            # two items per image: 50 clusters
+            h = float(rng.uniform(1, 2))
+            records.append(rec(f"img{i}", h, question=q))
+            if null is not None:                            # the null control: one repeat an item
+                records.append(rec(f"img{i}", h + null * (1 + 0.1 * (i % 3)), "repeat", question=q))
+            for t in range(int(rng.integers(1, 6))):       # unbalanced: 1-5 trials an item
+                records.append(rec(f"img{i}", h + shift + float(rng.normal(0, 0.05)) * (1 + i % 4),
+                                   "proxy", 0.3, t, question=q))
+    rng.shuffle(records)  # file order must not matter
+    got = summarize(list(records), seed=7, min_effect=delta)["by_epsilon"]["0.3"]
+    want = recompute(records, "proxy", 0.3, seed=7, delta=delta)
+    for key in ("n_clusters", "n", "verdict"):
+        assert got[key] == want[key], key
+    for key in ("mean_delta", "ci95", "ci90", "noise_floor"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    if shift == -0.3:  # a clear fall, unless the null control's drift is as large, or absent
+        assert got["verdict"] == ("inconclusive" if null in (0.35, None) else "falls")
