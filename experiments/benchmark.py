@@ -297,11 +297,14 @@ def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager, 
     from models.decoding import Decoding, apply
 
     from experiments.agreement import agreement, tie_gaps
+    from experiments.sweep import NULL_PAD
 
     model = sweep.model
     path = "compiled" if device.startswith("cuda") else "static"
-    # one cache length covers the run and decode_ms's `steps` tokens: one shape, one compile
-    apply(model, Decoding(batch, "the benchmark's", path, "--static-cache", max_cache_len=n_prompt + steps))
+    # one cache length covers the run (the null control's extra padding too) and decode_ms's
+    # `steps` tokens: one shape, one compile
+    apply(model, Decoding(batch, "the benchmark's", path, "--static-cache",
+                          max_cache_len=n_prompt + NULL_PAD + steps))
     try:
         sync(device)
         t = time.perf_counter()

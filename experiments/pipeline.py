@@ -29,7 +29,7 @@ from models.errors import InputError
 
 from . import distributed, runs
 from .config import Config, default_view_value, result_view
-from .sweep import Sweep, make_units, run_batch, unit_key
+from .sweep import NULL_PAD, Sweep, make_units, run_batch, unit_key
 
 __all__ = ["Plan", "Result", "Pixels", "Sweep", "plan", "prepare", "run", "describe", "make_units",
            "run_batch", "unit_key", "parse_dtype"]
@@ -201,6 +201,8 @@ def choose_batch(p: Plan, sweep, n_units: int, log=None):
     cfg = p.cfg
     stored = {} if cfg.fresh else runs.read_info(cfg.out)
     n_prompt = prompt_tokens(sweep.processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
+    if cfg.null_control:  # its batches run with NULL_PAD more left padding: one cache length covers them
+        n_prompt += NULL_PAD
     d = choose(sweep.model, p.device, n_units, n_prompt, cfg.max_new_tokens, cfg, stored, p.world.size,
                log=log if p.world.is_main else None)
     d.batch = distributed.agree_min(p.world, d.batch)

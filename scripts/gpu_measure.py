@@ -194,6 +194,7 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
 def measure(results: str, tiny: bool, deadline: float | None) -> int:
     from experiments.agreement import agreement, tie_gaps
     from experiments.benchmark import bandwidth, decode_ms
+    from experiments.sweep import NULL_PAD
     from models import vision_dtype_of
     from models.batching import knee, prompt_tokens, weight_bytes
 
@@ -247,7 +248,7 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
                 import torch._dynamo
 
                 torch._dynamo.reset()
-            on_path(model, path, max_cache_len=n_prompt + steps)  # one cache length: one shape per batch
+            on_path(model, path, max_cache_len=n_prompt + NULL_PAD + steps)  # one length: one shape per batch
             try:
                 pt, recs = point(sweep, take(units, b), device)
                 pt["compile_s"] = round(pt["first_pass_s"] - pt["seconds"], 1)

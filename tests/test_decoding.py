@@ -118,11 +118,14 @@ def _run(ckpt, out, *extra):
 def _spy(monkeypatch):
     import experiments.sweep as sweep
 
-    sizes, real = [], sweep.generate
+    sizes, real = [], sweep.generate  # (batch, cache implementation, static cache length)
 
     def spy(model, processor, pixels, prompts, *a, **k):
-        sizes.append((pixels.shape[0], model.generation_config.cache_implementation))
-        return real(model, processor, pixels, prompts, *a, **k)
+        out = real(model, processor, pixels, prompts, *a, **k)
+        # the static cache transformers made for the call (its length; one length, one shape)
+        sizes.append((pixels.shape[0], model.generation_config.cache_implementation,
+                      getattr(model, "_previous_max_cache_length", None)))
+        return out
 
     monkeypatch.setattr(sweep, "generate", spy)
     return sizes
@@ -136,19 +139,20 @@ def test_the_last_batch_is_padded_to_the_run_shape_and_its_repeats_dropped(peaky
     from experiments import pipeline
 
     sizes = _spy(monkeypatch)
-    padded, info = _run(peaky_ckpt, tmp_path / "padded", "--batch-size", "3", "--static-cache")
-    assert [n for n, _ in sizes] == [3, 3, 3] and {c for _, c in sizes} == {"static"}   # 8 units: 3+3+2 -> 3
-    assert info["decode"]["path"] == "static" and info["decode"]["max_cache_len"] > 0
+    padded, info = _run(peaky_ckpt, tmp_path / "padded", "--batch-size", "5", "--static-cache")
+    assert [n for n, _, _ in sizes] == [5, 5, 5] and {c for _, c, _ in sizes} == {"static"}   # 12 units: 5+5+2 -> 5
+    assert info["decode"]["path"] == "static"
+    assert {n for _, _, n in sizes} == {info["decode"]["max_cache_len"]}   # the null control's padding fits too
     sizes.clear()
     monkeypatch.setattr(pipeline, "pad_units", lambda chunk, size: chunk)
-    plain, _ = _run(peaky_ckpt, tmp_path / "plain", "--batch-size", "3", "--static-cache")
-    assert [n for n, _ in sizes] == [3, 3, 2]
+    plain, _ = _run(peaky_ckpt, tmp_path / "plain", "--batch-size", "5", "--static-cache")
+    assert [n for n, _, _ in sizes] == [5, 5, 2]
     a, b = _records(padded), _records(plain)
     # the same records, one per unit, in order; CPU matmuls round a 2-row batch differently from a
-    # 3-row one in the last float digits, so the floats are compared to 1e-5, not bit for bit
+    # 5-row one in the last float digits, so the floats are compared to 1e-5, not bit for bit
     assert [(r["image"], r["attack"], r["trial"]) for r in a] == [(r["image"], r["attack"], r["trial"]) for r in b]
-    assert len({(r["image"], r["attack"], r["trial"]) for r in a}) == 8
-    assert padded.splitlines()[:6] == plain.splitlines()[:6]          # the full batches: byte for byte
+    assert len({(r["image"], r["attack"], r["trial"]) for r in a}) == 12
+    assert padded.splitlines()[:10] == plain.splitlines()[:10]        # the full batches: byte for byte
     for ra, rb in zip(a, b):
         assert ra["answer_ids"] == rb["answer_ids"] and ra["answer"] == rb["answer"]
         assert ra["token_entropies"] == pytest.approx(rb["token_entropies"], rel=1e-5, abs=1e-6)
@@ -158,15 +162,15 @@ def test_the_last_batch_is_padded_to_the_run_shape_and_its_repeats_dropped(peaky
 def test_a_padded_run_resumes_to_the_same_bytes(peaky_ckpt, tmp_path):
     import shutil
 
-    whole, info = _run(peaky_ckpt, tmp_path / "whole", "--batch-size", "3", "--static-cache")
+    whole, info = _run(peaky_ckpt, tmp_path / "whole", "--batch-size", "5", "--static-cache")
     out = tmp_path / "cut"
     shutil.copytree(tmp_path / "whole", out)
     with open(out / "records.jsonl", "wb") as f:   # lose the padded last batch and one more
-        f.write(b"".join(whole.splitlines(keepends=True)[:5]))
+        f.write(b"".join(whole.splitlines(keepends=True)[:7]))
     del info["wall_time_s"]                          # killed before it finished
     (out / "run.json").write_text(json.dumps(info))
     again, info2 = _run(peaky_ckpt, out, "--static-cache")
-    assert again == whole and info2["batch_size"] == 3
+    assert again == whole and info2["batch_size"] == 5
 
 
 def test_a_failing_static_cache_falls_back_to_eager_once(peaky_ckpt, tmp_path, monkeypatch, capsys):
