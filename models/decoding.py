@@ -1,15 +1,16 @@
 """How a run's decode steps run, and at what batch: compiled or eager, fast or repeatable.
 
-    d = choose(model, "cuda", n_units=184, prompt_tokens=631, new_tokens=32, cfg=cfg)
-    d.batch, d.path, d.why       # 120, "eager", "..."
-    with repeatable(d):          # --deterministic: the settings, restored afterwards
-        apply(model, d)          # every generate() of the run takes the path
+    d = choose(model, "cuda", n_units=184, prompt_tokens=643, new_tokens=32, cfg=cfg)
+    d.batch, d.path, d.path_why   # 92, "eager", "the compile would not pay: 3 batches × ..."
+    with repeatable(d):           # --deterministic: the process-wide settings, restored afterwards
+        apply(model, d)           # every generate() of the run takes the path
 
 The paths:
   compiled  CUDA: the static KV cache, whose decode step transformers' generate compiles by
             itself (torch.compile, mode reduce-overhead). The cache is sized once for the run
-            (max_cache_len = its longest prompt + max_new_tokens) and the last partial batch is
-            padded (experiments/pipeline.py), so the run has one shape and compiles once.
+            (max_cache_len = its longest prompt, the null control's extra padding included, +
+            max_new_tokens) and the last partial batch is padded (experiments/pipeline.py), so
+            the run has one shape and compiles once.
   static    the static cache off CUDA, where transformers does not compile (--static-cache on a
             CPU: the tests' way through the compiled path's code).
   eager     the dynamic cache, nothing compiled.
@@ -19,25 +20,26 @@ batch save more than the compile costs:
 with the H200's figures (../shared measurements of 2026-12-04): a compile takes 40-54 s per
 shape (COMPILE_S = 54, the larger) and a compiled step saves 12.6 ms (eager 20.3 ms, compiled
 7.7 ms at batch 1; 13.3 ms at batch 16): what compiling removes is launch overhead. So about
-4,300 decode steps: with 32 new tokens 134 batches, with 128 (the default) 34. Where the
-weights take longer than that to stream (the memory-bandwidth floor, weight bytes over the
-GPU's bandwidth, BANDWIDTH_GB_S), both steps run at the floor and less is saved:
-saved = max(20.3 ms, floor) - max(7.7 ms, floor), nothing on a T4 (44 ms for the 7B). max_new_tokens is the most a batch can take: trained weights
-often stop sooner, so the rule leans towards compiling. shapes is 2 with --samples (the K
-answers per unit are another batch size), else 1. The study grid (184 units, 32 new tokens,
-3 batches) stays eager; a benchmark's thousands of rows compile. `--static-cache` forces the
-compiled path, `--no-compile` and `--deterministic` rule it out. Where compiling is unavailable
-(no triton) the run says so in one line and stays eager; where it fails, the pipeline falls back
-to eager with one line (fall_back) and run.json says so.
+4,300 decode steps: with 32 new tokens 134 batches, with 128 (the default) 34. Where the weights
+take longer than that to stream (the memory-bandwidth floor: weight bytes over the GPU's
+bandwidth, BANDWIDTH_GB_S), both steps run at the floor and less is saved:
+saved = max(20.3 ms, floor) - max(7.7 ms, floor), which is nothing on a T4 (44 ms for the 7B).
+max_new_tokens is the most a batch can take; trained weights often stop sooner, so the rule
+leans towards compiling. shapes is 2 with --samples (the K answers per unit are another batch
+size), else 1. The study grid (184 units, 32 new tokens, 3 batches) stays eager; a benchmark's
+thousands of rows compile. `--static-cache` forces the compiled path; `--no-compile` and
+`--deterministic` rule it out. Where compiling is unavailable (no triton) the run says so in
+one line and stays eager; where it fails, the pipeline falls back to eager with one line
+(fall_back) and run.json says so.
 
 --deterministic (repeatable): eager attention in every layer (model.set_attn_implementation
 ("eager")), eager decode, torch.use_deterministic_algorithms(True, warn_only=True), cuDNN
 deterministic, CUBLAS_WORKSPACE_CONFIG=:4096:8. Measured on an H200 (drift_bisect.log): with SDPA
 two passes of one batch differ by up to 4e-4 nats a token (15/16 same answers), with eager
 attention they repeat bit for bit; deterministic algorithms alone did not help (27/32). Its cost
-is what scripts/gpu_checks.sh measures (results/gpu_determinism.json); it is off by default: it
-gives up the compiled path and SDPA, and the run measures its own noise floor instead (the null
-control) so that no conclusion rests on the last digits.
+is what scripts/gpu_checks.sh measures (gpu_throughput.json: eager_attention; gpu_determinism.json).
+It is off by default: it gives up the compiled path and SDPA, and every run measures its own
+noise floor instead (the null control), so that no conclusion rests on the last digits.
 """
 from __future__ import annotations
 

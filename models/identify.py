@@ -76,7 +76,8 @@ def tokenizer_says(source: str, revision: str | None = None) -> tuple[bool, str]
         added = {a.get("id"): a.get("content") for a in tok.get("added_tokens") or [] if isinstance(a, dict)}
         llama = len(vocab) == LLAMA_PIECES and all(vocab.get(t) == i for i, t in enumerate(("<unk>", "<s>", "</s>")))
         image = added.get(IMAGE_TOKEN_ID) == "<image>"
-        return llama and image, f"tokenizer.json: {len(vocab)} pieces, id {IMAGE_TOKEN_ID} {added.get(IMAGE_TOKEN_ID)!r}"
+        said = f"tokenizer.json: {len(vocab)} pieces, id {IMAGE_TOKEN_ID} {added.get(IMAGE_TOKEN_ID)!r}"
+        return llama and image, said
     cfg = _json(checkpoint_file(source, "tokenizer_config.json", revision))
     if cfg is None:
         return False, "no tokenizer files"

@@ -215,7 +215,8 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     floor_ms = 1000 * wbytes / (gbs * 1e9) if gbs else None
     name = runs.device_name(device)
     label = {"model": f"LLaVA-1.5-7B architecture, random weights{' (tiny widths: dry run)' if tiny else ''}",
-             "config_source": f"models.load('llava-1.5-7b') from a local Hugging Face cache ({CONFIG_7B if not tiny else 'shrunk'})"}
+             "config_source": "models.load('llava-1.5-7b') from a local Hugging Face cache ("
+                              + ("configs/llava-1.5-7b.json, shrunk" if tiny else "configs/llava-1.5-7b.json") + ")"}
     book = Book(os.path.join(results, "gpu_throughput.json"), {
         "label": f"{name}; {label['model']}; git {(runs.git_commit() or '')[:7]}; {time.strftime('%Y-%m-%d')}",
         "hardware": {"device_name": name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory

@@ -32,7 +32,8 @@ def steps(work: str) -> list[dict]:
     for line in open(path, encoding="utf-8").read().splitlines() if os.path.exists(path) else []:
         name, rc, seconds, note = (line.split("\t") + ["", "", "", ""])[:4]
         log = os.path.join(work, "logs", f"{name}.log")
-        tail = open(log, encoding="utf-8", errors="replace").read().strip().splitlines()[-3:] if os.path.exists(log) else []
+        tail = (open(log, encoding="utf-8", errors="replace").read().strip().splitlines()[-3:]
+                if os.path.exists(log) else [])
         out.append({"name": name, "rc": int(rc) if rc.lstrip("-").isdigit() else None,
                     "seconds": float(seconds) if seconds else None, "note": note, "tail": tail})
     return out
@@ -120,6 +121,14 @@ def read(path: str):
         return None
 
 
+def problems(data, where: str) -> list[tuple[str, str]]:
+    """(where, what) of every {"error": ...} or {"skipped": ...} in a JSON tree."""
+    if not isinstance(data, dict):
+        return []
+    found = [(where, str(data[k])) for k in ("error", "skipped") if k in data]
+    return found + [p for k, v in data.items() for p in problems(v, f"{where}/{k}")]
+
+
 def summary(res: str) -> list[str]:
     """A few lines: each figure issue 20 sets a target for, and what it is."""
     def get(data, *keys):
@@ -132,35 +141,41 @@ def summary(res: str) -> list[str]:
     mem = {n: read(os.path.join(res, n)) or {} for n in ("gpu_memory.json", "gpu_memory_fp16_vision.json")}
     lines = [f"GPU checks: {t.get('label') or s.get('device_name') or 'no throughput file'}"]
     lines.append(f"  study grid, default path: {s.get('samples_per_s')} samples/s over generation "
-                 f"(target >= {TARGET_SAMPLES_PER_S}), {s.get('wall_samples_per_s')} over the whole run; batch "
-                 f"{s.get('batch_size')}, {get(s, 'decode', 'path')} ({get(s, 'decode', 'path_why')})")
+                 f"(target >= {TARGET_SAMPLES_PER_S}), {s.get('wall_samples_per_s')} over the whole run; "
+                 f"batch {s.get('batch_size')}, {get(s, 'decode', 'path')} ({get(s, 'decode', 'path_why')})")
     lines.append(f"  resume of the finished run: {get(s, 'resume', 'seconds')} s, no weights loaded: "
                  f"{s.get('resume_loaded_no_weights')}")
     by = t.get("by_batch") or {}
     lines.append("  samples/s by batch (eager | compiled): " + ", ".join(
         f"{k}: {v.get('eager')} | {v.get('compiled')}" for k, v in by.items()))
     ds = t.get("decode_step") or {}
-    lines.append(f"  decode step at batch 1: eager {ds.get('eager_ms_batch_1')} ms, compiled {ds.get('compiled_ms_batch_1')} "
-                 f"ms, floor {ds.get('floor_ms')} ms: {ds.get('compiled_over_floor')}x (target <= {TARGET_FLOOR_RATIO})")
+    lines.append(f"  decode step at batch 1: eager {ds.get('eager_ms_batch_1')} ms, compiled "
+                 f"{ds.get('compiled_ms_batch_1')} ms, floor {ds.get('floor_ms')} ms: "
+                 f"{ds.get('compiled_over_floor')}x the floor (target <= {TARGET_FLOOR_RATIO})")
     ea = t.get("eager_attention") or {}
     lines.append(f"  eager attention at batch {ea.get('batch')}: {get(ea, 'eager_attention', 'samples_per_s')} "
-                 f"samples/s vs SDPA {ea.get('sdpa_samples_per_s')} (time ratio {ea.get('slowdown')}); a batch run "
-                 f"twice repeats: SDPA {ea.get('sdpa_repeat_identical')}, eager {get(ea, 'eager_attention', 'repeat_identical')}")
-    agree = get(t, "compiled", str((t.get("knee") or {}).get("compiled")), "agreement_with_eager") or \
-        next((v.get("agreement_with_eager") for v in (t.get("compiled") or {}).values()
-              if isinstance(v, dict) and v.get("agreement_with_eager")), None) or {}
+                 f"samples/s vs SDPA {ea.get('sdpa_samples_per_s')} (time ratio {ea.get('slowdown')}); one batch "
+                 f"run twice repeats bit for bit: SDPA {ea.get('sdpa_repeat_identical')}, eager "
+                 f"{get(ea, 'eager_attention', 'repeat_identical')}")
+    compiled = [v for v in (t.get("compiled") or {}).values() if isinstance(v, dict)]
+    agree = next((v["agreement_with_eager"] for v in compiled if v.get("agreement_with_eager")), {})
     lines.append(f"  compiled vs eager records: same {agree.get('same_answers')}/{agree.get('of')}, near-ties "
-                 f"{agree.get('near_ties')}, other differences {agree.get('other_differences')}, token entropies "
-                 f"within {agree.get('max_token_entropy_diff')} nats: {'agree' if agree.get('agree') else 'NOT agreed'}")
+                 f"{agree.get('near_ties')}, other differences {agree.get('other_differences')}, token "
+                 f"entropies within {agree.get('max_token_entropy_diff')} nats: "
+                 f"{'agree' if agree.get('agree') else 'NOT agreed'}")
     for k in ("deterministic", "default"):
         p = d.get(k) or {}
         lines.append(f"  two identical runs, {k}: byte-identical {p.get('identical')}, differing answers "
                      f"{p.get('differing_answers')}/{p.get('of')}, max |dH| {p.get('max_mean_entropy_diff')}")
-    lines.append(f"  --deterministic's generation time over the default's: {d.get('slowdown')} (reduced grid, runs side by side)")
+    lines.append(f"  --deterministic's generation time over the default's: {d.get('slowdown')} "
+                 f"(reduced grid, each pair side by side)")
     b = t.get("budget") or {}
-    lines.append(f"  T4 budget {T4_GIB} GiB: PGD step peak {get(mem, 'gpu_memory.json', 'peak_gib')} GiB (CLIP fp32), "
-                 f"{get(mem, 'gpu_memory_fp16_vision.json', 'peak_gib')} (fp16); batch picked under --max-memory: "
-                 f"{b.get('batch_size')} on {b.get('path')}, peak {b.get('peak_gib')} GiB")
+    lines.append(f"  T4 budget {T4_GIB} GiB: PGD step peak {get(mem, 'gpu_memory.json', 'peak_gib')} GiB "
+                 f"(CLIP fp32), {get(mem, 'gpu_memory_fp16_vision.json', 'peak_gib')} (fp16); batch picked "
+                 f"under --max-memory: {b.get('batch_size')} on {b.get('path')}, peak {b.get('peak_gib')} GiB")
+    stops = [f"{where}: {what}" for where, what in problems(t, "gpu_throughput")]
+    if stops:
+        lines.append(f"  not measured ({len(stops)}): " + "; ".join(stops)[:600])
     return lines
 
 

@@ -42,7 +42,8 @@ def test_the_dry_run_runs_every_step_on_cpu(tmp_path):
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = {n: json.loads((out / n).read_text()) for n in FILES}
-    assert [s["name"] for s in data["gpu_checks.json"]["steps"]] == ["cache", "study", "resume", "determinism", "measure"]
+    steps = [s["name"] for s in data["gpu_checks.json"]["steps"]]
+    assert steps == ["cache", "study", "resume", "determinism", "measure"]
     assert data["gpu_checks.json"]["failed"] == []
     assert not [e for n in FILES for e in errors(data[n], n)]
     t = data["gpu_throughput.json"]
