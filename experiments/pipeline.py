@@ -29,6 +29,7 @@ from models.errors import InputError
 
 from . import distributed, runs
 from .config import Config, default_view_value, result_view
+from .inputs import DatasetImages, LazyPixels, Pixels
 from .sweep import NULL_PAD, Sweep, make_units, run_batch, unit_key
 
 __all__ = ["Plan", "Result", "Pixels", "Sweep", "plan", "prepare", "run", "describe", "make_units",
@@ -60,59 +61,6 @@ class Result:
     generated: int         # generations this call made (0: everything was already in --out)
     messages: list = field(default_factory=list)
     loaded: bool = True    # whether the model was loaded (not for a finished run's re-analysis)
-
-
-class Pixels:
-    """The items' model inputs, made once: pixels(indices) -> float [B,3,S,S] in [0,1]."""
-
-    def __init__(self, images, size: int, mean, device):
-        import torch
-
-        from models.images import to_model_input
-
-        self.tensor = torch.stack([to_model_input(im, size, mean) for im in images]).to(device)
-
-    @classmethod
-    def of(cls, tensor):
-        """Pixels already made: float [N,3,S,S] in [0,1]."""
-        self = cls.__new__(cls)
-        self.tensor = tensor
-        return self
-
-    def pixels(self, indices):
-        return self.tensor[list(indices)]  # a copy: attacks may write into it
-
-
-@dataclass
-class DatasetImages:
-    """A dataset run's images: rows[i] is item i's row, decoded only when a batch needs it."""
-    data: object           # experiments.tasks.TaskData
-    rows: list[int]
-
-
-class LazyPixels:
-    """pixels(indices) for a dataset run: each batch's images decoded when it runs, never all at
-    once (9,000 COCO images do not fit in memory as tensors); the last CACHE are kept, so the
-    clean answers a gradient attack needs are not decoded twice in a row."""
-    CACHE = 64
-
-    def __init__(self, images: DatasetImages, size: int, mean, device):
-        self.images, self.size, self.mean, self.device = images, size, mean, device
-        self.cache: dict = {}
-
-    def pixels(self, indices):
-        import torch
-
-        from models.images import to_model_input
-
-        out = []
-        for i in indices:
-            if i not in self.cache:
-                if len(self.cache) >= self.CACHE:
-                    self.cache.pop(next(iter(self.cache)))
-                self.cache[i] = to_model_input(self.images.data.image(self.images.rows[i]), self.size, self.mean)
-            out.append(self.cache[i])
-        return torch.stack(out).to(self.device)
 
 
 def plan_device(cfg: Config) -> str:
