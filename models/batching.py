@@ -1,7 +1,7 @@
 """How many generations to run at once, and what to do when that turns out to be too many.
 
     batch, why = pick_batch_size(model, prompt_tokens=631, new_tokens=32, device="cuda",
-                                 max_memory="14.5GiB", n_units=168, knee=knee(631, 32))
+                                 max_memory="14.5GiB", n_units=368, knee=knee(631, 32))
     backoff = Backoff()
     records = backoff(lambda piece: run_batch(..., piece, ...), chunk)   # halves on CUDA OOM
 

@@ -1,7 +1,7 @@
 """How a run's decode steps run, and at what batch: compiled or eager, fast or repeatable.
 
-    d = choose(model, "cuda", n_units=184, prompt_tokens=643, new_tokens=32, cfg=cfg)
-    d.batch, d.path, d.path_why   # 92, "eager", "the compile would not pay: 3 batches × ..."
+    d = choose(model, "cuda", n_units=368, prompt_tokens=643, new_tokens=32, cfg=cfg)
+    d.batch, d.path, d.path_why   # 123, "eager", "the compile would not pay: 6 batches × ..."
     with repeatable(d):           # --deterministic: the process-wide settings, restored afterwards
         apply(model, d)           # every generate() of the run takes the path
 
@@ -26,7 +26,7 @@ bandwidth, BANDWIDTH_GB_S), both steps run at the floor and less is saved:
 saved = max(20.3 ms, floor) - max(7.7 ms, floor), which is nothing on a T4 (44 ms for the 7B).
 max_new_tokens is the most a batch can take; trained weights often stop sooner, so the rule
 leans towards compiling. shapes is 2 with --samples (the K answers per unit are another batch
-size), else 1. The study grid (184 units, 32 new tokens, 3 batches) stays eager; a benchmark's
+size), else 1. The study grid (368 units, 32 new tokens, 6 batches) stays eager; a benchmark's
 thousands of rows compile. `--static-cache` forces the compiled path; `--no-compile` and
 `--deterministic` rule it out. Where compiling is unavailable (no triton) the run says so in
 one line and stays eager; where it fails, the pipeline falls back to eager with one line

@@ -12,16 +12,18 @@
 #                cache's copy of llava-hf/llava-1.5-7b-hf (WORK/hf/hub), with llava-hf's
 #                processor files: `--model llava-1.5-7b` loads it through models.load as it
 #                loads a user's download (~35 s)
-#   study        configs/study.yaml through the CLI on the default path (its batch and decode
-#                path as a user gets them) (~40 s)
+#   study        configs/study.yaml (368 generations) through the CLI on the default path (its
+#                batch and decode path as a user gets them) (~45 s)
 #   resume       the same command again: a finished run, so no weights load (~10 s)
 #   determinism  two identical CLI runs with --deterministic side by side, then two without, on a
-#                reduced grid (ε 0.3, 2 trials, batch 20), each pair compared byte for byte (~80 s)
+#                reduced grid (ε 0.3, 2 trials, batch 20: 80 generations), each pair compared byte
+#                for byte (~70 s)
 #   measure      one process, one load (scripts/gpu_measure.py): the PGD step's memory (CLIP
 #                float32 and float16), the batch under --max-memory 14.5GiB, samples/s by batch
 #                eager and compiled (each compile 40-54 s), the compiled decode step at batch 1
 #                against the bandwidth floor, eager attention's cost, compiled-vs-eager agreement;
-#                it skips what would not finish before the deadline (~4 min)
+#                it skips what would not finish before the deadline (~4 min; the third compiled
+#                size, batch 16, only if time is left)
 #   report       scripts/gpu_report.py: gpu_study.json, gpu_determinism.json, gpu_checks.json, summary
 # Give it a 600 s timeout. --dry-run: every step on CPU with the 7B's geometry at tiny widths,
 # 4 new tokens and a reduced grid, into /tmp/gpu_checks_dry/results: a couple of minutes, exit 0,

@@ -15,6 +15,7 @@ from models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays, step_
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT, NEW = 631, 32     # the study grid: 55 text + 576 image tokens, 32 new tokens
+STUDY = 368               # its units: 16 items × (clean, blank, 4 ε × 5 trials, repeat)
 H200_FREE = 118 * GIB     # what was free beside the weights on the H200
 OK = lambda device: (True, "")  # noqa: E731 - compiling available
 
@@ -45,7 +46,7 @@ def test_batch_is_the_knee_where_memory_allows_and_what_fits_where_not(llava_7b)
     # the T4 budget: 14.5 GiB beside 13.16 GiB of weights leaves room for 1-2, knee or not
     b, why = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", max_memory="14.5GiB", available=H200_FREE, knee=64)
     assert b in (1, 2) and "budget" in why
-    d = choose(llava_7b, "cuda", 184, PROMPT, NEW, cfg(max_memory="14.5GiB"), available=OK, free_bytes=H200_FREE)
+    d = choose(llava_7b, "cuda", STUDY, PROMPT, NEW, cfg(max_memory="14.5GiB"), available=OK, free_bytes=H200_FREE)
     assert d.batch in (1, 2)
 
 
@@ -53,17 +54,18 @@ def test_compiled_where_it_pays(llava_7b):
     assert compile_pays(134, 32) and not compile_pays(133, 32)     # 54 s / (32 × 12.6 ms) = 133.9
     assert compile_pays(34, 128) and not compile_pays(34, 128, shapes=2)
     assert COMPILE_S / STEP_SAVED_S == pytest.approx(4286, abs=1)
-    # the study grid: 3 batches of 62 -> the compile would not pay; eager at its own knee
-    d = choose(llava_7b, "cuda", 184, PROMPT, NEW, cfg(), available=OK, free_bytes=H200_FREE)
+    # the study grid: 6 batches of 62 -> the compile would not pay; eager at its own knee
+    d = choose(llava_7b, "cuda", STUDY, PROMPT, NEW, cfg(), available=OK, free_bytes=H200_FREE)
     assert d.path == "eager" and "would not pay" in d.path_why and d.max_cache_len is None
-    assert d.batch == balanced(152, 184) == 92
+    assert d.batch == balanced(152, STUDY) == 123
     # a benchmark-sized run: thousands of units at the compiled knee, one cache length for all
     d = choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(), available=OK, free_bytes=H200_FREE)
     assert d.path == "compiled" and d.max_cache_len == PROMPT + 128 and d.batch <= 232
     assert choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(compile=False), available=OK,
                   free_bytes=H200_FREE).path == "eager"
-    forced = choose(llava_7b, "cuda", 184, PROMPT, NEW, cfg(static_cache=True), available=OK, free_bytes=H200_FREE)
-    assert forced.path == "compiled" and forced.batch == balanced(64, 184)
+    forced = choose(llava_7b, "cuda", STUDY, PROMPT, NEW, cfg(static_cache=True), available=OK,
+                    free_bytes=H200_FREE)
+    assert forced.path == "compiled" and forced.batch == balanced(64, STUDY) == 62
     # --batch-size wins, and the rule counts its batches
     d = choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(batch_size=7), available=OK, free_bytes=H200_FREE)
     assert d.batch == 7 and d.path == "compiled"
@@ -82,7 +84,7 @@ def test_where_the_weights_stream_slower_than_launches_nothing_is_saved(llava_7b
 
 def test_a_resumed_run_keeps_its_batch_and_path(llava_7b):
     stored = {"batch_size": 48, "decode": {"path": "compiled"}}
-    d = choose(llava_7b, "cuda", 184, PROMPT, NEW, cfg(), stored, available=OK, free_bytes=H200_FREE)
+    d = choose(llava_7b, "cuda", STUDY, PROMPT, NEW, cfg(), stored, available=OK, free_bytes=H200_FREE)
     assert (d.batch, d.path) == (48, "compiled") and "resumed" in d.path_why
 
 
