@@ -1,4 +1,4 @@
-"""render_figures(summary, out_dir, run_info, original=None) -> the five PNGs of a run.
+"""render_figures(summary, out_dir, run_info, original=None) -> the six PNGs of a run.
 
     from analysis.figures import render_figures
     render_figures(summary, "results/figures", {"model": "tiny", "device": "cpu"},
@@ -35,7 +35,7 @@ from analysis.findings import attack_title
 from analysis.summary import level_label, sorted_levels
 
 FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
-                "figure_4_reliability.png", "figure_5_risk_coverage.png")
+                "figure_4_reliability.png", "figure_5_risk_coverage.png", "figure_6_prior.png")
 MIN_POSITION_ANSWERS = 20  # figure 3 stops a curve where fewer answers than this still run
 TEXT_WIDTH_IN = 8.5 - 2 * 2.3 / 2.54  # the paper's \linewidth: US letter, 2.3 cm margins (paper.tex.j2)
 PANEL_W, PANEL_H = 3.2, 2.3            # inches; two panels side by side fit TEXT_WIDTH_IN
@@ -261,10 +261,12 @@ def _position_axes(top, bottom, place, title: str) -> None:
 
 def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
                    original: dict | None = None) -> list[str]:
-    """Write the five figures into out_dir (created if missing); returns their paths.
+    """Write the six figures into out_dir (created if missing); returns their paths.
     original: paper/original_study.json's dict (the caller reads it), drawn in figure 1.
-    Figures 4 and 5 (calibration, selective prediction) are analysis/figures_calibration.py's."""
+    Figures 4 and 5 (calibration, selective prediction) are analysis/figures_calibration.py's,
+    figure 6 (the language prior) analysis/figures_prior.py's."""
     from analysis.figures_calibration import figure_reliability, figure_risk_coverage
+    from analysis.figures_prior import figure_prior
 
     os.makedirs(out_dir, exist_ok=True)
     ri = run_info or {}
@@ -272,5 +274,6 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
             "figure_2_defense.png": figure_defense(summary, ri),
             "figure_3_token_entropy.png": figure_token_entropy(summary, ri),
             "figure_4_reliability.png": figure_reliability(summary, ri),
-            "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri)}
+            "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri),
+            "figure_6_prior.png": figure_prior(summary, ri)}
     return [_save(figs[name], os.path.join(out_dir, name)) for name in FIGURE_NAMES]

@@ -6,8 +6,9 @@
 A header naming the run and the conventions, the run's findings in words (analysis/findings.py,
 the sentences the README and the paper print), then the tables of analysis/tables.py (the same
 the README, the paper and the notebook show) as fixed-width text: the run-wide ones, then one
-block per attack. A closed-answer metric (POPE) that reads fewer than 80% of the answers gets a
-warning at the top, in words. "n/a" marks a number that is undefined (see the summary docstring for when). Nothing
+block per attack, then "Is it the language prior?" (analysis/prior_text.py's sentences). A
+closed-answer metric (POPE) that reads fewer than 80% of the answers gets a warning at the top, in
+words. "n/a" marks a number that is undefined (see the summary docstring for when). Nothing
 here computes or formats a number: the tables do. No timestamps, so a rerun gives the same bytes.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import textwrap
 
 from analysis.findings import takeaways
+from analysis.prior_text import prior_sentences
 from analysis.tables import Table, build, levels, pct
 from analysis.verdicts import MIN_EFFECT, MIN_EFFECT_WHY
 
@@ -134,6 +136,9 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
         lines += [x for t in build({**summary, **sub, "by_category": {}}, run_info or {}, CATEGORY_TABLES)
                   for x in _block(t)]
         lines += _noise_note(sub.get("noise"))
+    if "prior" in summary:  # a summary without the key predates the prior pass's analysis
+        lines += ["== Is it the language prior? ==", ""]
+        lines += [x for p in prior_sentences(summary) for x in (textwrap.fill(p, 100), "")]
     nf = summary["nonfinite"]
     if nf["count"]:
         shown = nf["records"][:20]

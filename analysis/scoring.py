@@ -227,10 +227,14 @@ def _words(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
 
 
+def _exact(answer: str) -> str:
+    return answer.strip().lower().rstrip(".").strip()
+
+
 def exact_match(answer: str, references: Sequence[str]) -> bool:
     """experiments/imagesets.is_correct(match="exact"): equal after lower-casing and trimming
     whitespace and a final period."""
-    a = answer.strip().lower().rstrip(".").strip()
+    a = _exact(answer)
     return any(a == r.strip().lower() for r in references)
 
 
@@ -262,6 +266,20 @@ def closed_validity(records) -> dict:
 
 # ------------------------------------------------------------------------------ score
 
+def normalize(answer: str, metric: str | None = None) -> str:
+    """The answer as `metric`'s scorer reads it, so two answers compare as the scorer would:
+    POPE's yes/no parse, exact's lower-cased text without a final period, contains' words;
+    VQA's normalisation for "vqa" and for free text (metric None).
+
+    >>> normalize("Yes."), normalize("There is no dog.", "pope"), normalize("Two")
+    ('yes', 'no', '2')
+    """
+    if metric is not None and metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    by_metric = {"pope": pope_parse, "exact": _exact, "contains": _words}
+    return by_metric.get(metric, vqa_normalize)(answer)
+
+
 def score(metric: str, answer: str, references) -> float | None:
     """The per-item score a record's `correct` holds.
 
@@ -288,5 +306,5 @@ def score(metric: str, answer: str, references) -> float | None:
 
 
 __all__ = ["CLOSED", "METRICS", "POPE_LABELS", "closed_validity", "contains_match", "exact_match",
-           "pope_answer", "pope_metrics", "pope_metrics_by", "pope_parse", "score", "vqa_accuracy",
-           "vqa_normalize"]
+           "normalize", "pope_answer", "pope_metrics", "pope_metrics_by", "pope_parse", "score",
+           "vqa_accuracy", "vqa_normalize"]

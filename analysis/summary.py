@@ -55,7 +55,8 @@ selective, pope}, noise (analysis/noise.py: {n, n_clusters, mean_delta, ci95, fl
 max_abs_delta, exact_zero, answers_changed, answer_entropy}; None without repeat records),
 by_category {category: {clean, by_attack, noise}} (every number above again, per category, for a
 run with a category column: a dataset's, or the photos' question kind), nonfinite {count,
-records}, token_profile (token_position_profile), meta {n_records, n_valid, n_unpaired, attacks,
+records}, token_profile (token_position_profile), prior (analysis/prior.py: the language-prior
+tests against the blank-image pass; None without one), meta {n_records, n_valid, n_unpaired, attacks,
 bootstrap_resamples, seed, cluster, min_effect (δ, nats), verdict_rule, noise_floor, alpha,
 pass_percentiles, probes, probe_sign, wrong_below, floor_nats}.
 
@@ -313,6 +314,8 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
                  "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
                                    for e in a["by_epsilon"].values())},
     }
+    from analysis.prior import prior_block  # here: prior.py builds on this module's pairing
+    summary["prior"] = prior_block(records, seed, n_boot)
     if len(by_attack) == 1:
         summary["by_epsilon"] = next(iter(by_attack.values()))["by_epsilon"]
     categories = sorted({str(r["category"]) for r in valid if r.get("category") is not None})

@@ -239,7 +239,7 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
     again = render_figures(s, str(tmp_path / "b"), {"model": "tiny", "device": "cpu"}, ORIGINAL)
     assert [os.path.basename(p) for p in paths] == [
         "figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
-        "figure_4_reliability.png", "figure_5_risk_coverage.png"]
+        "figure_4_reliability.png", "figure_5_risk_coverage.png", "figure_6_prior.png"]
     for p, q in zip(paths, again):
         data = open(p, "rb").read()
         assert data[:8] == PNG and len(data) > 5000 and data == open(q, "rb").read()
@@ -298,7 +298,7 @@ def test_cli_rebuilds_outputs_without_torch(tmp_path):
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["by_epsilon"]["0.3"]["verdict"] == "falls"
     assert "model: tiny" in (tmp_path / "entropy_report.txt").read_text()
-    assert len(os.listdir(tmp_path / "figures")) == 5
+    assert len(os.listdir(tmp_path / "figures")) == 6
 
 
 # --- the floor, calibration, selective prediction and categories (issues 14-16) -----------------
