@@ -6,13 +6,17 @@
 
 Runs the experiment's own sweep (experiments.sweep: perturb, generate, probe) over the units of
 the default sweep (or --images/--epsilons/--trials/--units), first one unit at a time, then in
-batches as entropy_analysis.py runs them (--batch-size, else the largest that fits, with the
-same OOM back-off), and prints samples per second for both and their ratio; milliseconds per
+batches as entropy_analysis.py runs them eagerly (--batch-size, else the smaller of the largest
+that fits and the eager knee, with the same OOM back-off), and prints samples per second for both and their ratio; milliseconds per
 decode step at batch 1 and at the batch, against the memory-bandwidth floor (weight bytes /
-bandwidth, from a table of GPUs, or a measured copy bandwidth on CPU); peak memory. With
---max-memory it also runs --budget-batches batches at the batch chosen under that budget and
-reports their peak; with --static-cache, the batched pass again with a static KV cache (on CUDA
-generate compiles the decode step; the first batch, compile included, is timed apart).
+bandwidth, from a table of GPUs, or a measured copy bandwidth on CPU); peak memory. Both
+baselines decode eagerly with the model as loaded, whatever the flags: no static cache, no
+compile. With --max-memory it also runs --budget-batches batches at the batch chosen under that
+budget and reports their peak; with --static-cache, the batched pass again on the compiled path
+(models/decoding.py: a static KV cache of one length for the run, the last batch padded; on CUDA
+generate compiles the decode step; the first batch, compile included, is timed apart), and the
+agreement of its records with the eager batched pass's (experiments/agreement.py: the same
+answers except near-ties, token entropies within 1e-3 nats).
 --random-weights builds the architecture of a config.json (no download) with random weights in
 the GPU's memory and llava-hf's processor with the real Llama-2 tokenizer
 (models.checkpoint.random_llava; the llava_v1 prompt, 576 image tokens at 336 px). The flags the
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import sys
 import time
@@ -37,15 +40,12 @@ try:
 
     from experiments import pipeline, runs
     from experiments.config import Config, add_arguments, build_config
-    from models.batching import GIB, Backoff, pick_batch_size, prompt_tokens, sample_bytes, weight_bytes
+    from models.batching import GIB, Backoff, knee, pick_batch_size, prompt_tokens, sample_bytes, weight_bytes
+    from models.decoding import table_bandwidth
     from models.generation import generate, text_dtype
 except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
     sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
-# Peak memory bandwidth, GB/s, by device name (first match wins).
-BANDWIDTH_GB_S = [(r"H200", 4800), (r"H100 NVL", 3900), (r"H100 PCIe", 2000), (r"H100", 3350),
-                  (r"A100.*80GB.*PCIe", 1935), (r"A100.*80GB", 2039), (r"A100", 1555),
-                  (r"\bL4\b", 300), (r"\bT4\b", 320)]
 TARGET_SPEEDUP = {"cuda": 15.0, "cpu": 4.0}
 
 
@@ -65,14 +65,6 @@ def peak_gib(device: str) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB, 3)  # whole process
 
 
-def table_bandwidth(name: str) -> float | None:
-    """GB/s of a GPU by its name (torch.cuda.get_device_name), None when not in the table."""
-    for pattern, gbs in BANDWIDTH_GB_S:
-        if re.search(pattern, name):
-            return float(gbs)
-    return None
-
-
 def bandwidth(device: str) -> tuple[float | None, str]:
     """(GB/s, where the figure comes from) for the floor of a decode step."""
     if device.startswith("cuda"):
@@ -89,13 +81,15 @@ def bandwidth(device: str) -> tuple[float | None, str]:
     return round(2 * a.numel() * 4 / best / 1e9, 1), "measured (256 MiB copy, read + write)"
 
 
-def timed_sweep(fn, units: list, batch: int, backoff: Backoff, device: str) -> tuple[list, float]:
-    """Run `units` in fixed batches through fn; returns (records, seconds)."""
+def timed_sweep(fn, units: list, batch: int, backoff: Backoff, device: str, pad: bool = False) -> tuple[list, float]:
+    """Run `units` in fixed batches through fn (with `pad`, the last one padded to the batch's
+    shape, as a static-cache run pads it); returns (records, seconds)."""
     sync(device)
     t = time.perf_counter()
     records = []
     for start in range(0, len(units), batch):
-        records += backoff(fn, units[start:start + batch])
+        chunk = units[start:start + batch]
+        records += backoff(fn, pipeline.pad_units(chunk, batch) if pad else chunk)[:len(chunk)]
     sync(device)
     return records, time.perf_counter() - t
 
@@ -192,13 +186,15 @@ def main(argv=None) -> int:
     cfg, _ = build_config(args)
     sweep, label, build_s, fmt = build(args, cfg)
     model, processor, items = sweep.model, sweep.processor, sweep.items
+    model.generation_config.cache_implementation = None  # the baselines decode eagerly, as loaded
     device, dtype = str(model.device), text_dtype(model)
     units = pipeline.make_units(cfg, items)[:args.units]
-    n_prompt = prompt_tokens(processor, sweep.prompts, sweep.images.pixels([0]))
+    n_prompt = prompt_tokens(processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
     if cfg.batch_size:
         batch, why = cfg.batch_size, "--batch-size"
     else:
-        batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units))
+        limit = knee(n_prompt, cfg.max_new_tokens, compiled=False) if device.startswith("cuda") else None
+        batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units), knee=limit)
     print(f"{len(units)} units, {n_prompt} prompt tokens, batch {batch} ({why})", file=sys.stderr)
 
     def fn(piece):
@@ -248,6 +244,7 @@ def main(argv=None) -> int:
                     "oom_backoff_depth": backoff.depth},
         "speedup": round(one_s / many_s, 2),
         "agreement": {"same_answers": same, "of": len(units), "max_mean_entropy_diff": dh},
+        "decode": "eager (dynamic cache, nothing compiled), both baselines",
         "decode_step": {"ms_batch_1": step1, f"ms_batch_{len(xs)}": stepb, "batch": len(xs),
                         "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
                         "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
@@ -266,7 +263,8 @@ def main(argv=None) -> int:
         result["budget"] = budget_pass(model, n_prompt, cfg, device, args, units, fn)
     if cfg.static_cache:
         try:
-            result["static_cache"] = static_pass(sweep, device, units, batch, fn, many_s, steps, xs, ps, many)
+            result["static_cache"] = static_pass(sweep, device, units, batch, fn, many_s, steps, xs, ps, many,
+                                                 n_prompt)
         except Exception as e:  # noqa: BLE001 - a compile failure must not lose the figures above
             result["static_cache"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -293,24 +291,33 @@ def budget_pass(model, n_prompt, cfg, device, args, units, fn) -> dict:
             "within_budget": peak <= limit if device.startswith("cuda") else None}
 
 
-def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager) -> dict:
-    """The batched pass again with a static KV cache (compiled decode step on CUDA)."""
+def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager, n_prompt) -> dict:
+    """The batched pass again on the compiled path (a static KV cache, compiled on CUDA), then the
+    model is put back on the eager path."""
+    from models.decoding import Decoding, apply
+
+    from experiments.agreement import agreement, tie_gaps
+    from experiments.sweep import NULL_PAD
+
     model = sweep.model
-    model.generation_config.cache_implementation = "static"
+    path = "compiled" if device.startswith("cuda") else "static"
+    # one cache length covers the run (the null control's extra padding too) and decode_ms's
+    # `steps` tokens: one shape, one compile
+    apply(model, Decoding(batch, "the benchmark's", path, "--static-cache",
+                          max_cache_len=n_prompt + NULL_PAD + steps))
     try:
         sync(device)
         t = time.perf_counter()
         fn(units[:batch])  # compiles on CUDA
         sync(device)
         first_s = time.perf_counter() - t
-        records, seconds = timed_sweep(fn, units, batch, Backoff(), device)
+        records, seconds = timed_sweep(fn, units, batch, Backoff(), device, pad=True)
         step = decode_ms(sweep, xs, ps, steps, device)
     finally:
-        model.generation_config.cache_implementation = None
-    diffs = [abs(a - b) for ra, rb in zip(eager, records) if ra["answer"] == rb["answer"]
-             for a, b in zip(ra["token_entropies"], rb["token_entropies"]) if a is not None and b is not None]
-    return {"same_answers_as_eager": sum(a["answer"] == b["answer"] for a, b in zip(eager, records)),
-            "max_token_entropy_diff": max(diffs, default=None),
+        apply(model, Decoding(batch, "", "eager", ""))
+    agree = agreement(eager, records, tie_gaps(sweep, units, eager, records))
+    return {"same_answers_as_eager": agree["same_answers"], "max_token_entropy_diff": agree["max_token_entropy_diff"],
+            "agreement_with_eager": agree, "path": path,
             "first_batch_s": round(first_s, 2), "seconds": round(seconds, 3),
             "samples_per_s": round(len(units) / seconds, 3), "speedup_over_eager_batched":
             round(eager_s / seconds, 2), f"ms_per_decode_step_batch_{len(xs)}": step,
@@ -346,12 +353,13 @@ def table(r: dict) -> str:
     if "static_cache" in r and "error" in r["static_cache"]:
         lines.append(f"static cache failed: {r['static_cache']['error']}")
     elif "static_cache" in r:
-        s = r["static_cache"]
-        lines.append(f"static cache: {s['samples_per_s']} samples/s ({s['speedup_over_eager_batched']}x "
-                     f"the eager batched pass; first batch {s['first_batch_s']} s; same answers "
-                     f"{s['same_answers_as_eager']}/{r['work']['units']}, token entropies within "
-                     f"{s['max_token_entropy_diff']:.1e} nats)" if s['max_token_entropy_diff'] is not None else
-                     f"static cache: {s['samples_per_s']} samples/s")
+        s, a = r["static_cache"], r["static_cache"]["agreement_with_eager"]
+        within = "n/a" if a["max_token_entropy_diff"] is None else f"{a['max_token_entropy_diff']:.1e}"
+        lines.append(f"{s['path']} path: {s['samples_per_s']} samples/s ({s['speedup_over_eager_batched']}x "
+                     f"the eager batched pass; first batch {s['first_batch_s']} s); against eager: same answers "
+                     f"{a['same_answers']}/{a['of']}, near-ties {a['near_ties']}, other differences "
+                     f"{a['other_differences']}, token entropies within {within} nats "
+                     f"({'agree' if a['agree'] else 'DISAGREE'})")
     return "\n".join(lines)
 
 

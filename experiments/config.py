@@ -59,9 +59,11 @@ class Config:
     prompt_format: str | None = opt(None, "llava_v1 (default for LLaVA-1.5, as the original's "
                                     "run_llava.py), vicuna_v1 (LLaVA's benchmark scripts) or chat_template")
     revision: str | None = opt(None, "hub revision (commit, branch or tag)")
-    batch_size: int | None = opt(None, "generations per batch (default: the largest that fits)", result=False)
+    batch_size: int | None = opt(None, "generations per batch (default: the smaller of what fits and the "
+                                 "throughput curve's knee)", result=False)
     max_memory: str | None = opt(None, "memory budget for the automatic batch size, e.g. 14.5GiB", result=False)
-    static_cache: bool = opt(False, "static KV cache (on CUDA the decode step is compiled)", result=False)
+    static_cache: bool = opt(False, "force the compiled path: a static KV cache (its decode step compiled on "
+                             "CUDA) whether or not the compile pays (models/decoding.py)", result=False)
     compile: bool = opt(True, "on CUDA, the static KV cache with a compiled decode step where the run "
                         "has enough batches of one shape to repay the compile (--no-compile: eager)",
                         result=False)

@@ -11,6 +11,11 @@ columns, the output folder's earlier config) before any model loads or any file 
 prepare(plan) loads the model and builds the Sweep (experiments/sweep.py); run(cfg) does both,
 then generates what --out does not hold yet in fixed batches (resumable, split over processes by
 experiments/distributed.py), merges, writes run.json and analyses (experiments/analyze.py).
+When --out already holds every generation of a finished run, nothing loads: re-analysis only.
+The batch and the decode path (compiled or eager, --deterministic) come from models/decoding.py;
+on a static-cache path the last partial batch is padded with repeats of its own units, whose
+records are dropped, so the run keeps one shape (not with --samples, whose sampling would draw
+differently in a longer batch).
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ from models.errors import InputError
 
 from . import distributed, runs
 from .config import Config, default_view_value, result_view
-from .sweep import Sweep, make_units, run_batch, unit_key
+from .inputs import DatasetImages, LazyPixels, Pixels
+from .sweep import NULL_PAD, Sweep, make_units, run_batch, unit_key
 
 __all__ = ["Plan", "Result", "Pixels", "Sweep", "plan", "prepare", "run", "describe", "make_units",
            "run_batch", "unit_key", "parse_dtype"]
@@ -43,6 +49,7 @@ class Plan:
     images: object         # PIL images, one per item, or DatasetImages for a dataset run
     view: dict             # what a resumed run must agree on
     data_info: dict | None = None  # a dataset run's source (experiments.tasks.TaskData.info)
+    checkpoint: str = ""   # what the checkpoint is, in words (models/identify.py)
 
 
 @dataclass
@@ -53,59 +60,7 @@ class Result:
     units: int             # generations the run is made of
     generated: int         # generations this call made (0: everything was already in --out)
     messages: list = field(default_factory=list)
-
-
-class Pixels:
-    """The items' model inputs, made once: pixels(indices) -> float [B,3,S,S] in [0,1]."""
-
-    def __init__(self, images, size: int, mean, device):
-        import torch
-
-        from models.images import to_model_input
-
-        self.tensor = torch.stack([to_model_input(im, size, mean) for im in images]).to(device)
-
-    @classmethod
-    def of(cls, tensor):
-        """Pixels already made: float [N,3,S,S] in [0,1]."""
-        self = cls.__new__(cls)
-        self.tensor = tensor
-        return self
-
-    def pixels(self, indices):
-        return self.tensor[list(indices)]  # a copy: attacks may write into it
-
-
-@dataclass
-class DatasetImages:
-    """A dataset run's images: rows[i] is item i's row, decoded only when a batch needs it."""
-    data: object           # experiments.tasks.TaskData
-    rows: list[int]
-
-
-class LazyPixels:
-    """pixels(indices) for a dataset run: each batch's images decoded when it runs, never all at
-    once (9,000 COCO images do not fit in memory as tensors); the last CACHE are kept, so the
-    clean answers a gradient attack needs are not decoded twice in a row."""
-    CACHE = 64
-
-    def __init__(self, images: DatasetImages, size: int, mean, device):
-        self.images, self.size, self.mean, self.device = images, size, mean, device
-        self.cache: dict = {}
-
-    def pixels(self, indices):
-        import torch
-
-        from models.images import to_model_input
-
-        out = []
-        for i in indices:
-            if i not in self.cache:
-                if len(self.cache) >= self.CACHE:
-                    self.cache.pop(next(iter(self.cache)))
-                self.cache[i] = to_model_input(self.images.data.image(self.images.rows[i]), self.size, self.mean)
-            out.append(self.cache[i])
-        return torch.stack(out).to(self.device)
+    loaded: bool = True    # whether the model was loaded (not for a finished run's re-analysis)
 
 
 def plan_device(cfg: Config) -> str:
@@ -119,17 +74,22 @@ def plan(cfg: Config, check_out: bool = True) -> Plan:
     """Every check that needs no model: raises InputError (one line) before anything is written.
     check_out=False skips the --out folder (the benchmark writes none)."""
     from models import TINY_DIR, preflight, vision_dtype_for
+    from models.identify import llava_1_5_evidence
     from models.images import load_image
-    from models.prompts import default_format, original_ids
+    from models.prompts import original_ids
 
     from .imagesets import resolve_items
 
     source = preflight(cfg.model, cfg.revision)  # a wrong --model is named as such
+    if cfg.static_cache and (cfg.deterministic or not cfg.compile):
+        raise InputError(f"--static-cache forces the static cache (compiled on CUDA); "
+                         f"{'--deterministic' if cfg.deterministic else '--no-compile'} rules it out: give one of them")
     world = distributed.world()  # one process of one unless launched by accelerate/torchrun
     device = plan_device(cfg)
     dtype = parse_dtype(cfg.dtype, device)
-    vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype)
-    fmt = cfg.prompt_format or default_format(source)
+    llava, said = llava_1_5_evidence(source, cfg.revision)  # by its files, not its folder's name
+    vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype, cfg.revision)
+    fmt = cfg.prompt_format or ("llava_v1" if llava else "chat_template")
     data_info = None
     if cfg.task:  # a benchmark dataset: columns, split and subset checked here, images later
         items, images, data_info, task_fmt = dataset_items(cfg)
@@ -144,7 +104,8 @@ def plan(cfg: Config, check_out: bool = True) -> Plan:
                              "device_type": device.split(":")[0]})
     if check_out and (world.is_main or not cfg.fresh):  # --fresh clears --out once, in rank 0
         runs.check_out(cfg.out, view, cfg.fresh and world.is_main, default_view_value)
-    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view, data_info)
+    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view, data_info,
+                f"{'LLaVA-1.5' if llava else 'not LLaVA-1.5'} ({said})")
 
 
 def dataset_items(cfg: Config):
@@ -171,8 +132,6 @@ def prepare(p: Plan):
     cfg = p.cfg
     model, processor = load(cfg.model, device=p.device, dtype=p.dtype, revision=cfg.revision,
                             vision_dtype=p.vision_dtype)
-    if cfg.static_cache:  # every generate() of the run; on CUDA it compiles the decode step
-        model.generation_config.cache_implementation = "static"
     size, mean = input_size(processor), processor.image_processor.image_mean
     images = (LazyPixels(p.images, size, mean, p.device) if isinstance(p.images, DatasetImages)
               else Pixels(p.images, size, mean, p.device))
@@ -181,20 +140,47 @@ def prepare(p: Plan):
                  scored_vocab(model, processor))
 
 
-def choose_batch(p: Plan, sweep, n_units: int) -> tuple[int, str]:
-    """--batch-size, else the size the run being resumed used, else the largest that fits."""
-    from models.batching import pick_batch_size, prompt_tokens
+def choose_batch(p: Plan, sweep, n_units: int, log=None):
+    """The run's batch and decode path (models.decoding.choose): --batch-size, else what the run
+    being resumed used, else the smaller of what fits and the knee; compiled where it pays."""
+    from models.batching import prompt_tokens
+    from models.decoding import choose
 
     cfg = p.cfg
-    if cfg.batch_size is not None:
-        return cfg.batch_size, "--batch-size"
-    stored = None if cfg.fresh else runs.read_info(cfg.out).get("batch_size")
-    if stored:  # batch composition moves the last float digits: a resumed run cuts units alike
-        return stored, f"as the run being resumed ({cfg.out}/run.json)"
-    first = sweep.images.pixels([0])
-    batch, why = pick_batch_size(sweep.model, prompt_tokens(sweep.processor, sweep.prompts, first),
-                                 cfg.max_new_tokens, p.device, cfg.max_memory, n_units, p.world.size)
-    return distributed.agree_min(p.world, batch), why
+    stored = {} if cfg.fresh else runs.read_info(cfg.out)
+    n_prompt = prompt_tokens(sweep.processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
+    if cfg.null_control:  # its batches run with NULL_PAD more left padding: one cache length covers them
+        n_prompt += NULL_PAD
+    d = choose(sweep.model, p.device, n_units, n_prompt, cfg.max_new_tokens, cfg, stored, p.world.size,
+               log=log if p.world.is_main else None)
+    d.batch = distributed.agree_min(p.world, d.batch)
+    return d
+
+
+def pad_units(chunk: list, size: int) -> list:
+    """A last partial batch filled up to `size` with repeats of its own units (their records are
+    dropped): the same prompts, so the same padded length, and no new shape to compile."""
+    return chunk + [chunk[i % len(chunk)] for i in range(size - len(chunk))]
+
+
+def reanalyse(p: Plan, units: list, keys: list, info: dict) -> Result:
+    """A finished run asked again: no weights load, the records are analysed afresh."""
+    world, out = p.world, p.cfg.out
+    if world.is_main and runs.shard_paths(out):
+        runs.merge(out, keys)
+    distributed.stop(world)
+    if not world.is_main:
+        return Result(out, {}, info, len(units), 0, loaded=False)
+    return Result(out, analyse(out), info, len(units), 0, loaded=False)
+
+
+def analyse(out: str) -> dict:
+    from .analyze import analyze_run
+
+    try:
+        return analyze_run(out)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = None) -> Result:
@@ -203,7 +189,8 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     from tqdm import tqdm
 
     from models import vision_dtype_of
-    from models.batching import Backoff
+    from models.batching import Backoff, is_oom
+    from models.decoding import apply, fall_back, repeatable
 
     from .sweep import clean_answers
 
@@ -212,7 +199,8 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     p = plan(cfg)
     if changed and p.world.is_main:
         log("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
-    sweep = prepare(p)
+    if cfg.deterministic:  # cuBLAS reads it when it starts, before the first matmul
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     world, out = p.world, cfg.out
     runs.make_out(out)
     path = os.path.join(out, "records.jsonl")
@@ -224,20 +212,24 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     distributed.barrier(world)
     done = runs.done_keys(out, world)  # records.jsonl and any shards
     units = make_units(cfg, p.items)
-    batch, why = choose_batch(p, sweep, len(units))
     keys = [unit_key(u, p.items) for u in units]
     todo_all = sum(k not in done for k in keys)
-    finished = todo_all == 0 and "wall_time_s" in runs.read_info(out)
-    info = runs.read_info(out) if finished else {}
-    if world.is_main and not finished:
-        log(f"batch size {batch} ({why})")
+    if todo_all == 0 and "wall_time_s" in runs.read_info(out):
+        return reanalyse(p, units, keys, runs.read_info(out))
+    sweep = prepare(p)
+    d = choose_batch(p, sweep, len(units), log)
+    batch = d.batch
+    apply(sweep.model, d)
+    info = {}
+    if world.is_main:
+        log(f"batch size {batch} ({d.why}); decoding {d.path} ({d.path_why})")
         info = runs.collect(cfg, p.source, p.device, {
             "result_view": p.view, "revision": getattr(sweep.model, "config_revision", None) or cfg.revision,
-            "model_class": type(sweep.model).__name__,
+            "model_class": type(sweep.model).__name__, "checkpoint": p.checkpoint,
             "parameters": sum(t.numel() for t in sweep.model.parameters()),
             "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(sweep.model),
             "scored_vocab_size": sweep.vocab.size, "prompt_format": p.fmt, "batch_size": batch,
-            "processes": world.size, **({"data": p.data_info} if p.data_info else {})})
+            "decode": d.info(), "processes": world.size, **({"data": p.data_info} if p.data_info else {})})
         runs.write_info(out, info)
 
     starts = [s for i, s in enumerate(range(0, len(units), batch)) if world.owns(i)]
@@ -246,20 +238,36 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     bar = tqdm(total=len(mine), initial=len(mine) - todo, unit="gen", disable=None if progress else True,
                desc="generations" + (f" (rank {world.rank})" if world.size > 1 else ""))
     backoff = Backoff(log)  # halves a batch that runs out of CUDA memory
-    if sweep.attack.needs_loss:  # the clean answers gradient attacks teacher-force, for every batch
-        sweep.clean.update(clean_answers(runs.read_records(path), p.items, sweep.model, sweep.processor))
-    with runs.RecordWriter(runs.shard_path(out, world)) as writer:
+
+    def records_of(work):
+        try:
+            return backoff(lambda piece: run_batch(sweep, piece), work)
+        except Exception as e:  # noqa: BLE001 - only a static-cache path falls back, and only once
+            if not d.static or is_oom(e) or isinstance(e, InputError):
+                raise
+            log(fall_back(sweep.model, d, e))
+        if world.is_main:
+            info["decode"] = d.info()
+            runs.write_info(out, info)
+        return backoff(lambda piece: run_batch(sweep, piece), work)
+
+    t_gen = time.time()
+    with repeatable(d), runs.RecordWriter(runs.shard_path(out, world)) as writer:
+        if sweep.attack.needs_loss:  # the clean answers gradient attacks teacher-force, for every batch
+            sweep.clean.update(clean_answers(runs.read_records(path), p.items, sweep.model, sweep.processor))
         for start in starts:
             chunk = units[start:start + batch]
             missing = [keys[start + j] not in done for j in range(len(chunk))]
             if not any(missing):
                 continue
-            for rec, new in zip(backoff(lambda piece: run_batch(sweep, piece), chunk), missing):
+            work = pad_units(chunk, batch) if d.static and not cfg.samples else chunk
+            for rec, new in zip(records_of(work)[:len(chunk)], missing):
                 if new:
                     writer.write(rec)
                     bar.update(1)
             writer.sync()
     bar.close()
+    generation_s = time.time() - t_gen
     distributed.barrier(world)  # every share is written
     if not world.is_main:
         distributed.stop(world)
@@ -269,16 +277,10 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     distributed.stop(world)
     if backoff.depth:
         info["oom_backoff_depth"] = backoff.depth
-    if not finished:
-        info = runs.finish(info, t0, p.device)
-        runs.write_info(out, info)
-    from .analyze import analyze_run
-
-    try:
-        summary = analyze_run(out)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    return Result(out, summary, info, len(units), todo_all)
+    info = runs.finish(info, t0, p.device)
+    info.update(generation_s=round(generation_s, 2), generated=todo_all)
+    runs.write_info(out, info)
+    return Result(out, analyse(out), info, len(units), todo_all)
 
 
 def describe(result: Result) -> list[str]:
@@ -301,8 +303,9 @@ def describe(result: Result) -> list[str]:
     else:
         when = str(info.get("finished") or info.get("started") or "an earlier run")[:10]
         commit = f", git {info['git_commit'][:7]}" if info.get("git_commit") else ""
+        loaded = "" if result.loaded else ", no weights loaded"
         lines.append(f"nothing to generate: all {result.units} generations were already in "
-                     f"{out}/records.jsonl (the run of {when}{commit}); re-analysed them. To "
+                     f"{out}/records.jsonl (the run of {when}{commit}); re-analysed them{loaded}. To "
                      f"generate them again: the same command with --fresh, or another --out")
     lines.append(f"wrote {out}/summary.json, entropy_report.txt, figures/ from {out}/records.jsonl")
     return lines

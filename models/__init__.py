@@ -70,8 +70,10 @@ def parse_dtype(dtype, device: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def vision_dtype_for(vision_dtype, source: str, device: str, dtype: torch.dtype) -> torch.dtype:
-    """The vision tower's dtype. auto: float32 for LLaVA-1.5 on CUDA, else the model's dtype.
+def vision_dtype_for(vision_dtype, source: str, device: str, dtype: torch.dtype,
+                     revision: str | None = None) -> torch.dtype:
+    """The vision tower's dtype. auto: float32 for LLaVA-1.5 on CUDA (a checkpoint told by its
+    files, models/identify.py), else the model's dtype.
 
     The original `load_pretrained_model` (llava/model/builder.py) loads CLIP with
     device_map="auto" by default and casts it to FP16 only when device_map != "auto", so on its
@@ -81,8 +83,8 @@ def vision_dtype_for(vision_dtype, source: str, device: str, dtype: torch.dtype)
     from .prompts import is_llava_1_5
 
     if vision_dtype is None or vision_dtype == "auto":
-        llava = is_llava_1_5(source) or is_llava_1_5(os.path.basename(os.path.normpath(source)))
-        return torch.float32 if llava and str(device).startswith("cuda") else dtype
+        llava = str(device).startswith("cuda") and is_llava_1_5(source, revision)
+        return torch.float32 if llava else dtype
     return parse_dtype(vision_dtype, device)
 
 
@@ -192,7 +194,7 @@ def load(name: str, device: str | None = None, dtype=None, revision: str | None 
         raise InputError(_offline_message(name, source)) from None
     except ValueError as e:
         raise InputError(f"cannot load {name!r} ({source}): {str(e).splitlines()[0]}") from None
-    vdtype = vision_dtype_for(vision_dtype, source, device, dtype)
+    vdtype = vision_dtype_for(vision_dtype, source, device, dtype, revision)
     if vdtype != dtype:
         set_vision_dtype(model, vdtype)
     model.eval()

@@ -1,12 +1,13 @@
 """How many generations to run at once, and what to do when that turns out to be too many.
 
-    batch, why = pick_batch_size(model, prompt_tokens=620, new_tokens=32, device="cuda",
-                                 max_memory="14.5GiB", n_units=168)
+    batch, why = pick_batch_size(model, prompt_tokens=631, new_tokens=32, device="cuda",
+                                 max_memory="14.5GiB", n_units=368, knee=knee(631, 32))
     backoff = Backoff()
     records = backoff(lambda piece: run_batch(..., piece, ...), chunk)   # halves on CUDA OOM
 
-On a GPU the batch is the largest that fits: the free memory (or, with `max_memory`, the budget
-left beside the weights already loaded) over an estimate of one sequence's memory,
+On a GPU the batch is the smaller of the largest that fits and the knee of the throughput curve.
+What fits: the free memory (or, with `max_memory`, the budget left beside the weights already
+loaded) over an estimate of one sequence's memory,
     KV cache    layers × 2 × kv_heads × head_dim × dtype bytes × (prompt + new tokens)
     logits      new tokens × vocab × 4 bytes × LOGIT_COPIES  (float32 raw logits kept per step,
                 their [B,T,V] stack, and the probes' float32 temporaries)
@@ -14,6 +15,16 @@ left beside the weights already loaded) over an estimate of one sequence's memor
                 plus heads × tokens² × dtype bytes × 2 (attention scores, where SDPA falls back)
 times SAFETY. For LLaVA-1.5-7B in FP16 (596 + 32 tokens) that is 0.52 GiB a sequence, against
 0.43-0.51 GiB measured on an H200 (LLAVA_NOTES.md); under a T4-sized 14.5 GiB budget it gives 2.
+The knee (knee()): a sample's time at batch B is about a + c/B, where c = new tokens × one decode
+step (memory bound, so about the same at any batch) and a = prompt tokens × the prefill's time a
+token (compute bound). Fitted to the H200 curve of the compiled decode (../shared measurements of
+2026-12-04: 631 prompt + 32 new tokens, 16 -> 20.1 samples/s, 64 -> 26.1): a = 34.5 ms (55 µs a
+prompt token, about 14 GFLOP a token at 260 TFLOP/s) and c = 0.244 s, i.e. 7.6 ms a step, which
+agrees with the 7.7 ms measured apart at batch 1. Past B = 8c/a doubling the batch gains under
+6 % ((1 + 1/8) / (1 + 1/16)), so that B, rounded up to a multiple of 8, is the knee: 64 for the
+study grid compiled; eager (20.3 ms a step at batch 1) it is 152, and with 128 new tokens 232
+compiled. c/a scales with a GPU's FLOP/s over its bandwidth, which is within about 1.5× on an
+A100, H100, H200 or T4, so one knee serves them; where memory is short (a T4) what fits decides.
 On a CPU the batch is CPU_BATCH (the fastest on the embedded model, see experiments/benchmark.py),
 fewer if the estimate says RAM is short. Either way the batches are then evened out, so a sweep
 of 168 units at a limit of 122 runs as 2 × 84, not 122 + 46.
@@ -29,6 +40,7 @@ digits of its floats (on CPU, where no back-off happens, runs are bit-for-bit re
 from __future__ import annotations
 
 import gc
+import math
 import re
 import sys
 
@@ -38,6 +50,10 @@ from .errors import InputError
 # (experiments/benchmark.py --batch-size N).
 CPU_BATCH = 64
 MAX_BATCH = 256      # beyond this a decode step is compute bound: nothing left to gain
+# The knee's inputs (see the module docstring), H200, LLaVA-1.5-7B in FP16:
+DECODE_STEP_S = {"compiled": 7.7e-3, "eager": 20.3e-3}   # s a decode step at batch 1, benchmark_gpu*.json
+PREFILL_S_PER_TOKEN = 0.0345 / 631                         # the fit's a over the study grid's 631 tokens
+KNEE_RATIO = 8                                             # B = 8 c / a: doubling past it gains < 6 %
 SAFETY = 1.2         # the estimate's margin over what was measured
 LOGIT_COPIES = 8
 GIB = 2 ** 30
@@ -124,10 +140,18 @@ def balanced(batch: int, n_units: int | None, world_size: int = 1) -> int:
     return max(1, -(-n_units // n_batches))
 
 
+def knee(prompt_tokens: int, new_tokens: int, compiled: bool = True) -> int:
+    """The batch past which doubling gains under 6 % on a GPU (module docstring), a multiple of 8."""
+    c = new_tokens * DECODE_STEP_S["compiled" if compiled else "eager"]
+    a = max(prompt_tokens, 1) * PREFILL_S_PER_TOKEN
+    return int(min(MAX_BATCH, max(8, 8 * math.ceil(KNEE_RATIO * c / a / 8))))
+
+
 def pick_batch_size(model, prompt_tokens: int, new_tokens: int, device: str, max_memory=None,
                     n_units: int | None = None, world_size: int = 1,
-                    available: int | None = None) -> tuple[int, str]:
-    """The batch to run, and one line saying why. `available` overrides the measured free bytes."""
+                    available: int | None = None, knee: int | None = None) -> tuple[int, str]:
+    """The batch to run, and one line saying why. `available` overrides the measured free bytes;
+    `knee` (on CUDA) caps the batch where more stops paying (knee())."""
     from .generation import text_dtype
 
     per = sample_bytes(model.config, prompt_tokens, new_tokens, text_dtype(model))["total"]
@@ -144,8 +168,10 @@ def pick_batch_size(model, prompt_tokens: int, new_tokens: int, device: str, max
             room, why = budget - in_use, f"{gib(budget)} budget - {gib(in_use)} in use"
     fits = max(1, int(room // per))
     if str(device).startswith("cuda"):
-        batch = min(fits, MAX_BATCH)
-        why = f"largest that fits: {why} / {gib(per)} per sequence"
+        batch = min(fits, MAX_BATCH, knee or MAX_BATCH)
+        room_why = f"{why} / {gib(per)} per sequence"
+        why = (f"the knee of the throughput curve, {knee} ({fits} would fit: {room_why})"
+               if batch < min(fits, MAX_BATCH) else f"largest that fits: {room_why}")
     else:
         batch = min(fits, CPU_BATCH)
         why = f"CPU default {CPU_BATCH}" + (f", cut to fit ({why} / {gib(per)} per sequence)"
@@ -159,13 +185,14 @@ def pick_batch_size(model, prompt_tokens: int, new_tokens: int, device: str, max
     return batch, why
 
 
-def prompt_tokens(processor, prompts: list[str], pixels) -> int:
-    """The longest prompt's length in tokens, image tokens included."""
+def prompt_tokens(processor, prompts: list[str], pixels, original_ids: bool = False) -> int:
+    """The longest prompt's length in tokens, image tokens included, tokenised as generation
+    tokenises it (original_ids: the original LLaVA's ids, models.prompts)."""
     from .generation import encode
 
     distinct = list(dict.fromkeys(prompts))
     x = pixels[:1].detach().float().cpu().expand(len(distinct), -1, -1, -1)
-    return int(encode(processor, distinct, x, "cpu", None)["input_ids"].shape[1])
+    return int(encode(processor, distinct, x, "cpu", None, original_ids)["input_ids"].shape[1])
 
 
 def halves(seq: list, depth: int) -> list[list]:
@@ -218,5 +245,5 @@ def _empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
-__all__ = ["CPU_BATCH", "Backoff", "balanced", "halves", "parse_memory", "pick_batch_size",
+__all__ = ["CPU_BATCH", "Backoff", "balanced", "halves", "knee", "parse_memory", "pick_batch_size",
            "prompt_tokens", "sample_bytes", "weight_bytes"]

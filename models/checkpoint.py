@@ -1,8 +1,10 @@
 """Build Llava checkpoints offline: small trained-from-scratch ones, and a full-size stand-in.
 
-    from models.checkpoint import build_llava, random_llava
+    from models.checkpoint import build_llava, random_llava, save_to_hub_cache, shrunk
     build_llava("/tmp/tiny-random", corpus=["How many shapes are there?"])
     model, processor = random_llava("configs/llava-1.5-7b.json", "cuda", torch.float16)
+    model, processor = random_llava(shrunk("configs/llava-1.5-7b.json"), "cpu", torch.float32)
+    save_to_hub_cache(model, processor, "llava-hf/llava-1.5-7b-hf", "/tmp/hf/hub")
 
 build_llava: the tests use it to make random checkpoints; `models/tiny-llava/train.py` uses it to
 make the embedded model before training it. The folder is a real Llava (CLIP vision tower,
@@ -11,7 +13,10 @@ projector, Llama decoder) with a byte-level BPE tokenizer and an image processor
 random_llava: the architecture of a config.json (LLaVA-1.5-7B's in configs/) with random weights,
 built straight on the device, with llava-hf's own processor files and the real Llama-2 tokenizer
 (tests/fixtures/llava-1.5-7b-hf-processor): what the GPU benchmark and memory check measure,
-nothing downloaded.
+nothing downloaded. shrunk: the same geometry (336 px, patch 14, 576 image tokens, the 32064-row
+vocabulary) at tiny widths, for CPU runs of the 7B's code path. save_to_hub_cache: a checkpoint
+laid out as the Hugging Face cache holds a download, so that `--model llava-1.5-7b` loads it
+offline through models.load, exactly as a user's downloaded copy.
 """
 from __future__ import annotations
 
@@ -189,3 +194,33 @@ def random_llava(config, device, dtype, attention: str = "sdpa"):
                                                pad_token_id=tok.pad_token_id, do_sample=False)
     model.config_source = "random weights"
     return model.eval(), processor
+
+
+def shrunk(config, hidden: int = 16, layers: int = 2, heads: int = 2):
+    """`config` (a LlavaConfig or a path) with tiny widths and depths and everything else kept:
+    image size, patch, vocabulary, special tokens."""
+    config = llava_config(config) if isinstance(config, str) else config
+    data = config.to_dict()
+    data["vision_config"].update(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                                 num_attention_heads=heads)
+    data["text_config"].update(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                               num_attention_heads=heads, num_key_value_heads=heads, head_dim=hidden // heads)
+    return type(config).from_dict(data)
+
+
+HUB_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def save_to_hub_cache(model, processor, repo_id: str, hub_dir: str, commit: str = HUB_COMMIT) -> str:
+    """Save model and processor where the Hugging Face cache under `hub_dir` (HF_HUB_CACHE, or
+    HF_HOME/hub) keeps a download of `repo_id`: models--ORG--NAME/snapshots/COMMIT/, with
+    refs/main naming COMMIT. Plain files, no blobs: from_pretrained and try_to_load_from_cache
+    read the snapshot folder. Returns the snapshot folder."""
+    folder = os.path.join(hub_dir, "models--" + repo_id.replace("/", "--"))
+    snapshot = os.path.join(folder, "snapshots", commit)
+    model.save_pretrained(snapshot)
+    processor.save_pretrained(snapshot)
+    os.makedirs(os.path.join(folder, "refs"), exist_ok=True)
+    with open(os.path.join(folder, "refs", "main"), "w", encoding="utf-8") as f:
+        f.write(commit)
+    return snapshot

@@ -29,15 +29,17 @@ PROMPT_FORMATS = (*SYSTEMS, "chat_template")
 IMAGE = "<image>"
 
 
-def is_llava_1_5(model_id: str) -> bool:
-    """A LLaVA-1.5 checkpoint, told by its name (llava-hf/llava-1.5-7b-hf, liuhaotian/llava-v1.5-13b)."""
-    name = str(model_id).lower().replace("_", "-")
-    return "llava-1.5" in name or "llava-v1.5" in name
+def is_llava_1_5(source: str, revision: str | None = None) -> bool:
+    """A LLaVA-1.5 checkpoint, told by its config.json and tokenizer, whatever its folder is
+    called (models/identify.py; a hub id not downloaded yet by its name)."""
+    from .identify import is_llava_1_5 as by_files
+
+    return by_files(source, revision)
 
 
-def default_format(model_id: str) -> str:
+def default_format(source: str, revision: str | None = None) -> str:
     """llava_v1 for LLaVA-1.5 (what the original's run_llava.py uses); others their chat template."""
-    return "llava_v1" if is_llava_1_5(model_id) else "chat_template"
+    return "llava_v1" if is_llava_1_5(source, revision) else "chat_template"
 
 
 def check_format(fmt: str) -> str:

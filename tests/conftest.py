@@ -57,3 +57,19 @@ def nonfinite_ckpt(tmp_path_factory):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def llava_7b():
+    """LLaVA-1.5-7B's architecture (configs/llava-1.5-7b.json) on the meta device: shapes and
+    dtypes, no memory."""
+    import json
+
+    import torch
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "llava-1.5-7b.json")
+    with open(path) as f:
+        config = LlavaConfig.from_dict(json.load(f))
+    with torch.device("meta"):
+        return LlavaForConditionalGeneration._from_config(config, dtype=torch.float16)

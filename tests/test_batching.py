@@ -11,21 +11,9 @@ from models.batching import (CPU_BATCH, GIB, Backoff, balanced, halves, parse_me
 from models.errors import InputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_7B = os.path.join(REPO, "configs", "llava-1.5-7b.json")
 PROMPT_7B = 20 + 576   # LLAVA_NOTES' measured runs: 20 text + 576 image tokens, 32 new tokens
 # LLAVA_NOTES, H200, FP16, random weights: batch -> peak GiB; the weights alone are 13.16 GiB
 MEASURED_PEAK = {1: 13.5, 4: 14.9, 16: 20.1, 32: 29.4}
-
-
-@pytest.fixture(scope="module")
-def llava_7b():
-    """LLaVA-1.5-7B's architecture on the meta device: shapes and dtypes, no memory."""
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
-
-    with open(CONFIG_7B) as f:
-        config = LlavaConfig.from_dict(json.load(f))
-    with torch.device("meta"):
-        return LlavaForConditionalGeneration._from_config(config, dtype=torch.float16)
 
 
 def test_parse_memory():

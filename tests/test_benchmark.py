@@ -47,19 +47,30 @@ def _check(result, units):
 
 
 @pytest.mark.slow
-def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_path, capsys):
+def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_path, capsys, monkeypatch):
+    import experiments.sweep as sweep
+
+    caches, real = [], sweep.generate
+
+    def spy(model, *a, **k):
+        caches.append(model.generation_config.cache_implementation)
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(sweep, "generate", spy)
     out = tmp_path / "bench.json"
-    assert main(["--model", peaky_ckpt, "--device", "cpu", "--units", "6", "--max-new-tokens", "3",
-                 "--trials", "1", "--static-cache", "--out", str(out)]) == 0
+    assert main(["--model", peaky_ckpt, "--device", "cpu", "--units", "7", "--max-new-tokens", "3",
+                 "--trials", "1", "--batch-size", "4", "--static-cache", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
-    _check(result, 6)
-    assert result["batched"]["batch_size"] == 6          # the CPU default, evened out to the work
-    assert result["agreement"]["same_answers"] == 6
+    _check(result, 7)
+    # the baselines (2 warm-up calls, 7 one at a time, 2 batches) never see the static cache
+    assert caches[:11] == [None] * 11 and set(caches[11:]) == {"static"}
+    assert result["agreement"]["same_answers"] == 7
     static = result["static_cache"]
-    assert static["samples_per_s"] > 0 and static["compiled"] is False
-    assert static["same_answers_as_eager"] == 6 and static["max_token_entropy_diff"] < 1e-4
+    assert static["samples_per_s"] > 0 and static["compiled"] is False and static["path"] == "static"
+    agree = static["agreement_with_eager"]
+    assert agree["same_answers"] == 7 and agree["agree"] and agree["max_token_entropy_diff"] < 1e-4
     printed = capsys.readouterr().out
-    assert "samples/s" in printed and "speedup" in printed
+    assert "samples/s" in printed and "speedup" in printed and "near-ties 0" in printed
 
 
 @pytest.mark.slow
@@ -82,3 +93,44 @@ def test_benchmark_builds_random_weights_from_a_config(tmp_path):
     assert result["model"]["random_weights"] and result["work"]["prompt_format"] == "llava_v1"
     assert result["work"]["prompt_tokens"] > 576  # the image's 576 tokens and the real tokenizer's text
     assert result["budget"]["batch_size"] >= 1 and result["budget"]["peak_memory_gib"] > 0
+
+
+def test_agreement_counts_near_ties_apart_from_real_differences():
+    from experiments.agreement import ENTROPY_TOL, agreement, first_difference
+
+    assert first_difference([1, 2, 3], [1, 2, 3]) is None and first_difference([1, 2, 3], [1, 5, 3]) == 1
+    assert first_difference([1, 2], [1, 2, 3]) == 2
+
+    def rec(ids, ents):
+        return {"answer_ids": ids, "token_entropies": ents, "mean_entropy": sum(ents) / len(ents)}
+
+    ref = [rec([1, 2, 3], [0.5, 0.4, 0.3]), rec([4, 5], [1.0, 0.9]), rec([6, 7], [2.0, 1.0])]
+    other = [rec([1, 2, 3], [0.5, 0.4, 0.3 + ENTROPY_TOL / 2]), rec([4, 8], [1.0, 0.9]), rec([6, 9], [2.0, 3.0])]
+    a = agreement(ref, other, [None, 0.01, 0.9])
+    assert (a["same_answers"], a["near_ties"], a["other_differences"], a["agree"]) == (1, 1, 1, False)
+    assert a["max_token_entropy_diff"] == pytest.approx(2.0)   # compared up to the first difference
+    a = agreement(ref[:2], other[:2], [None, 0.01])
+    assert a["agree"] and a["max_token_entropy_diff"] == pytest.approx(ENTROPY_TOL / 2)
+    assert not agreement(ref[:2], other[:2], None)["agree"]   # without the gaps a difference is a difference
+
+
+def test_tie_gaps_teacher_force_the_step_where_answers_part(tiny_ckpt):
+    from experiments import pipeline
+    from experiments.agreement import tie_gaps
+    from experiments.config import Config
+    from models.generation import generate
+
+    cfg = Config(model=tiny_ckpt, device="cpu", images=[os.path.join(REPO, "data", "photos", "coffee.jpg")],
+                 epsilons=[0.3], trials=1, max_new_tokens=4)
+    sweep = pipeline.prepare(pipeline.plan(cfg, check_out=False))
+    units = pipeline.make_units(cfg, sweep.items)
+    ref = pipeline.run_batch(sweep, units)
+    other = [dict(r, answer_ids=list(r["answer_ids"])) for r in ref]
+    t = 1
+    out = generate(sweep.model, sweep.processor, sweep.images.pixels([0]), [sweep.prompts[0]], 4, **sweep.text)
+    step = out.logits[0, t]
+    runner_up = int(step.topk(2).indices[1])
+    other[0]["answer_ids"][t] = runner_up
+    gaps = tie_gaps(sweep, units, ref, other)
+    assert gaps[1:] == [None] * (len(units) - 1)
+    assert gaps[0] == pytest.approx(float(step.max() - step[runner_up]), abs=1e-4)
