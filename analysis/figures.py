@@ -72,17 +72,18 @@ def _panels(n: int, title: str | None = None, run_info: dict | None = None):
 
 
 def _stacked(n: int, ratio=(2.6, 1.0, 1.3)):
-    """n triples of axes, two across: a plot, a count axis below it sharing its x, and a place
-    for their legend under both."""
+    """n tuples of axes, two across: a plot, the axes below it sharing its x (a count axis), and
+    last a place for their legend under them all; one axes per entry of `ratio`."""
     cols = max(1, min(2, n))
     rows = max(1, -(-n // cols))
-    fig = _figure(rows, cols, [PANEL_H * 1.5] * rows)
+    fig = _figure(rows, cols, [PANEL_H * 1.5 * sum(ratio) / 4.9] * rows)
     outer = fig.add_gridspec(rows, cols)
     out = []
     for i in range(max(n, 1)):
-        inner = outer[divmod(i, cols)].subgridspec(3, 1, height_ratios=ratio)
+        inner = outer[divmod(i, cols)].subgridspec(len(ratio), 1, height_ratios=ratio)
         top = fig.add_subplot(inner[0])
-        out.append((top, fig.add_subplot(inner[1], sharex=top), fig.add_subplot(inner[2])))
+        out.append((top, *(fig.add_subplot(inner[j], sharex=top) for j in range(1, len(ratio) - 1)),
+                    fig.add_subplot(inner[len(ratio) - 1])))
     return fig, out
 
 
@@ -115,12 +116,14 @@ def _legend(key: str, section: dict) -> str:
     return f"ε = {level_label(key, 'epsilon')}"
 
 
-def label_axes(ax, title: str, xlabel: str, ylabel: str, legend_size=None, loc: str = "best"):
-    """A panel's title, axis labels and legend, in the figures' one style (STYLE's sizes)."""
+def label_axes(ax, title: str, xlabel: str, ylabel: str, legend_size=None, loc: str | None = "best"):
+    """A panel's title, axis labels and legend (loc None: none, legend_below draws it), in the
+    figures' one style (STYLE's sizes)."""
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(loc=loc)
+    if loc is not None:
+        ax.legend(loc=loc)
 
 
 def legend_below(place, source, ncol: int | None = None, **kw) -> None:
@@ -188,8 +191,8 @@ def figure_epsilon_delta(summary: dict, run_info: dict, original: dict | None = 
 @styled
 def figure_defense(summary: dict, run_info: dict) -> Figure:
     attacks = _attacks(summary)
-    fig, axes = _panels(len(attacks))
-    for ax, attack in zip(axes, attacks):
+    fig, out = _stacked(len(attacks), ratio=(2.6, 1.2))  # the legend under the plot: the curves fill it
+    for (ax, place), attack in zip(out, attacks):
         sec = summary["by_attack"][attack]
         keys = sorted_levels(sec["by_epsilon"])
         pks = list(sec["by_epsilon"][keys[0]]["pass_rate"])
@@ -203,9 +206,11 @@ def figure_defense(summary: dict, run_info: dict) -> Figure:
                     color=_colour(i, len(keys)), label=_legend(k, sec))
         ax.set_ylim(-0.02, 1.02)
         label_axes(ax, attack_title(attack), "τ = percentile of the clean entropies",
-                   "share of inputs passing (H ≤ τ)", loc="upper left")
+                   "share of inputs passing (H ≤ τ)", loc=None)
+        legend_below(place, ax)
     if not attacks:
-        _empty(axes[0])
+        _empty(out[0][0])
+        out[0][1].set_axis_off()
     return fig
 
 

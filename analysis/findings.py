@@ -10,7 +10,8 @@ disagree. Each finding is one function of (summary, run_info, controls), registe
 in the order the sentences are read, that returns a plain-text sentence (numbers formatted by
 analysis.tables) or None when the run has nothing for it. `controls` is {run name: (summary,
 run.json)} of the control runs (results/controls/), or None where there are none (the report of a
-single run). Adding a finding (the noise floor, the verdicts, the prior) is one more function.
+single run). Adding a finding is one more function; there are at most five, so the README's
+account stays short (calibration() is not one of them: the tables carry it).
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def _model(info: dict) -> str:
 
 @finding
 def effect(s, info, controls):
-    """What the headline perturbation does to the mean token entropy."""
+    """What the headline perturbation does to the mean token entropy, against the run's noise."""
     a = headline(s)
     sec = s["by_attack"][a]
     lab, e = _strongest(s, a)
@@ -70,21 +71,20 @@ def effect(s, info, controls):
     return (f"On {_model(info)}, {attack_title(a)} {how} the mean token entropy of the answers {where}, "
             f"{lab}, the mean Δ is {signed(e['mean_delta'])} nats (95% CI {ci(e['ci95'])} over "
             f"{e['n_clusters']} items, {e['n']} pairs; verdict {e['verdict']} at δ = "
-            f"{s['meta']['min_effect']:g} nats).")
+            f"{s['meta']['min_effect']:g} nats). {noise_clause(s)}")
 
 
-@finding
-def noise(s, info, controls):
-    """The run's own noise floor: the clean inputs generated again in another batch."""
+def noise_clause(s) -> str:
+    """The run's own noise floor, in one sentence: what a verdict had to clear."""
     n = s.get("noise")
     if not n:
-        return ("This run has no null control, so it has no noise floor and calls no fall or rise "
+        return ("The run has no null control, so it has no noise floor and calls no fall or rise "
                 "(run without --no-null-control).")
     how = ("every repeated input gave exactly the same entropy" if n["exact_zero"] else
            f"{pct(n['answers_changed'])} of the answers changed and the mean Δ moved by "
-           f"{num(n['mean_delta'], sign=True)} nats (largest single |Δ| {num(n['max_abs_delta'])})")
-    return (f"The run's own noise floor, from generating its {n['n_clusters']} clean inputs a second time "
-            f"in other batches: {how}, so a verdict must clear {num(n['floor'])} nats.")
+           f"{num(n['mean_delta'], sign=True)} nats")
+    return (f"Its noise floor, from generating the {n['n_clusters']} clean inputs again in other "
+            f"batches ({how}), is {num(n['floor'])} nats.")
 
 
 @finding
@@ -151,7 +151,6 @@ def safety(s, info, controls):
             f"{pct(rate['clean'])} of clean and {pct(rate['perturbed'])} of perturbed inputs at {lab}.")
 
 
-@finding
 def calibration(s, info, controls):
     """Right and wrong: accuracy and calibration at the strongest level."""
     lab, e = _strongest(s, headline(s))

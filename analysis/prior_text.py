@@ -268,21 +268,21 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
     if c["expected_gain"] is None:
         out.append("In the default run a pair that takes the prior answer has no lower Δ than one "
                    "that does not, so its rate predicts no gain from a fall in entropy: the "
-                   "contrast has no yardstick here, and 'confident' is not shown to mean 'prior'.")
+                   "contrast has no yardstick here, and “confident” is not shown to mean “prior”.")
         return out
     words = {"less": "less than its fall in entropy would suggest: it finds confident answers that "
-                     "are not the prior's, so here 'confident' does not mean 'prior'",
+                     "are not the prior's, so here “confident” does not mean “prior”",
              "more": "more than its fall in entropy would suggest: its answers go to the prior "
                      "beyond what the entropy change accounts for",
              "as expected": "about as much as its fall in entropy would suggest (the CI holds it), "
-                            "as if 'confident' meant 'prior'"}
+                            "as if “confident” meant “prior”"}
     out.append(f"At the default run's rate (a pair taking the prior answer has Δ lower by "
                f"{-c['default']['class_difference']:.3f} nats), the control's mean Δ would come "
                f"with a gain of {c['expected_gain'] * 100:+.1f} points; it moves answers toward the "
                f"prior {words[c['verdict']] if c['verdict'] else 'by an amount whose CI is undefined'}.")
     if c["verdict_forced"]:
         out.append(f"That gain is more than the {c['max_gain'] * 100:.1f} points still possible "
-                   f"(agreement cannot pass 100%), so at that rate 'less' is forced by construction; "
+                   f"(agreement cannot pass 100%), so at that rate “less” is forced by construction; "
                    f"the comparison within the control is the test that is not.")
     return out
 

@@ -34,6 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paper/ is 
 
 MARKER = re.compile(r"<!-- BEGIN GENERATED: ([\w-]+) -->\n.*?<!-- END GENERATED: \1 -->", re.S)
 EXAMPLE_EPS = 0.3               # ε of the worked example of its unit
+GPU_FILES = ("study", "throughput", "determinism", "memory")  # RESULTS/gpu_*.json the README sums up
 
 
 def load(path: str):
@@ -65,6 +66,7 @@ def runs_in(folder: str) -> dict:
 def context(root: str, results: str) -> dict:
     """Everything the templates may show, by name."""
     from analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS, TEXT_WIDTH_IN, printed_width
+    from analysis.prior_text import attack_sentences, contrast_sentences
     from attacks.corruptions import CORRUPTIONS
     from experiments.config import Config, load_yaml, parse_fraction
     from experiments.runs import OUTPUT_FILES
@@ -83,7 +85,14 @@ def context(root: str, results: str) -> dict:
     sampled = runs_in(results).get("sampled")  # results/sampled/: the run with --samples
     figures = [n for n in FIGURE_NAMES if s and os.path.exists(os.path.join(results, "figures", n))]
     widths = {n: printed_width(os.path.join(results, "figures", n)) for n in figures}  # inches, as printed
+    gpu = {n: load(os.path.join(results, f"gpu_{n}.json")) for n in GPU_FILES}  # scripts/gpu_checks.sh
+    hl = headline(s) if s and s.get("by_attack") else None
+    prior = ((s or {}).get("prior") or {}).get("by_attack", {}).get(hl)
+    low = controls.get("entropy_min")  # the control the prior contrast is drawn with
     return dict(controls=side_by_side(controls) if controls else None, found=takeaways(s, info, controls),
+                gpu=gpu, quick=load(os.path.join(results, "quickstart_speed.json")),
+                prior_lines=attack_sentences(hl, prior) if prior else [],
+                contrast=contrast_sentences(s, low[0]) if prior and low else [],
                 headline=headline(s) if s and s.get("by_attack") else None,
                 attack_title=attack_title, md=markdown, key=lambda *a: Markup(table_key(*a)), min_position_answers=MIN_POSITION_ANSWERS,
                 sampled=sampled, sampled_tables=[strongest(t, sampled[0]) for t in build(*sampled, names=["signals"])]

@@ -4,7 +4,8 @@ The last step of scripts/gpu_checks.sh: reads what its command-line steps left i
 logs/, steps.tsv: one line per step, name, exit status, seconds, note) and writes into RESULTS_DIR
   gpu_study.json        the study grid (configs/study.yaml) through the CLI on the default path:
                         its batch and decode path, samples/s over the generation time and over the
-                        whole run, peak memory; and the same command again, which must load nothing
+                        whole run, peak memory, the run's own noise floor (its null control) and
+                        verdicts; and the same command again, which must load nothing
   gpu_determinism.json  two identical runs with --deterministic and two without, on a reduced grid
                         (the command is in the file): byte comparison of records.jsonl (as cmp),
                         differing answers, largest mean-entropy difference, generation times
@@ -62,6 +63,13 @@ def study(work: str, done: dict) -> dict:
                    wall_samples_per_s=round(n / info["wall_time_s"], 2) if info.get("wall_time_s") else None,
                    peak_gpu_memory_gib=info.get("peak_gpu_memory_gib"), target_samples_per_s=TARGET_SAMPLES_PER_S)
         out["met"] = (out["samples_per_s"] or 0) >= TARGET_SAMPLES_PER_S
+    s = read(os.path.join(folder, "summary.json")) or {}
+    if s.get("noise"):  # the run's own null control: what SDPA's drift does to one run's answers
+        keep = ("n_clusters", "mean_delta", "ci95", "floor", "max_abs_delta", "answers_changed", "exact_zero")
+        out["noise"] = {k: s["noise"].get(k) for k in keep}
+        out["noise_by_category"] = {c: {k: (v.get("noise") or {}).get(k) for k in keep}
+                                    for c, v in (s.get("by_category") or {}).items()}
+        out["verdicts"] = {k: e.get("verdict") for k, e in (s.get("by_epsilon") or {}).items()}
     log = os.path.join(work, "logs", "resume.log")
     if os.path.exists(log):
         text = open(log, encoding="utf-8", errors="replace").read()
