@@ -25,6 +25,12 @@ agrees with the 7.7 ms measured apart at batch 1. Past B = 8c/a doubling the bat
 study grid compiled; eager (20.3 ms a step at batch 1) it is 152, and with 128 new tokens 232
 compiled. c/a scales with a GPU's FLOP/s over its bandwidth, which is within about 1.5× on an
 A100, H100, H200 or T4, so one knee serves them; where memory is short (a T4) what fits decides.
+A short run is the exception: where it needs at most FEW_BATCHES batches at the knee, it takes the
+fewest batches that fit instead. Each batch carries a fixed cost beside its samples (on the H200
+a batch's first pass took 1.3-2.9 s longer than its repeat, results/gpu_throughput.json) that a
+run of a few batches cannot spread, while past the knee a bigger batch costs no more a sample:
+the study grid (368 units) ran at 13.97 samples/s as 3 batches of 123 and at 20.12 as 2 of 184
+(results/gpu_study.json; results/gpu_study_b184.json, a second session).
 On a CPU the batch is CPU_BATCH (the fastest on the embedded model, see experiments/benchmark.py),
 fewer if the estimate says RAM is short. Either way the batches are then evened out, so a sweep
 of 168 units at a limit of 122 runs as 2 × 84, not 122 + 46.
@@ -50,6 +56,7 @@ from .errors import InputError
 # (experiments/benchmark.py --batch-size N).
 CPU_BATCH = 64
 MAX_BATCH = 256      # beyond this a decode step is compute bound: nothing left to gain
+FEW_BATCHES = 4      # a run this short at the knee takes the fewest batches that fit (docstring)
 # The knee's inputs (see the module docstring), H200, LLaVA-1.5-7B in FP16:
 DECODE_STEP_S = {"compiled": 7.7e-3, "eager": 20.3e-3}   # s a decode step at batch 1, benchmark_gpu*.json
 PREFILL_S_PER_TOKEN = 0.0345 / 631                         # the fit's a over the study grid's 631 tokens
@@ -172,6 +179,11 @@ def pick_batch_size(model, prompt_tokens: int, new_tokens: int, device: str, max
         room_why = f"{why} / {gib(per)} per sequence"
         why = (f"the knee of the throughput curve, {knee} ({fits} would fit: {room_why})"
                if batch < min(fits, MAX_BATCH) else f"largest that fits: {room_why}")
+        few, fewest = (-(-n_units // b) if n_units else 0 for b in (batch, min(fits, MAX_BATCH)))
+        if 0 < few <= FEW_BATCHES and fewest < few:  # a short run: no batch's fixed cost to spare
+            batch = min(fits, MAX_BATCH)
+            why = (f"the fewest batches that fit, {fewest} instead of {few} at the knee {knee}, for a "
+                   f"short run ({room_why})")
     else:
         batch = min(fits, CPU_BATCH)
         why = f"CPU default {CPU_BATCH}" + (f", cut to fit ({why} / {gib(per)} per sequence)"

@@ -34,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # paper/ is 
 
 MARKER = re.compile(r"<!-- BEGIN GENERATED: ([\w-]+) -->\n.*?<!-- END GENERATED: \1 -->", re.S)
 EXAMPLE_EPS = 0.3               # ε of the worked example of its unit
-GPU_FILES = ("study", "throughput", "determinism", "memory")  # RESULTS/gpu_*.json the README sums up
+GPU_FILES = ("study", "throughput", "determinism", "memory", "study_b184")  # RESULTS/gpu_*.json the README sums up
 
 
 def load(path: str):

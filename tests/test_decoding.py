@@ -50,14 +50,30 @@ def test_batch_is_the_knee_where_memory_allows_and_what_fits_where_not(llava_7b)
     assert d.batch in (1, 2)
 
 
+def test_a_short_run_takes_the_fewest_batches_that_fit(llava_7b):
+    """At most FEW_BATCHES batches at the knee: each batch's fixed cost cannot be spread, so the
+    run is cut into as few batches as fit; a longer run, or less memory, keeps the knee's rule."""
+    from models.batching import FEW_BATCHES
+
+    fits, _ = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", available=H200_FREE)
+    short = FEW_BATCHES * 152 - 8                                      # 4 batches at the knee
+    b, why = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", n_units=short, available=H200_FREE, knee=152)
+    assert b == balanced(fits, short) and b > 152 and "fewest batches" in why
+    b, why = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", n_units=5 * 152, available=H200_FREE, knee=152)
+    assert b == 152 and "knee" in why                                   # 5 batches: the knee's rule
+    b, why = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", n_units=100, available=20 * GIB, knee=152)
+    assert b < 100 and "largest that fits" in why                      # memory decides, as before
+
+
 def test_compiled_where_it_pays(llava_7b):
     assert compile_pays(134, 32) and not compile_pays(133, 32)     # 54 s / (32 × 12.6 ms) = 133.9
     assert compile_pays(34, 128) and not compile_pays(34, 128, shapes=2)
     assert COMPILE_S / STEP_SAVED_S == pytest.approx(4286, abs=1)
-    # the study grid: 6 batches of 62 -> the compile would not pay; eager at its own knee
+    # the study grid: 6 batches of 62 -> the compile would not pay; eager, and 3 batches at its own
+    # knee make a short run, which takes the fewest batches that fit (2 of 184) instead
     d = choose(llava_7b, "cuda", STUDY, PROMPT, NEW, cfg(), available=OK, free_bytes=H200_FREE)
     assert d.path == "eager" and "would not pay" in d.path_why and d.max_cache_len is None
-    assert d.batch == balanced(152, STUDY) == 123
+    assert d.batch == 184 and "fewest batches that fit, 2 instead of 3" in d.why
     # a benchmark-sized run: thousands of units at the compiled knee, one cache length for all
     d = choose(llava_7b, "cuda", 20000, PROMPT, 128, cfg(), available=OK, free_bytes=H200_FREE)
     assert d.path == "compiled" and d.max_cache_len == PROMPT + 128 and d.batch <= 232

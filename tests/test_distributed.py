@@ -89,7 +89,7 @@ def test_two_processes_write_the_records_one_process_writes(tiny_ckpt, tmp_path)
         torch.set_num_threads(threads)
     expected = (one / "records.jsonl").read_bytes()
     lines = expected.splitlines(keepends=True)
-    assert len(lines) == 6  # 2 images × (clean + 2 trials): batches 0 and 2 to rank 0, 1 to rank 1
+    assert len(lines) == 10  # 2 images × (clean, blank, 2 trials, repeat): batches 0, 2, 4 to rank 0
 
     # An interrupted two-process run: records.jsonl from before, and rank 1's shard cut mid-line.
     two = tmp_path / "two"

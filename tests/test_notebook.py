@@ -111,7 +111,7 @@ def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
     out = str(tmp_path / "run")
     params = dict(MODEL=tiny_ckpt, EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
                   IMAGES=["data/photos/astronaut.jpg", "data/photos/coffee.jpg"], OUT=out)
-    n_records = 2 * (1 + 2 * 1)  # per image: clean + 2 ε × 1 trial
+    n_records = 2 * (1 + 1 + 2 * 1 + 1)  # per image: clean, blank, 2 ε × 1 trial, repeat
     first = execute(with_parameters(read_notebook(), **params))
     assert "answer:" in check_run(first, out, n_records)  # the sanity check ran
     with open(os.path.join(out, "records.jsonl"), "rb") as f:
@@ -130,7 +130,7 @@ def test_notebook_runs_embedded_model(tmp_path):
     nb = execute(with_parameters(
         read_notebook(), MODEL="tiny", EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
         IMAGES=["data/scenes/scene_000.png"], OUT=out))
-    assert "answer:" in check_run(nb, out, 1 + 2 * 1)
+    assert "answer:" in check_run(nb, out, 1 + 1 + 2 * 1 + 1)  # clean, blank, 2 ε, repeat
 
 
 @pytest.mark.slow
@@ -141,7 +141,7 @@ def test_notebook_runs_a_benchmark_task(tmp_path):
     out, data = str(tmp_path / "run"), build_pope(tmp_path / "pope", 9)
     nb = execute(with_parameters(read_notebook(), MODEL="tiny", EPSILONS=[0.3], TRIALS=1, MAX_NEW_TOKENS=3,
                                  TASK="configs/tasks/pope.yaml", DATASET=data, LIMIT=6, OUT=out))
-    check_run(nb, out, 6 * 2)
+    check_run(nb, out, 6 * 4)  # clean, blank, one ε, repeat
     with open(os.path.join(out, "records.jsonl"), encoding="utf-8") as f:
         recs = [json.loads(line) for line in f]
     assert {r["category"] for r in recs} == {"adversarial", "popular", "random"}

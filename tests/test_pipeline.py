@@ -152,7 +152,7 @@ def test_clean_entropies_equal_an_independent_recomputation(peaky_ckpt, tmp_path
     assert r.returncode == 0, r.stderr
     records = [json.loads(l) for l in (out / "records.jsonl").read_text().splitlines()]
     clean = [r for r in records if r["attack"] == "none"]
-    assert len(clean) == 2 and len(records) == 4
+    assert len(clean) == 2 and len(records) == 8  # and per image a blank, a proxy and a repeat
     for rec in clean:
         ents, answer = _plain_greedy_entropies(peaky_ckpt, os.path.join(REPO, rec["image"]),
                                                rec["prompt"], 6)
