@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from models.batching import GIB, balanced, knee, pick_batch_size
+from test_batching import _run  # the two photos, one ε, three trials: the same run both files check
 from models.batching import weight_bytes
 from models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays, step_saved
 
@@ -121,17 +122,6 @@ def test_deterministic_is_eager_with_eager_attention(llava_7b):
 
 
 # --- through the pipeline, on CPU -------------------------------------------------------------
-
-def _run(ckpt, out, *extra):
-    from experiments.entropy_analysis import main
-
-    args = ["--model", ckpt, "--images", os.path.join(REPO, "data", "photos", "chelsea.jpg"),
-            os.path.join(REPO, "data", "photos", "coffee.jpg"), "--epsilons", "0.2",
-            "--trials", "3", "--max-new-tokens", "3", "--out", str(out), *extra]
-    assert main(args) == 0
-    with open(os.path.join(out, "run.json")) as f:
-        return open(os.path.join(out, "records.jsonl"), "rb").read(), json.load(f)
-
 
 def _spy(monkeypatch):
     import experiments.sweep as sweep
