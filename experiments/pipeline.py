@@ -130,6 +130,10 @@ def prepare(p: Plan):
     from models.vocab import scored_vocab
 
     cfg = p.cfg
+    if p.device == "cpu":
+        from models import fit_cpu_threads
+
+        fit_cpu_threads()
     model, processor = load(cfg.model, device=p.device, dtype=p.dtype, revision=cfg.revision,
                             vision_dtype=p.vision_dtype)
     size, mean = input_size(processor), processor.image_processor.image_mean

@@ -119,6 +119,29 @@ def vision_dtype_of(model) -> str:
     return str(p.dtype).split(".")[-1]
 
 
+def cpu_quota() -> int | None:
+    """The CPUs this process may use: its affinity, and a cgroup CPU quota where one is set (a
+    container limited to 2 CPUs on a 64-core host sees 64 cores but gets the time of 2)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            n = min(n or 1 << 30, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def fit_cpu_threads() -> int:
+    """torch's intra-op threads cut to cpu_quota(): more threads than CPUs make a CPU run several
+    times slower, each thread waiting its turn. Returns the threads torch uses."""
+    n = cpu_quota()
+    if n and torch.get_num_threads() > n:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
 def check_device(device: str | None) -> str:
     device = device or default_device()
     if str(device).startswith("cuda") and not torch.cuda.is_available():

@@ -109,3 +109,19 @@ def test_units_of_like_questions_are_batched_together():
     units = make_units(Config(model="tiny", epsilons=[0.1], trials=1, null_control=False), items)
     assert [items[u.item].question for u in units] == ["a?", "a?", "b?", "b?"] * 3
     assert [u.item for u in units[:4]] == [1, 3, 0, 2]  # stable: the items' own order within a question
+
+
+def test_cpu_threads_never_exceed_the_cpus_the_process_may_use(monkeypatch):
+    """A container's CPU quota, not the host's cores, bounds torch's threads on a CPU run."""
+    import models
+
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(models, "cpu_quota", lambda: 1)
+        torch.set_num_threads(2)
+        assert models.fit_cpu_threads() == 1 == torch.get_num_threads()
+        monkeypatch.setattr(models, "cpu_quota", lambda: 64)  # never raised above torch's own choice
+        assert models.fit_cpu_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert models.cpu_quota() >= 1
