@@ -192,6 +192,10 @@ def main(argv=None) -> int:
     ap.add_argument("--layout", choices=LAYOUTS, default="disk_dict", help="how it is saved (default disk_dict)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the drawn scenes (default 0)")
     ap.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+
+    def refuse(message):  # argparse would print its usage block: bad input gets one line
+        ap.exit(2, f"error: {message} (see --help)\n")
+    ap.error = refuse
     args = ap.parse_args(argv)
     if args.rows < 1 or args.size < 16:
         ap.error("--rows must be at least 1 and --size at least 16")

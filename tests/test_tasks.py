@@ -565,4 +565,4 @@ def test_scene_datasets_is_a_command_with_usage(tmp_path, capsys, pope_task):
     assert len(open_dataset(str(tmp_path / "p"), None, pope_task)) == 6
     with pytest.raises(SystemExit) as e:
         main([])
-    assert e.value.code == 2
+    assert e.value.code == 2 and capsys.readouterr().err.count("\n") == 1  # one line, no usage block
