@@ -116,7 +116,7 @@ def _legend(key: str, section: dict) -> str:
     return f"ε = {level_label(key, 'epsilon')}"
 
 
-def label_axes(ax, title: str, xlabel: str, ylabel: str, legend_size=None, loc: str | None = "best"):
+def label_axes(ax, title: str, xlabel: str, ylabel: str, loc: str | None = "best"):
     """A panel's title, axis labels and legend (loc None: none, legend_below draws it), in the
     figures' one style (STYLE's sizes)."""
     ax.set_title(title)

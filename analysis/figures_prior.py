@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.figures import PANEL_H, PANEL_W, _empty, _figure, legend_below, styled
+from analysis.figures import PANEL_H, _empty, _figure, legend_below, styled
 from analysis.findings import attack_title
 from analysis.prior_text import strongest
 from analysis.summary import level_label

@@ -11,7 +11,7 @@ in the order the sentences are read, that returns a plain-text sentence (numbers
 analysis.tables) or None when the run has nothing for it. `controls` is {run name: (summary,
 run.json)} of the control runs (results/controls/), or None where there are none (the report of a
 single run). Adding a finding is one more function; there are at most five, so the README's
-account stays short (calibration() is not one of them: the tables carry it).
+account stays short (calibration lives in the tables).
 """
 from __future__ import annotations
 
@@ -149,14 +149,3 @@ def safety(s, info, controls):
               f"{inverted[0][1]})" if inverted else "is inverted at no ε and τ")
     return (f"The entropy filter's safety {status}: with τ at {pk} of the clean entropies it passes "
             f"{pct(rate['clean'])} of clean and {pct(rate['perturbed'])} of perturbed inputs at {lab}.")
-
-
-def calibration(s, info, controls):
-    """Right and wrong: accuracy and calibration at the strongest level."""
-    lab, e = _strongest(s, headline(s))
-    c0, c1 = (s.get("clean") or {}).get("calibration"), e.get("calibration")
-    if not c0 or not c1:
-        return None
-    return (f"Accuracy goes from {pct(c0['accuracy'])} on clean inputs to {pct(c1['accuracy'])} at {lab}, and the "
-            f"calibration error (ECE) of the answers' sequence probability from {fixed(c0['ece'])} to "
-            f"{fixed(c1['ece'])}, with overconfidence {signed(c1['overconfidence'])}.")

@@ -137,8 +137,8 @@ def test_clean_table_and_original_table():
     study = json.loads(read(REPO, "paper/original_study.json"))
     t = original(study)
     assert [r[1] for r in t.rows] == [fixed(r["delta"], 3, r["delta"] != 0) for r in study["rows"]]
-    for word in ("The original study's numbers, not ours", study["model"], study["dtype"], study["hardware"]):
-        assert word in t.caption
+    for text in ("The original study's numbers, not ours", study["model"], study["dtype"], study["hardware"]):
+        assert text in t.caption
 
 
 def render(root, *args) -> int:  # render_docs.py's exit status for --root ROOT ARGS, in process
@@ -196,14 +196,14 @@ def test_every_path_named_exists():
         r"\\texttt\{([^}]*)\}", paper) + ["paper/" + p for p in re.findall(r"\\includegraphics\[.*?\]\{(.*?)\}", paper)]
     words = {w.strip(",;:()").rstrip(".") for span in spans for w in " ".join(span if isinstance(span, tuple)
                                                                               else [span]).split()}
-    for word in words - {"results/benchmark_gpu.json", "results/gpu_memory.json", "org/name"}:  # to be made; a hub id
-        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", word) and not os.path.exists(os.path.join(REPO, word.split("/")[0]))
-        if hub_id or not re.fullmatch(r"[\w./+-]*(/|\.(py|md|json|yaml|ipynb|txt|tex|j2|png|sh))[\w./-]*", word) or \
-                word.startswith(("OUT/", "runs/", "/", "v/")):  # made by the commands named
+    for name in words - {"results/benchmark_gpu.json", "results/gpu_memory.json", "org/name"}:  # to be made; a hub id
+        hub_id = re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not os.path.exists(os.path.join(REPO, name.split("/")[0]))
+        if hub_id or not re.fullmatch(r"[\w./+-]*(/|\.(py|md|json|yaml|ipynb|txt|tex|j2|png|sh))[\w./-]*", name) or \
+                name.startswith(("OUT/", "runs/", "/", "v/")):  # made by the commands named
             continue
-        bare = "/" not in word.rstrip("/") and not word.endswith(".md")  # e.g. a file of a folder named before
-        ok = word.rstrip("/") in names if bare else os.path.exists(os.path.join(REPO, word))
-        assert ok, f"the docs name {word}, which does not exist"
+        bare = "/" not in name.rstrip("/") and not name.endswith(".md")  # e.g. a file of a folder named before
+        ok = name.rstrip("/") in names if bare else os.path.exists(os.path.join(REPO, name))
+        assert ok, f"the docs name {name}, which does not exist"
 
 
 @pytest.mark.slow
