@@ -9,7 +9,7 @@
 Each attack is one file with one function of x float [B,3,H,W] in [0,1] -> x_adv in [0,1]
 (proxy.py, pgd.py, corruptions.py) and one entry here: its name, what its level is (ε in [0,1]
 pixel units, or a severity 1..5), whether it needs a loss (true-gradient PGD takes a callable
-that holds the model), the parameters it reads (names of experiments.config.Config fields, so the
+that holds the model), the parameters it reads (names of confidence_trap.runner.config.Config fields, so the
 command line derives its flags and refuses one the attack does not use), and `apply`, which runs
 it on a batch with one level and one torch.Generator per image. Adding an attack is one file and
 one entry.
@@ -17,7 +17,7 @@ one entry.
 Two entries have no level ("none") and are not perturbations: `blank` (the prior pass, a uniform
 image of the model's image mean, attacks/blank.py) and `repeat` (the null control, the clean
 input unchanged, generated again in another batch composition). Every run adds one unit of each
-per item (experiments/sweep.py; --no-prior, --no-null-control), and the analysis keeps them out of
+per item (confidence_trap/runner/sweep.py; --no-prior, --no-null-control), and the analysis keeps them out of
 the per-level statistics. `apply` also gets "image_mean" in its params (the processor's mean
 colour), which only `blank` reads.
 """
@@ -66,7 +66,7 @@ def _blank(x, levels, generators, params, losses=None):
 
 
 def _repeat(x, levels, generators, params, losses=None):
-    return x  # the clean input: what differs is the batch it is generated in (experiments/sweep.py)
+    return x  # the clean input: what differs is the batch it is generated in (confidence_trap/runner/sweep.py)
 
 
 def _corruption(name: str):

@@ -12,7 +12,7 @@ Threat model: an L-inf budget ε on the pixels of the image the model sees, afte
 and resize, before CLIP normalisation, in [0,1] pixel units; the attacker sees the model's
 gradients (Madry et al. 2018). pgd_gradient knows nothing of models: it is handed a loss
 callable. OBJECTIVES are the losses of the logits that the sweep's callable
-(experiments/objectives.py) evaluates at the positions of the clean answer, teacher forced:
+(confidence_trap/runner/objectives.py) evaluates at the positions of the clean answer, teacher forced:
   entropy_min   mean token entropy (nats): make the model more confident in its answer
   entropy_max   minus the mean token entropy: make it less confident
   ce            minus the mean cross-entropy of the clean answer tokens: move away from it

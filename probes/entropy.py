@@ -33,7 +33,7 @@ def mean_token_entropy(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     """Mean entropy over each sequence's counted tokens: logits [B,T,V], mask [B,T] -> [B].
 
     `mask` marks the counted tokens: every generated token up to and including the first
-    end-of-sequence token, nothing after it (see `models.generation.counted_mask`).
+    end-of-sequence token, nothing after it (see `confidence_trap.models.generation.counted_mask`).
     """
     h = token_entropy(logits)  # [B,T]
     m = mask.to(h.dtype)

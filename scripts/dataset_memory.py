@@ -17,8 +17,8 @@ import sys
 import tempfile
 import time
 
-from experiments import runs
-from experiments.scene_datasets import build_pope
+from confidence_trap.runner import runs
+from confidence_trap.tasks.scene_datasets import build_pope
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "experiments", "entropy_analysis.py")

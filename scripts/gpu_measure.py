@@ -5,20 +5,20 @@ The in-process half of scripts/gpu_checks.sh, which runs both with HF_HUB_CACHE=
 `cache` builds LLaVA-1.5-7B's architecture (configs/llava-1.5-7b.json) with random weights on the
 GPU in FP16, with llava-hf's processor files (tests/fixtures/llava-1.5-7b-hf-processor), and saves
 it where a Hugging Face cache at HUB_DIR keeps a download of llava-hf/llava-1.5-7b-hf
-(models.checkpoint.save_to_hub_cache): `--model llava-1.5-7b` then loads it offline through
+(confidence_trap.models.checkpoint.save_to_hub_cache): `--model llava-1.5-7b` then loads it offline through
 models.load, as a user's downloaded copy loads. `measure` loads it once that way and writes, on
 the units of the study grid (configs/study.yaml):
   gpu_memory.json, gpu_memory_fp16_vision.json   one true-gradient PGD step at batch 1 (SDPA,
       checkpointing), CLIP in float32 then in float16 (experiments/gpu_memory_check.measure)
-  gpu_throughput.json   the batch models/decoding.py picks under --max-memory 14.5GiB and its
+  gpu_throughput.json   the batch confidence_trap/models/decoding.py picks under --max-memory 14.5GiB and its
       peak; samples/s by batch, eager; eager attention's cost, and whether one batch run twice
       repeats bit for bit with SDPA and with eager attention; the compiled path by batch (the
       first pass, which compiles, timed apart), its decode step at batch 1 against the
-      memory-bandwidth floor, and its records' agreement with eager (experiments/agreement.py)
+      memory-bandwidth floor, and its records' agreement with eager (confidence_trap/runner/agreement.py)
 A throughput point runs one batch twice through the sweep's own run_batch and times the second.
 Each measurement is written as soon as it is done, a failure as {"error": ...} in its place, and
 one that would not finish before --deadline (seconds since the epoch) as {"skipped": ...}.
---tiny: the same on CPU with the 7B's geometry at tiny widths (models.checkpoint.shrunk), 4 new
+--tiny: the same on CPU with the 7B's geometry at tiny widths (confidence_trap.models.checkpoint.shrunk), 4 new
 tokens, small batches: the dry run that shows the script works before a GPU is spent on it.
 """
 from __future__ import annotations
@@ -33,8 +33,8 @@ import traceback
 
 import torch
 
-from experiments import pipeline, runs
-from experiments.config import Config, coerce, load_yaml
+from confidence_trap.runner import pipeline, runs
+from confidence_trap.runner.config import Config, coerce, load_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_7B = os.path.join(REPO, "configs", "llava-1.5-7b.json")
@@ -51,8 +51,8 @@ def cache(hub: str, tiny: bool) -> None:
     """Build and save the stand-in, unless a whole one from an earlier run is there (`.built`)."""
     import shutil
 
-    from models import MODELS
-    from models.checkpoint import random_llava, save_to_hub_cache, shrunk
+    from confidence_trap.models import MODELS
+    from confidence_trap.models.checkpoint import random_llava, save_to_hub_cache, shrunk
 
     repo = os.path.join(hub, "models--" + MODELS["llava-1.5-7b"].replace("/", "--"))
     built = os.path.join(repo, ".built")
@@ -134,7 +134,7 @@ def point(sweep, units, device) -> tuple[dict, list]:
 
 
 def on_path(model, path: str, max_cache_len=None, deterministic=False):
-    from models.decoding import Decoding, apply
+    from confidence_trap.models.decoding import Decoding, apply
 
     d = Decoding(0, "", path, "gpu_measure", deterministic=deterministic,
                  attention="eager" if deterministic else None, max_cache_len=max_cache_len)
@@ -144,8 +144,8 @@ def on_path(model, path: str, max_cache_len=None, deterministic=False):
 
 def memory(sweep, results: str, device: str, label: dict) -> dict:
     """The PGD step with CLIP as loaded (float32 on CUDA), then in float16; the tower restored."""
-    from experiments.gpu_memory_check import measure
-    from models import set_vision_dtype, vision_parts
+    from confidence_trap.runner.memory import measure
+    from confidence_trap.models import set_vision_dtype, vision_parts
 
     model, out = sweep.model, {}
     tower, _ = vision_parts(model)
@@ -164,10 +164,10 @@ def memory(sweep, results: str, device: str, label: dict) -> dict:
 
 
 def budget(sweep, cfg, units, n_prompt, device) -> dict:
-    """Two batches at what models/decoding.py picks for a T4 under a T4-sized --max-memory (its
+    """Two batches at what confidence_trap/models/decoding.py picks for a T4 under a T4-sized --max-memory (its
     path: eager, since a T4 streams the 7B's weights slower than eager steps launch)."""
-    from models.batching import parse_memory
-    from models.decoding import apply, choose
+    from confidence_trap.models.batching import parse_memory
+    from confidence_trap.models.decoding import apply, choose
 
     c = dataclasses.replace(cfg, max_memory=BUDGET)
     d = choose(sweep.model, device, len(units), n_prompt, c.max_new_tokens, c, gpu="Tesla T4")
@@ -192,11 +192,11 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
 
 
 def measure(results: str, tiny: bool, deadline: float | None) -> int:
-    from experiments.agreement import agreement, tie_gaps
-    from experiments.benchmark import bandwidth, decode_ms
-    from experiments.sweep import NULL_PAD
-    from models import vision_dtype_of, vision_parts
-    from models.batching import knee, prompt_tokens, weight_bytes
+    from confidence_trap.runner.agreement import agreement, tie_gaps
+    from confidence_trap.runner.benchmark import bandwidth, decode_ms
+    from confidence_trap.runner.sweep import NULL_PAD
+    from confidence_trap.models import vision_dtype_of, vision_parts
+    from confidence_trap.models.batching import knee, prompt_tokens, weight_bytes
 
     size = SIZES["tiny" if tiny else "gpu"]
     device = "cpu" if tiny else "cuda"
@@ -281,8 +281,8 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
 
 def eager_attention(sweep, units, device, sdpa: dict | None, xs, ps, steps) -> dict:
     """The same batch with eager attention and --deterministic's other settings, then SDPA again."""
-    from experiments.benchmark import decode_ms
-    from models.decoding import repeatable
+    from confidence_trap.runner.benchmark import decode_ms
+    from confidence_trap.models.decoding import repeatable
 
     d = on_path(sweep.model, "eager", deterministic=True)
     try:

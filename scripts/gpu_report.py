@@ -20,7 +20,7 @@ import os
 import sys
 import time
 
-from experiments import runs
+from confidence_trap.runner import runs
 
 TARGET_SAMPLES_PER_S = 20.0   # the default path on the study grid (3x the 6.9 of 2026-12-04)
 TARGET_FLOOR_RATIO = 3.0      # compiled decode step at batch 1 over the memory-bandwidth floor

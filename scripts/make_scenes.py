@@ -3,8 +3,8 @@
 Draw the bundled default scene set into `--out`: `scene_000.png` … (`--size`, 128×128 PNG by
 default) and `manifest.json`, a JSON list with one question per entry:
     {"file": "scene_000.png", "question": ..., "answers": [...], "match": "exact", "type": ...}
-with every accepted phrasing of the answer in "answers" (models.scenes.phrasings: "two", "2").
-The scenes follow models/scenes.py's grammar at `--ambiguity` (1 by default: hues anywhere on
+with every accepted phrasing of the answer in "answers" (confidence_trap.tasks.scenes.phrasings: "two", "2").
+The scenes follow confidence_trap/tasks/scenes.py's grammar at `--ambiguity` (1 by default: hues anywhere on
 the loop between the named colours, pale and small shapes, skewed answers; 0 is the exact
 grammar of the first embedded model), which the embedded model was trained on. The entries
 cover the four question types evenly (`--per-type` each); an image may carry several entries.
@@ -19,7 +19,7 @@ import random
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from models.scenes import QUESTION_TYPES, draw_scene, phrasings, questions  # noqa: E402
+from confidence_trap.tasks.scenes import QUESTION_TYPES, draw_scene, phrasings, questions  # noqa: E402
 
 
 def pick_entries(scene_questions: list[list[tuple]], per_type: int, rng: random.Random) -> list[dict]:
@@ -74,7 +74,7 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=160)
     p.add_argument("--per-type", type=int, default=80, help="entries per question type")
     p.add_argument("--size", type=int, default=128, help="image side in pixels (the model sees 48)")
-    p.add_argument("--ambiguity", type=float, default=1.0, help="models.scenes ambiguity, 0..1")
+    p.add_argument("--ambiguity", type=float, default=1.0, help="confidence_trap.tasks.scenes ambiguity, 0..1")
     args = p.parse_args(argv)
     entries = make_scenes(args.out, args.seed, args.images, args.per_type, args.size, args.ambiguity)
     print(f"wrote {args.images} scenes and {len(entries)} entries to {args.out}")

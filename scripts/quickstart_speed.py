@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from experiments import runs
+from confidence_trap.runner import runs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "experiments", "entropy_analysis.py")

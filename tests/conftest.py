@@ -17,7 +17,7 @@ CORPUS = [
 @pytest.fixture(scope="session")
 def tiny_ckpt(tmp_path_factory):
     """A randomly initialised Llava (about 1 MB) saved with save_pretrained."""
-    from models.checkpoint import build_llava
+    from confidence_trap.models.checkpoint import build_llava
 
     folder = str(tmp_path_factory.mktemp("tiny-random-llava"))
     build_llava(folder, corpus=CORPUS, seed=0)
@@ -29,7 +29,7 @@ def peaky_ckpt(tmp_path_factory):
     """A random Llava whose decoder is scaled up so greedy argmaxes are far from ties."""
     import torch
 
-    from models.checkpoint import build_llava
+    from confidence_trap.models.checkpoint import build_llava
 
     folder = str(tmp_path_factory.mktemp("peaky-random-llava"))
     model, processor = build_llava(None, corpus=CORPUS, seed=1)
@@ -47,7 +47,7 @@ def nonfinite_ckpt(tmp_path_factory):
     positive, so some generated positions have non-finite logits and others do not."""
     import torch
 
-    from models.checkpoint import build_llava
+    from confidence_trap.models.checkpoint import build_llava
 
     folder = str(tmp_path_factory.mktemp("nonfinite-random-llava"))
     model, processor = build_llava(None, corpus=CORPUS, seed=0)

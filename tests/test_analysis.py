@@ -14,11 +14,11 @@ import pytest
 from scipy import stats as st
 
 import probes
-from analysis.figures import render_figures
-from analysis.report import render_report
-from analysis.stats import eps_key
-from analysis.summary import summarize, token_position_profile
-from analysis.stats import auroc, bootstrap_auroc_ci
+from confidence_trap.analysis.figures import render_figures
+from confidence_trap.analysis.report import render_report
+from confidence_trap.analysis.stats import eps_key
+from confidence_trap.analysis.summary import summarize, token_position_profile
+from confidence_trap.analysis.stats import auroc, bootstrap_auroc_ci
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -252,7 +252,7 @@ def test_figures_are_valid_deterministic_pngs(tmp_path):
 def test_figure_1_keeps_the_original_study_apart_and_labelled(attack):
     """The study's reported Δ is in a panel of its own, never on our axes (another model,
     precision and image set), its title naming it as the study's, model and precision."""
-    from analysis.figures import figure_epsilon_delta
+    from confidence_trap.analysis.figures import figure_epsilon_delta
 
     records = falling_records(n_images=5, n_trials=2)
     for r in (r for r in records if r["attack"] != "none"):
@@ -278,7 +278,7 @@ def test_cli_missing_and_empty_input_exit_2(tmp_path, capsys):
     r = _cli(["experiments/analyze.py", "--out", str(tmp_path / "nothing")])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
-    from experiments.analyze import main
+    from confidence_trap.runner.analyze import main
     (tmp_path / "records.jsonl").write_text("\n")
     assert main(["--out", str(tmp_path)]) == 2
     assert "no records" in capsys.readouterr().err
@@ -388,7 +388,7 @@ def test_by_category_repeats_every_number_for_each_category():
 
 
 def test_controls_side_by_side_show_each_runs_delta_and_floor():
-    from analysis.tables import ci, floor_cell, pct, side_by_side, signed
+    from confidence_trap.analysis.tables import ci, floor_cell, pct, side_by_side, signed
 
     low, high = summarize(falling_records(n_images=6, n_trials=2, shift=-0.4)), summarize(
         falling_records(n_images=6, n_trials=2, shift=0.3))

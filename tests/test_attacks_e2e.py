@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from experiments.config import Config, add_arguments, build_config
+from confidence_trap.runner.config import Config, add_arguments, build_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENE = os.path.join(REPO, "data", "scenes", "scene_000.png")
@@ -30,7 +30,7 @@ def test_the_study_and_small_eps_presets_load():
 
 
 def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     common = ["--model", tiny_ckpt, "--images", SCENE, "--prompt", "Describe the image.", "--trials", "1",
               "--max-new-tokens", "4", "--device", "cpu"]
@@ -61,13 +61,13 @@ def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
 
 
 def test_blank_is_a_photo_of_padding_through_the_same_pixel_path():
-    """The prior pass's image = what models.images makes of an image of nothing but the padding
+    """The prior pass's image = what confidence_trap.models.images makes of an image of nothing but the padding
     colour; after CLIP's normalisation it is near zero, not zero (Idefics3 drops all-zero images)."""
     import torch
     from PIL import Image
 
     import attacks
-    from models.images import CLIP_MEAN, to_model_input
+    from confidence_trap.models.images import CLIP_MEAN, to_model_input
 
     x = torch.rand(2, 3, 24, 24)
     got = attacks.get("blank").apply(x.clone(), [0.0, 0.0], None, {"image_mean": CLIP_MEAN})

@@ -6,9 +6,9 @@ import os
 import pytest
 import torch
 
-from models.batching import (CPU_BATCH, GIB, Backoff, balanced, halves, parse_memory,
+from confidence_trap.models.batching import (CPU_BATCH, GIB, Backoff, balanced, halves, parse_memory,
                              pick_batch_size, sample_bytes, weight_bytes)
-from models.errors import InputError
+from confidence_trap.errors import InputError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT_7B = 20 + 576   # LLAVA_NOTES' measured runs: 20 text + 576 image tokens, 32 new tokens
@@ -120,7 +120,7 @@ def test_backoff_gives_up_at_one_and_passes_other_errors():
 # --- end to end, through the experiment ----------------------------------------------------
 
 def _run(ckpt, out, *extra):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     args = ["--model", ckpt, "--images", os.path.join(REPO, "data", "photos", "chelsea.jpg"),
             os.path.join(REPO, "data", "photos", "coffee.jpg"), "--epsilons", "0.2",
@@ -131,7 +131,7 @@ def _run(ckpt, out, *extra):
 
 
 def test_oom_backoff_run_equals_a_run_at_the_smaller_batch(tiny_ckpt, tmp_path, monkeypatch, capsys):
-    import experiments.sweep as sweep
+    import confidence_trap.runner.sweep as sweep
 
     small, _ = _run(tiny_ckpt, tmp_path / "b3", "--batch-size", "3")
     real = sweep.generate

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from experiments.benchmark import main, table_bandwidth
+from confidence_trap.runner.benchmark import main, table_bandwidth
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_7B = os.path.join(REPO, "configs", "llava-1.5-7b.json")
@@ -48,7 +48,7 @@ def _check(result, units):
 
 @pytest.mark.slow
 def test_benchmark_on_a_tiny_checkpoint_writes_both_throughputs(peaky_ckpt, tmp_path, capsys, monkeypatch):
-    import experiments.sweep as sweep
+    import confidence_trap.runner.sweep as sweep
 
     caches, real = [], sweep.generate
 
@@ -96,7 +96,7 @@ def test_benchmark_builds_random_weights_from_a_config(tmp_path):
 
 
 def test_agreement_counts_near_ties_apart_from_real_differences():
-    from experiments.agreement import ENTROPY_TOL, agreement, first_difference
+    from confidence_trap.runner.agreement import ENTROPY_TOL, agreement, first_difference
 
     assert first_difference([1, 2, 3], [1, 2, 3]) is None and first_difference([1, 2, 3], [1, 5, 3]) == 1
     assert first_difference([1, 2], [1, 2, 3]) == 2
@@ -115,10 +115,10 @@ def test_agreement_counts_near_ties_apart_from_real_differences():
 
 
 def test_tie_gaps_teacher_force_the_step_where_answers_part(tiny_ckpt):
-    from experiments import pipeline
-    from experiments.agreement import tie_gaps
-    from experiments.config import Config
-    from models.generation import generate
+    from confidence_trap.runner import pipeline
+    from confidence_trap.runner.agreement import tie_gaps
+    from confidence_trap.runner.config import Config
+    from confidence_trap.models.generation import generate
 
     cfg = Config(model=tiny_ckpt, device="cpu", images=[os.path.join(REPO, "data", "photos", "coffee.jpg")],
                  epsilons=[0.3], trials=1, max_new_tokens=4)

@@ -1,4 +1,4 @@
-"""Tests of analysis/calibration.py and analysis/figures_calibration.py: cases whose ECE and Brier
+"""Tests of confidence_trap/analysis/calibration.py and confidence_trap/analysis/figures_calibration.py: cases whose ECE and Brier
 are known by construction or by hand, an independent numpy recomputation, and the figures.
 
     python -m pytest tests/test_calibration.py -q
@@ -14,9 +14,9 @@ import sys
 import numpy as np
 import pytest
 
-from analysis.calibration import (EDGES, N_BINS, bin_index, bootstrap_ece_ci, brier,
+from confidence_trap.analysis.calibration import (EDGES, N_BINS, bin_index, bootstrap_ece_ci, brier,
                                   calibration, ece, sequence_prob)
-from analysis.selective import selective
+from confidence_trap.analysis.selective import selective
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -163,7 +163,7 @@ def test_record_order_does_not_matter_and_ci_is_seeded():
 
 
 @pytest.mark.parametrize("modules, banned", [
-    ("analysis.calibration, analysis.selective, analysis.quality, analysis.summary", ("torch", "transformers")),
+    ("confidence_trap.analysis.calibration, confidence_trap.analysis.selective, confidence_trap.analysis.quality, confidence_trap.analysis.summary", ("torch", "transformers")),
     ("probes.semantic", ("torch", "numpy"))])
 def test_the_pure_modules_import_no_framework(modules, banned):
     """analysis/ is numpy and scipy only; probes/semantic.py plain Python."""
@@ -201,7 +201,7 @@ def synthetic_summary():
 
 
 def test_figures_are_valid_and_deterministic(tmp_path):
-    from analysis.figures_calibration import CALIBRATION_FIGURE_NAMES, render_calibration_figures
+    from confidence_trap.analysis.figures_calibration import CALIBRATION_FIGURE_NAMES, render_calibration_figures
     s = synthetic_summary()
     run_info = {"model": "tiny", "device": "cpu"}
     a = render_calibration_figures(s, str(tmp_path / "a"), run_info)
@@ -214,7 +214,7 @@ def test_figures_are_valid_and_deterministic(tmp_path):
 
 
 def test_reliability_draws_nonempty_bins_with_ece_labels():
-    from analysis.figures_calibration import figure_reliability
+    from confidence_trap.analysis.figures_calibration import figure_reliability
     s = synthetic_summary()
     fig = figure_reliability(s, {})
     ax, counts, place = fig.axes[:3]  # corruption:gaussian_noise sorts first: plot, bin counts, legend
@@ -229,7 +229,7 @@ def test_reliability_draws_nonempty_bins_with_ece_labels():
 
 
 def test_figures_without_references_still_render(tmp_path):
-    from analysis.figures_calibration import (NO_CALIBRATION, figure_reliability,
+    from confidence_trap.analysis.figures_calibration import (NO_CALIBRATION, figure_reliability,
                                               render_calibration_figures)
     s = synthetic_summary()
     for sec in s["by_attack"].values():

@@ -8,10 +8,10 @@ import os
 
 import pytest
 
-from analysis.scoring import pope_metrics, vqa_accuracy
-from experiments.entropy_analysis import main
-from experiments.scene_datasets import build_pope, build_vqa
-from experiments.tasks import load_task, open_dataset, select_rows
+from confidence_trap.analysis.scoring import pope_metrics, vqa_accuracy
+from confidence_trap.cli import main
+from confidence_trap.tasks.scene_datasets import build_pope, build_vqa
+from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POPE = os.path.join(REPO, "configs", "tasks", "pope.yaml")
@@ -96,7 +96,7 @@ def test_vqa_records_are_scored_by_vqa_accuracy_and_summarised_by_answer_type(da
 
 
 def test_a_resumed_dataset_run_equals_an_uninterrupted_one(pope_run, data, tmp_path, monkeypatch):
-    import experiments.pipeline as pipeline
+    import confidence_trap.runner.pipeline as pipeline
 
     out = tmp_path / "resumed"
     real, calls = pipeline.run_batch, []

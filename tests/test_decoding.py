@@ -1,4 +1,4 @@
-"""The batch and the decode path on a GPU (models/decoding.py, models/batching.knee), decided on
+"""The batch and the decode path on a GPU (confidence_trap/models/decoding.py, models/batching.knee), decided on
 LLaVA-1.5-7B's shapes on the meta device; and, run on CPU through the pipeline: the padded last
 batch, the fallback from a failing static-cache path, --deterministic in run.json, and a resume
 of a finished run that loads no weights."""
@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from models.batching import GIB, balanced, knee, pick_batch_size
+from confidence_trap.models.batching import GIB, balanced, knee, pick_batch_size
 from test_batching import _run  # the two photos, one ε, three trials: the same run both files check
-from models.batching import weight_bytes
-from models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays, step_saved
+from confidence_trap.models.batching import weight_bytes
+from confidence_trap.models.decoding import COMPILE_S, STEP_SAVED_S, choose, compile_pays, step_saved
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROMPT, NEW = 631, 32     # the study grid: 55 text + 576 image tokens, 32 new tokens
@@ -54,7 +54,7 @@ def test_batch_is_the_knee_where_memory_allows_and_what_fits_where_not(llava_7b)
 def test_a_short_run_takes_the_fewest_batches_that_fit(llava_7b):
     """At most FEW_BATCHES batches at the knee: each batch's fixed cost cannot be spread, so the
     run is cut into as few batches as fit; a longer run, or less memory, keeps the knee's rule."""
-    from models.batching import FEW_BATCHES
+    from confidence_trap.models.batching import FEW_BATCHES
 
     fits, _ = pick_batch_size(llava_7b, PROMPT, NEW, "cuda", available=H200_FREE)
     short = FEW_BATCHES * 152 - 8                                      # 4 batches at the knee
@@ -124,7 +124,7 @@ def test_deterministic_is_eager_with_eager_attention(llava_7b):
 # --- through the pipeline, on CPU -------------------------------------------------------------
 
 def _spy(monkeypatch):
-    import experiments.sweep as sweep
+    import confidence_trap.runner.sweep as sweep
 
     sizes, real = [], sweep.generate  # (batch, cache implementation, static cache length)
 
@@ -144,7 +144,7 @@ def _records(data: bytes) -> list[dict]:
 
 
 def test_the_last_batch_is_padded_to_the_run_shape_and_its_repeats_dropped(peaky_ckpt, tmp_path, monkeypatch):
-    from experiments import pipeline
+    from confidence_trap.runner import pipeline
 
     sizes = _spy(monkeypatch)
     padded, info = _run(peaky_ckpt, tmp_path / "padded", "--batch-size", "5", "--static-cache")
@@ -182,7 +182,7 @@ def test_a_padded_run_resumes_to_the_same_bytes(peaky_ckpt, tmp_path):
 
 
 def test_a_failing_static_cache_falls_back_to_eager_once(peaky_ckpt, tmp_path, monkeypatch, capsys):
-    import experiments.sweep as sweep
+    import confidence_trap.runner.sweep as sweep
 
     eager, _ = _run(peaky_ckpt, tmp_path / "eager", "--batch-size", "4")
     real, failed = sweep.generate, []
@@ -212,7 +212,7 @@ def test_deterministic_is_recorded_and_restored(tiny_ckpt, tmp_path):
 
 
 def test_static_cache_with_no_compile_or_deterministic_is_refused(tiny_ckpt, tmp_path, capsys):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     for flag in ("--no-compile", "--deterministic"):
         assert main(["--model", tiny_ckpt, "--static-cache", flag, "--out", str(tmp_path / "x")]) == 2
@@ -222,7 +222,7 @@ def test_static_cache_with_no_compile_or_deterministic_is_refused(tiny_ckpt, tmp
 
 
 def test_a_finished_run_asked_again_loads_no_weights(tiny_ckpt, tmp_path, monkeypatch, capsys):
-    import models
+    import confidence_trap.models as models
     import transformers
 
     out = tmp_path / "run"

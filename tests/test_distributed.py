@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from experiments import distributed, runs
-from experiments.distributed import World
+from confidence_trap.runner import distributed, runs
+from confidence_trap.runner.distributed import World
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTOS = os.path.join(REPO, "data", "photos")
@@ -78,7 +78,7 @@ ARGS = ["--images", os.path.join(PHOTOS, "chelsea.jpg"), os.path.join(PHOTOS, "c
 
 @pytest.mark.slow
 def test_two_processes_write_the_records_one_process_writes(tiny_ckpt, tmp_path):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     one = tmp_path / "one"
     threads = torch.get_num_threads()

@@ -1,6 +1,6 @@
 """The tables, README.md and paper/paper.tex agree with the results they cite (pytest -q tests/test_docs.py).
 
-Tables (analysis/tables.py) cell by cell against summary.json through the one formatter of each
+Tables (confidence_trap/analysis/tables.py) cell by cell against summary.json through the one formatter of each
 kind; README and paper by render_docs.py --check and by compiling the paper; the original study's
 numbers by rendering the docs with sentinel values for them and finding each once, in its table."""
 import json
@@ -14,10 +14,10 @@ import sys
 import pytest
 
 import probes
-from analysis.summary import level_label, sorted_levels, summarize
-from paper.docs import main as docs_main
-from paper.render import original
-from analysis.tables import build, ci, dig, fixed, floor_cell, num, pct, pval, run_label, signed, value, word
+from confidence_trap.analysis.summary import level_label, sorted_levels, summarize
+from confidence_trap.docs.build import main as docs_main
+from confidence_trap.docs.render import original
+from confidence_trap.analysis.tables import build, ci, dig, fixed, floor_cell, num, pct, pval, run_label, signed, value, word
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "render_docs.py")
@@ -213,7 +213,7 @@ def test_every_path_named_exists():
 @pytest.mark.parametrize("which", ["committed", "synthetic"])
 def test_paper_compiles_with_its_citations_in_eight_plus_four_pages(docs_copy, which):
     if which == "synthetic":  # every kind of table and both kinds of level, figures included
-        from analysis.figures import render_figures
+        from confidence_trap.analysis.figures import render_figures
         s, res = synthetic_summary(), docs_copy / "results"
         (res / "summary.json").write_text(json.dumps(s))
         (res / "run.json").write_text(json.dumps(RUN))

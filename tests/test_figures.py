@@ -13,9 +13,9 @@ import re
 import pytest
 from matplotlib.text import Text
 
-import analysis.figures as F
-from analysis.figures_calibration import figure_reliability, figure_risk_coverage
-from analysis.summary import summarize
+import confidence_trap.analysis.figures as F
+from confidence_trap.analysis.figures_calibration import figure_reliability, figure_risk_coverage
+from confidence_trap.analysis.summary import summarize
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(REPO, "paper", "original_study.json"), encoding="utf-8") as f:

@@ -9,9 +9,9 @@ import shutil
 import pytest
 import torch
 
-from models import vision_dtype_for
-from models.identify import llava_1_5_evidence
-from models.prompts import default_format
+from confidence_trap.models import vision_dtype_for
+from confidence_trap.models.identify import llava_1_5_evidence
+from confidence_trap.models.prompts import default_format
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "llava-1.5-7b-hf-processor")
@@ -40,9 +40,9 @@ def test_a_neutral_folder_gets_what_llava_hf_gets(llava7b):
 
 
 def test_the_plan_decides_before_any_load(llava7b, tmp_path, monkeypatch):
-    import models
-    from experiments import pipeline
-    from experiments.config import Config
+    import confidence_trap.models as models
+    from confidence_trap.runner import pipeline
+    from confidence_trap.runner.config import Config
 
     monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("plan() loaded the model"))
     p = pipeline.plan(Config(model=llava7b, device="cpu", images=[PHOTO], out=str(tmp_path / "o")))
@@ -71,9 +71,9 @@ def test_a_hub_cache_snapshot_loads_as_llava_1_5(tmp_path, monkeypatch):
     id: recognised from the snapshot, loaded offline, scored over 32000 rows."""
     import huggingface_hub.constants as hub
 
-    from models import load
-    from models.checkpoint import random_llava, save_to_hub_cache, shrunk
-    from models.vocab import scored_vocab
+    from confidence_trap.models import load
+    from confidence_trap.models.checkpoint import random_llava, save_to_hub_cache, shrunk
+    from confidence_trap.models.vocab import scored_vocab
 
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub"))
     model, processor = random_llava(shrunk(CONFIG_7B), "cpu", torch.float32)

@@ -12,8 +12,8 @@ import shutil
 import pytest
 import torch
 
-from models.generation import encode, generate
-from models.prompts import PROMPT_FORMATS, SYSTEMS, build_prompt
+from confidence_trap.models.generation import encode, generate
+from confidence_trap.models.prompts import PROMPT_FORMATS, SYSTEMS, build_prompt
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURE = os.path.join(REPO, "tests", "fixtures", "llava-1.5-7b-hf-processor")
@@ -144,10 +144,10 @@ def plain_entropies(model, tokenizer, prompt, answer, pixels) -> torch.Tensor:
 
 
 def test_entropies_are_over_the_originals_32000_rows_and_decoding_never_leaves_them(llava15_tiny):
-    from models import load
-    from models.architectures import pixel_layout
-    from models.prompts import default_format, original_ids
-    from models.vocab import scored_vocab
+    from confidence_trap.models import load
+    from confidence_trap.models.architectures import pixel_layout
+    from confidence_trap.models.prompts import default_format, original_ids
+    from confidence_trap.models.vocab import scored_vocab
 
     model, processor = load(llava15_tiny, device="cpu")
     fmt = default_format(llava15_tiny)
@@ -175,8 +175,8 @@ def test_entropies_are_over_the_originals_32000_rows_and_decoding_never_leaves_t
 
 
 def test_the_vision_tower_runs_in_its_own_dtype_and_feeds_the_projector_in_the_models(llava15_tiny):
-    from models import load, vision_dtype_for, vision_dtype_of
-    from models.prompts import default_format
+    from confidence_trap.models import load, vision_dtype_for, vision_dtype_of
+    from confidence_trap.models.prompts import default_format
 
     assert vision_dtype_for("auto", "llava-hf/llava-1.5-7b-hf", "cuda", torch.float16) == torch.float32
     assert vision_dtype_for("auto", "/x/llava-1.5-tiny-random", "cuda:1", torch.float16) == torch.float32

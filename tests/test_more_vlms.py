@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import MODELS, resolve
-from models.architectures import DYNAMIC_SIDE, pixel_layout
-from models.checkpoint import CHAT_TEMPLATE, CLIP_MEAN, CLIP_STD, _with_bos, build_tokenizer
+from confidence_trap.models import MODELS, resolve
+from confidence_trap.models.architectures import DYNAMIC_SIDE, pixel_layout
+from confidence_trap.models.checkpoint import CHAT_TEMPLATE, CLIP_MEAN, CLIP_STD, _with_bos, build_tokenizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENE = os.path.join(REPO, "data", "scenes", "scene_000.png")
@@ -150,7 +150,7 @@ def build_qwen2_vl(folder):
 # --- layouts against the processors ------------------------------------------------------------
 
 def _llava_parts():
-    from models.checkpoint import TinyLlavaSpec, build_processor
+    from confidence_trap.models.checkpoint import TinyLlavaSpec, build_processor
 
     return build_processor(_with_bos(build_tokenizer(CORPUS, 300)), TinyLlavaSpec()).image_processor
 
@@ -192,7 +192,7 @@ def test_input_sizes_follow_each_familys_geometry():
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (Qwen2VLImageProcessorPil,
                                                                              smart_resize)
-    from models.images import input_size
+    from confidence_trap.models.images import input_size
 
     class P:  # input_size takes a processor; only its image_processor is read
         def __init__(self, ip):
@@ -238,9 +238,9 @@ def ckpt(request, ckpts):
 
 def test_the_attack_reaches_the_model_in_float_pixels(ckpt):
     """A perturbation below one 8-bit step survives into pixel_values, unrounded and normalised."""
-    from models import load
-    from models.generation import encode
-    from models.prompts import build_prompt
+    from confidence_trap.models import load
+    from confidence_trap.models.generation import encode
+    from confidence_trap.models.prompts import build_prompt
 
     model, processor = load(ckpt, device="cpu")
     layout = pixel_layout(processor)
@@ -269,7 +269,7 @@ def analysis_command(model: str, out, *extra) -> list[str]:
 
 
 def test_entropy_analysis_runs_end_to_end_with_true_gradient_pgd(ckpts, tmp_path):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     for name, folder in ckpts.items():
         assert main(analysis_command(folder, tmp_path / name, "--attack", "pgd", "--objective", "ce")[2:]) == 0, name
@@ -288,7 +288,7 @@ def test_the_gradient_reaches_the_pixels_through_qwen2_vl():
     """Qwen2-VL's patch layout and M-RoPE under the objective (its processor needs torchvision,
     so the prompt's tokens are laid out here as the processor lays them out)."""
     from attacks.pgd import pgd_gradient
-    from experiments.objectives import Objective
+    from confidence_trap.runner.objectives import Objective
 
     tok = qwen2_vl_tokenizer()
     model = qwen2_vl_model(tok)

@@ -15,8 +15,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from analysis.figures import FIGURE_NAMES as FIGURES
-from experiments.runs import read_records, record_key
+from confidence_trap.analysis.figures import FIGURE_NAMES as FIGURES
+from confidence_trap.runner.runs import read_records, record_key
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "vlm_failure_modes.ipynb")
@@ -136,7 +136,7 @@ def test_notebook_runs_embedded_model(tmp_path):
 @pytest.mark.slow
 def test_notebook_runs_a_benchmark_task(tmp_path):
     """TASK, DATASET and LIMIT: a local POPE-layout dataset (drawn scenes), a stratified subset."""
-    from experiments.scene_datasets import build_pope
+    from confidence_trap.tasks.scene_datasets import build_pope
 
     out, data = str(tmp_path / "run"), build_pope(tmp_path / "pope", 9)
     nb = execute(with_parameters(read_notebook(), MODEL="tiny", EPSILONS=[0.3], TRIALS=1, MAX_NEW_TOKENS=3,

@@ -1,4 +1,4 @@
-"""The two passes every run adds (experiments/sweep.py): the null control ('repeat', the clean
+"""The two passes every run adds (confidence_trap/runner/sweep.py): the null control ('repeat', the clean
 input generated again beside other neighbours and at another padded length) and the prior pass
 ('blank'); and the answer_entropy probe, which leaves out the step that emits EOS."""
 import json
@@ -8,10 +8,10 @@ import os
 import pytest
 import torch
 
-from experiments.config import Config
-from experiments.entropy_analysis import main
-from experiments.imagesets import Item
-from experiments.sweep import NULL_PAD, make_units
+from confidence_trap.runner.config import Config
+from confidence_trap.cli import main
+from confidence_trap.tasks.imagesets import Item
+from confidence_trap.runner.sweep import NULL_PAD, make_units
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES = [os.path.join(REPO, "data", "scenes", f"scene_00{i}.png") for i in range(6)]
@@ -44,9 +44,9 @@ def test_the_passes_can_be_turned_off():
 def test_extra_padding_leaves_the_answers_as_they_were(tiny_ckpt):
     """What the null control changes is numerics, not the question: NULL_PAD more masked padding
     positions give the same tokens and entropies up to float rounding."""
-    from models import load
-    from models.generation import generate
-    from models.prompts import build_prompt
+    from confidence_trap.models import load
+    from confidence_trap.models.generation import generate
+    from confidence_trap.models.prompts import build_prompt
 
     model, processor = load(tiny_ckpt, device="cpu")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -113,7 +113,7 @@ def test_units_of_like_questions_are_batched_together():
 
 def test_cpu_threads_never_exceed_the_cpus_the_process_may_use(monkeypatch):
     """A container's CPU quota, not the host's cores, bounds torch's threads on a CPU run."""
-    import models
+    import confidence_trap.models as models
 
     threads = torch.get_num_threads()
     try:

@@ -10,9 +10,9 @@ import torch
 
 from attacks.pgd import pgd_gradient
 from attacks.proxy import pgd_proxy
-from experiments.objectives import OBJECTIVES, make_objective
-from models.generation import generate
-from models.prompts import build_prompt
+from confidence_trap.runner.objectives import OBJECTIVES, make_objective
+from confidence_trap.models.generation import generate
+from confidence_trap.models.prompts import build_prompt
 from probes.entropy import mean_token_entropy, token_entropy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +81,7 @@ def test_the_loop_is_deterministic_by_seed_identity_at_zero_and_works_under_no_g
 
 @pytest.fixture(scope="module")
 def tiny(tiny_ckpt):
-    from models import load
+    from confidence_trap.models import load
 
     model, processor = load(tiny_ckpt, device="cpu")
     prompt = build_prompt(processor, "Describe the image.", "chat_template")
@@ -105,7 +105,7 @@ def test_teacher_forcing_scores_the_positions_the_clean_record_holds(tiny):
 
 
 def test_entropy_gradients_stay_finite_beside_excluded_vocabulary_rows():
-    """An excluded row (-inf logit, models.vocab) takes no mass and no gradient; the others get
+    """An excluded row (-inf logit, confidence_trap.models.vocab) takes no mass and no gradient; the others get
     the gradient the entropy over the kept rows alone has."""
     logits = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(0))
     full = logits.clone().requires_grad_(True)
@@ -158,16 +158,16 @@ def test_pgd_through_the_vlm_stays_in_the_ball_and_moves_each_objective(tiny):
 # --- the sweep: clean answers reach the pgd units ----------------------------------------------
 
 def make_sweep(model, processor, items, pixels, prompts, clean=None, **overrides):
-    from experiments.config import Config
-    from experiments.pipeline import Pixels
-    from experiments.sweep import Sweep
+    from confidence_trap.runner.config import Config
+    from confidence_trap.runner.pipeline import Pixels
+    from confidence_trap.runner.sweep import Sweep
 
     cfg = Config(model="tiny", trials=1, max_new_tokens=6, **overrides)
     return Sweep(model, processor, cfg, items, prompts, Pixels.of(pixels), clean=dict(clean or {}))
 
 
 def sweep(model, processor, items, pixels, prompts, **overrides):
-    from experiments.sweep import make_units, run_batch
+    from confidence_trap.runner.sweep import make_units, run_batch
 
     s = make_sweep(model, processor, items, pixels, prompts, **overrides)
     units = make_units(s.cfg, items)
@@ -176,8 +176,8 @@ def sweep(model, processor, items, pixels, prompts, **overrides):
 
 
 def test_pgd_units_attack_the_clean_records_answer(tiny):
-    from experiments.imagesets import Item
-    from experiments.sweep import clean_answers, run_batch
+    from confidence_trap.tasks.imagesets import Item
+    from confidence_trap.runner.sweep import clean_answers, run_batch
 
     model, processor, prompt, x, _ = tiny
     items = [Item("a", "a.png", "Describe the image."), Item("b", "b.png", "Describe the image.")]
@@ -215,9 +215,9 @@ def mean_entropy_after(model, processor, items, pixels, prompts, **attack):
 def embedded_scenes(n):
     """The committed embedded model and the first n pairs of the default scene set:
     (model, processor, items, pixels, prompts)."""
-    from experiments.imagesets import resolve_items
-    from models import load
-    from models.images import input_size, load_image, to_model_input
+    from confidence_trap.tasks.imagesets import resolve_items
+    from confidence_trap.models import load
+    from confidence_trap.models.images import input_size, load_image, to_model_input
 
     assert os.path.isfile(os.path.join(TINY_LLAVA, "config.json")), "models/tiny-llava is missing"
     model, processor = load(TINY_LLAVA, device="cpu")
@@ -258,7 +258,7 @@ def test_confidence_attacks_move_the_entropy_the_way_they_are_built_to():
 
 
 def test_an_unknown_objective_is_refused_before_anything_runs(tiny_ckpt, tmp_path, capsys):
-    from experiments.entropy_analysis import main
+    from confidence_trap.cli import main
 
     assert main(["--model", tiny_ckpt, "--attack", "pgd", "--objective", "nope", "--device", "cpu",
                  "--out", str(tmp_path / "run")]) == 2
@@ -268,7 +268,7 @@ def test_an_unknown_objective_is_refused_before_anything_runs(tiny_ckpt, tmp_pat
 # --- the GPU memory check, CPU side -------------------------------------------------------------
 
 def test_gpu_memory_check_runs_on_a_tiny_llava(tmp_path):
-    from experiments import gpu_memory_check
+    from confidence_trap.runner import memory as gpu_memory_check
 
     out = tmp_path / "gpu_memory.json"
     assert gpu_memory_check.main(["--tiny", "--device", "cpu", "--steps", "1", "--answer-tokens", "8",
@@ -285,9 +285,9 @@ def test_the_7b_stand_in_has_llava_1_5s_shape():
 
     from transformers import AutoProcessor
 
-    from experiments.gpu_memory_check import CONFIG_FILE
-    from models.checkpoint import STAND_IN_PROCESSOR, llava_config
-    from models.generation import encode
+    from confidence_trap.runner.memory import CONFIG_FILE
+    from confidence_trap.models.checkpoint import STAND_IN_PROCESSOR, llava_config
+    from confidence_trap.models.generation import encode
 
     config = llava_config(CONFIG_FILE)
     with torch.device("meta"):

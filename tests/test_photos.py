@@ -51,7 +51,7 @@ def test_manifest_shape_and_order():
 
 def test_photo_items_carry_their_question_kind():
     """Records of the photo set carry a category, so summary.json splits them by question kind."""
-    from experiments.imagesets import resolve_items
+    from confidence_trap.tasks.imagesets import resolve_items
 
     items = resolve_items([], None, "photos")
     kinds = {dict(it.extra).get("category") for it in items}

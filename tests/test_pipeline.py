@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from attacks.proxy import pgd_proxy
-from models import MODELS, available_models, resolve
-from models.errors import InputError
-from models.generation import counted_mask
-from models.images import input_size, to_model_input
-from models.prompts import LLAVA_V1_SYSTEM, build_prompt, default_format
+from confidence_trap.models import MODELS, available_models, resolve
+from confidence_trap.errors import InputError
+from confidence_trap.models.generation import counted_mask
+from confidence_trap.models.images import input_size, to_model_input
+from confidence_trap.models.prompts import LLAVA_V1_SYSTEM, build_prompt, default_format
 from probes.entropy import mean_token_entropy, token_entropy
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -219,14 +219,14 @@ def test_pip_install_e_works_in_a_fresh_virtual_environment(tmp_path):
     r = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", REPO],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
-    code = "import experiments, models, attacks, probes, analysis; print(experiments.__file__)"
+    code = "import confidence_trap.cli, attacks, probes; print(confidence_trap.__file__)"
     r = subprocess.run([py, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().startswith(os.path.realpath(REPO))
 
 
 def test_yaml_config_with_flag_overrides(tmp_path):
-    from experiments.config import build_config, add_arguments
+    from confidence_trap.runner.config import build_config, add_arguments
     import argparse
 
     cfg_file = tmp_path / "c.yaml"
@@ -278,15 +278,15 @@ def test_proxy_rejects_mismatched_per_image_arguments():
 
 
 def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
-    """experiments.sweep.perturb_batch (a batch's units in one registry call, one generator each)
+    """confidence_trap.runner.sweep.perturb_batch (a batch's units in one registry call, one generator each)
     = the attack's own function, unit by unit; the blank pass is the processor's mean colour and
     the repeat pass the clean image."""
     from types import SimpleNamespace
 
     from attacks.corruptions import corrupt
-    from experiments.config import Config
-    from experiments.imagesets import Item
-    from experiments.sweep import Sweep, make_units, perturb_batch
+    from confidence_trap.runner.config import Config
+    from confidence_trap.tasks.imagesets import Item
+    from confidence_trap.runner.sweep import Sweep, make_units, perturb_batch
 
     items = [Item(f"img{i}.png", f"img{i}.png", "What is this?") for i in range(3)]
     pixels = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -312,8 +312,8 @@ def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
 
 
 @pytest.mark.parametrize("module", ["attacks.proxy", "attacks.pgd", "attacks.corruptions", "probes.entropy",
-                                    "probes.uncertainty", "probes.semantic", "analysis.stats",
-                                    "analysis.calibration", "analysis.selective"])
+                                    "probes.uncertainty", "probes.semantic", "confidence_trap.analysis.stats",
+                                    "confidence_trap.analysis.calibration", "confidence_trap.analysis.selective"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

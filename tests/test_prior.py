@@ -1,4 +1,4 @@
-"""The language-prior tests (analysis/prior.py, prior_text.py, figures_prior.py) on synthetic
+"""The language-prior tests (confidence_trap/analysis/prior.py, prior_text.py, figures_prior.py) on synthetic
 records whose outcome is known by construction.
 
     python -m pytest tests/test_prior.py -q
@@ -11,13 +11,13 @@ from scipy import stats as st
 
 from matplotlib.text import Text
 
-from analysis.figures import FIGURE_NAMES, MIN_PT, PANEL_W, TEXT_WIDTH_IN, _save
-from analysis.figures_prior import FIGURE_6, figure_prior
-from analysis.prior import weighted_spearman
-from analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
-from analysis.report import render_report
-from analysis.scoring import normalize
-from analysis.summary import summarize
+from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_PT, PANEL_W, TEXT_WIDTH_IN, _save
+from confidence_trap.analysis.figures_prior import FIGURE_6, figure_prior
+from confidence_trap.analysis.prior import weighted_spearman
+from confidence_trap.analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
+from confidence_trap.analysis.report import render_report
+from confidence_trap.analysis.scoring import normalize
+from confidence_trap.analysis.summary import summarize
 
 N_BOOT = 200  # enough for the CIs' signs; keeps the file fast
 QUESTIONS = ("What color is the circle?", "Which shape is red?")
@@ -185,7 +185,7 @@ def test_weighted_spearman_is_spearman_of_the_resample():
 
 def independent(records):
     """agreement_clean, agreement_perturbed and ρ from the records alone, written apart from
-    analysis/prior.py (answers here differ only in case and a final period)."""
+    confidence_trap/analysis/prior.py (answers here differ only in case and a final period)."""
     key = lambda a: a.strip().lower().rstrip(".")  # noqa: E731
     clean = {(r["image"], r["question"]): r for r in records if r["attack"] == "none"}
     blank = {(r["image"], r["question"]): r for r in records if r["attack"] == "blank"}

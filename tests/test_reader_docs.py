@@ -9,9 +9,9 @@ import os
 import re
 import subprocess
 
-from analysis.findings import takeaways
-from analysis.report import render_report
-from paper.docs import runs_in
+from confidence_trap.analysis.findings import takeaways
+from confidence_trap.analysis.report import render_report
+from confidence_trap.docs.build import runs_in
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -31,9 +31,9 @@ import pytest
 import torch
 from PIL import Image
 
-from experiments.entropy_analysis import main
-from models.errors import InputError
-from models.images import load_image, to_model_input
+from confidence_trap.cli import main
+from confidence_trap.errors import InputError
+from confidence_trap.models.images import load_image, to_model_input
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "experiments", "entropy_analysis.py")
@@ -256,7 +256,7 @@ def test_bad_image_files_raise_one_line(tmp_path, kind, words):
 # --- records.jsonl: torn tails and damage ----------------------------------------------------
 
 def test_read_records_drops_a_torn_tail_and_completes_a_cut_newline(tmp_path):
-    from experiments.runs import read_records
+    from confidence_trap.runner.runs import read_records
 
     path = tmp_path / "records.jsonl"
     lines = [json.dumps({"image": "a", "answer": "é😀", "i": i}, ensure_ascii=False) + "\n"
@@ -274,7 +274,7 @@ def test_read_records_drops_a_torn_tail_and_completes_a_cut_newline(tmp_path):
 
 
 def test_damage_before_the_last_line_is_refused_untouched(tmp_path):
-    from experiments.runs import check_out
+    from confidence_trap.runner.runs import check_out
 
     view = {"model": "m", "epsilons": [0.1]}
     (tmp_path / "run.json").write_text(json.dumps({"result_view": view}))
@@ -293,7 +293,7 @@ def test_damage_before_the_last_line_is_refused_untouched(tmp_path):
 
 def test_ctrl_c_then_a_torn_line_then_rerun_gives_the_uninterrupted_outputs(tiny_ckpt, pair, reference,
                                                                            tmp_path, capsys, monkeypatch):
-    import experiments.pipeline as pipeline
+    import confidence_trap.runner.pipeline as pipeline
 
     out = tmp_path / "interrupted"
     real, calls = pipeline.run_batch, []

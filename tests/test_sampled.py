@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from experiments.entropy_analysis import main
+from confidence_trap.cli import main
 from probes.semantic import cluster_entropy
 
 pytestmark = pytest.mark.slow  # three sampled runs: K answers and K nudged answers per record
@@ -25,7 +25,7 @@ def scene_manifest(folder, n: int = 4) -> str:
     """n drawn scenes (the embedded model's grammar) with one known-answer question each."""
     import random
 
-    from models.scenes import draw_scene, questions
+    from confidence_trap.tasks.scenes import draw_scene, questions
 
     rng, entries = random.Random(7), []
     for i in range(n):
@@ -79,7 +79,7 @@ def test_sampled_probes_are_summarised_like_the_others(sampled):
 
 
 def test_the_nudge_is_a_small_whole_pixel_shift():
-    from experiments.sweep import shift
+    from confidence_trap.runner.sweep import shift
 
     x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     moved = [shift(x, torch.Generator().manual_seed(s)) for s in range(20)]

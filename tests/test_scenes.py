@@ -1,4 +1,4 @@
-"""The scene grammar of models/scenes.py, read back off the pixels of many drawn scenes."""
+"""The scene grammar of confidence_trap/tasks/scenes.py, read back off the pixels of many drawn scenes."""
 import hashlib
 import json
 import math
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from models.scenes import (ANSWER_PRIOR, COLORS, HUE_LOOP, PALEST, QUESTION_TYPES, SHAPES, draw_scene,
+from confidence_trap.tasks.scenes import (ANSWER_PRIOR, COLORS, HUE_LOOP, PALEST, QUESTION_TYPES, SHAPES, draw_scene,
                            hue_rgb, nearest_color, questions, shade)
 
 SIZES = (32, 33, 48, 64, 100, 224)

@@ -1,8 +1,8 @@
-"""analysis/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
+"""confidence_trap/analysis/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
 normalisation, and exact/contains agreeing with experiments/imagesets.is_correct."""
 import pytest
 
-from analysis.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
+from confidence_trap.analysis.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
                               vqa_accuracy, vqa_normalize)
 
 
@@ -134,7 +134,7 @@ def test_score_dispatch():
     ("a red, and blue", ("red and blue",)), ("", ("red",)), ("red.", ("red.",)),
 ])
 def test_exact_and_contains_match_imagesets(answer, refs):
-    from experiments.imagesets import is_correct
+    from confidence_trap.tasks.imagesets import is_correct
 
     for metric in ("exact", "contains"):
         assert score(metric, answer, refs) == float(is_correct(answer, refs, metric))
@@ -147,7 +147,7 @@ def test_exact_and_contains_match_imagesets(answer, refs):
     ("There is no dog.", "no"), ("red circle", None), ("", None), ("NO", None), ("Not really", None),
 ])
 def test_pope_answer_reads_only_a_stated_yes_or_no(answer, read):
-    from analysis.scoring import pope_answer
+    from confidence_trap.analysis.scoring import pope_answer
     assert pope_answer(answer) == read
     assert read is None or read == pope_parse(answer)  # one parser: where it reads, it agrees
 
@@ -159,8 +159,8 @@ def _pope(answer, attack="none", eps=0.0, category="random", label="yes", image=
 
 
 def test_valid_rate_per_level_and_category_and_the_report_warns_below_80_percent():
-    from analysis.report import render_report
-    from analysis.summary import summarize
+    from confidence_trap.analysis.report import render_report
+    from confidence_trap.analysis.summary import summarize
     recs = []
     for i, (clean, pert, cat) in enumerate([("Yes", "red circle", "random"), ("No", "red circle", "random"),
                                              ("yes", "No", "popular"), ("no", "Yes", "popular")]):
@@ -177,8 +177,8 @@ def test_valid_rate_per_level_and_category_and_the_report_warns_below_80_percent
 
 
 def test_no_valid_rate_without_a_closed_answer_metric():
-    from analysis.report import render_report
-    from analysis.summary import summarize
+    from confidence_trap.analysis.report import render_report
+    from confidence_trap.analysis.summary import summarize
     recs = [dict(_pope("red circle", image=f"im{i}", attack=a, eps=e), metric="exact", correct=None)
             for i in range(3) for a, e in (("none", 0.0), ("proxy", 0.3))]
     s = summarize(recs, seed=0, n_boot=20)

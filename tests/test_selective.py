@@ -1,4 +1,4 @@
-"""Tests of analysis/selective.py: AURC and PRR on rankings whose values are known by hand,
+"""Tests of confidence_trap/analysis/selective.py: AURC and PRR on rankings whose values are known by hand,
 against brute-force definitions (every permutation of a small set) and against an independent
 quality-based (LM-Polygraph-style) prediction-rejection ratio.
 
@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from analysis.selective import aurc, risk_coverage, selective
+from confidence_trap.analysis.selective import aurc, risk_coverage, selective
 
 KEYS = {"n", "aurc", "aurc_random", "aurc_oracle", "prr", "curve"}
 
@@ -161,8 +161,8 @@ def test_the_prr_bootstrap_equals_prr_of_each_resample_expanded():
     the same percentile interval."""
     import numpy as np
 
-    from analysis import stats as S
-    from analysis.selective import bootstrap_prr_ci
+    from confidence_trap.analysis import stats as S
+    from confidence_trap.analysis.selective import bootstrap_prr_ci
 
     rng = np.random.default_rng(3)
     u = rng.choice([0.1, 0.2, 0.5, 0.9], 40).tolist()        # ties, so input order matters

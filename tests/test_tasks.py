@@ -1,4 +1,4 @@
-"""experiments/tasks.py on small local datasets built from drawn scenes (nothing downloads):
+"""confidence_trap/tasks/datasets.py on small local datasets built from drawn scenes (nothing downloads):
 task YAML, every dataset layout, the one-line errors, seeded stratified subsets, lazy images."""
 import io
 import os
@@ -6,11 +6,11 @@ from collections import Counter
 
 import pytest
 
-from analysis.scoring import score
-from experiments import tasks as T
-from experiments.tasks import load_task, open_dataset, select_rows
-from models.errors import InputError
-from experiments.scene_datasets import (LAYOUTS, agree, build_pope, build_vqa, pope_columns,
+from confidence_trap.analysis.scoring import score
+from confidence_trap.tasks import datasets as T
+from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
+from confidence_trap.errors import InputError
+from confidence_trap.tasks.scene_datasets import (LAYOUTS, agree, build_pope, build_vqa, pope_columns,
                                     to_dataset, vqa_columns, write)
 
 SUFFIX = "\nAnswer the question using a single word or phrase."
@@ -135,7 +135,7 @@ def test_dataset_label_is_repo_relative_inside_the_repo(pope_task, tmp_path):
     data = open_dataset(build_pope(tmp_path / "p", 3), None, pope_task)
     assert data.dataset == str(tmp_path / "p")
     # a folder inside the repository is named relative to it, as imagesets names images
-    from experiments.imagesets import image_key
+    from confidence_trap.tasks.imagesets import image_key
     inside = os.path.join(T.REPO, "data", "x")
     assert T._label(inside) == image_key(inside) == "data/x"
 
@@ -334,7 +334,7 @@ def test_hub_id_offline_is_one_line_and_writes_nothing(tmp_path, pope_task, name
 
 def test_hub_id_offline_probe_when_no_env(tmp_path, pope_task, monkeypatch):
     """Env unset but the hub unreachable: the one TCP probe decides, and the cache is tried."""
-    import models
+    import confidence_trap.models as models
 
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE")
@@ -470,11 +470,11 @@ def test_non_rgb_images_become_rgb(tmp_path, pope_task):
 
 
 def test_dataset_images_match_load_image_of_the_same_file(tmp_path, pope_task):
-    """Transparent, 16-bit and EXIF-rotated files: the same pixels as models.images.load_image."""
+    """Transparent, 16-bit and EXIF-rotated files: the same pixels as confidence_trap.models.images.load_image."""
     import numpy as np
     from PIL import Image
 
-    from models.images import load_image
+    from confidence_trap.models.images import load_image
 
     files = []
     im = Image.new("RGBA", (20, 10), (255, 0, 0, 255))
@@ -556,7 +556,7 @@ def test_scene_datasets_is_a_command_with_usage(tmp_path, capsys, pope_task):
     import subprocess
     import sys
 
-    from experiments.scene_datasets import main
+    from confidence_trap.tasks.scene_datasets import main
     script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments", "scene_datasets.py")
     r = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith("usage: scene_datasets.py") and "{pope,vqa}" in r.stdout

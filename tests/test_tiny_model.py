@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from models.scenes import QUESTION_TYPES, draw_scene, phrasings, questions
+from confidence_trap.tasks.scenes import QUESTION_TYPES, draw_scene, phrasings, questions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOLDER = os.path.join(REPO, "models", "tiny-llava")
@@ -73,7 +73,7 @@ def test_packed_batches_equal_single_prompts():
     from dataclasses import replace
 
     import torch
-    from models.checkpoint import build_llava
+    from confidence_trap.models.checkpoint import build_llava
 
     train = load_train_module()
     spec = replace(train.SPEC, **TINY_SPEC)
@@ -122,9 +122,9 @@ def answer(model, processor, images, questions_, max_new_tokens=32):
     generation with raw logits, mean token entropy up to and including </s>."""
     import torch
 
-    from models.generation import generate
-    from models.images import input_size, to_model_input
-    from models.prompts import build_prompt
+    from confidence_trap.models.generation import generate
+    from confidence_trap.models.images import input_size, to_model_input
+    from confidence_trap.models.prompts import build_prompt
     from probes.entropy import mean_token_entropy
 
     size = input_size(processor)
@@ -197,7 +197,7 @@ def bundled_answers(tiny_llava):
     pipeline's path: (entries, right [bool], mean token entropies)."""
     from PIL import Image
 
-    from experiments.imagesets import is_correct
+    from confidence_trap.tasks.imagesets import is_correct
 
     model, processor = tiny_llava
     folder = os.path.join(REPO, "data", "scenes")

@@ -13,9 +13,9 @@ import zlib
 import numpy as np
 import pytest
 
-from analysis import verdicts as V
-from analysis.report import EXACT_ZERO, NO_NOISE, render_report
-from analysis.summary import summarize
+from confidence_trap.analysis import verdicts as V
+from confidence_trap.analysis.report import EXACT_ZERO, NO_NOISE, render_report
+from confidence_trap.analysis.summary import summarize
 
 
 def rec(image, h, attack="none", eps=0.0, trial=0, question="q?", answer="a", **extra):
@@ -134,7 +134,7 @@ def test_the_rule_at_its_edges():
 
 
 def test_the_default_delta_is_the_configs():
-    from experiments.config import Config
+    from confidence_trap.runner.config import Config
 
     assert Config().min_effect == V.MIN_EFFECT
     s = summarize(shifted(n_images=4, trials=1))
@@ -143,7 +143,7 @@ def test_the_default_delta_is_the_configs():
 
 
 def test_analyze_reads_delta_from_run_json(tmp_path):
-    from experiments.analyze import analyze_run
+    from confidence_trap.runner.analyze import analyze_run
 
     with open(tmp_path / "records.jsonl", "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in shifted(shift=-0.05, sd=0.01))
@@ -243,7 +243,7 @@ def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
 
 def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
     """n_clusters, mean Δ, the cluster-bootstrap CIs, the noise floor and the verdict, from records
-    with plain numpy. The draws mirror analysis/clusters.py's documented order: clusters sorted by
+    with plain numpy. The draws mirror confidence_trap/analysis/clusters.py's documented order: clusters sorted by
     (image, question), generator default_rng([seed, crc32("cluster_mean|<tag>")]) with tag
     "<attack>|<ε key>" (the null control's: "noise|mean_entropy"), one row of
     integers(0, k, size=(n_boot, k)) per resample, statistic = drawn Δ sums / drawn pair counts.

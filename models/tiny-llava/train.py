@@ -1,13 +1,13 @@
 """python models/tiny-llava/train.py --out models/tiny-llava
 
-Train the embedded tiny LLaVA from scratch on procedurally drawn scenes (models/scenes.py) and
+Train the embedded tiny LLaVA from scratch on procedurally drawn scenes (confidence_trap/tasks/scenes.py) and
 write a Hugging Face folder: model + processor (`save_pretrained`), `training.json` (command,
 seed, steps, wall time, machine, loss curves, held-out accuracy per question type on both
 grammars, and on the ambiguous one the answers' mean token entropy, its share under 0.01 nats
 and its AUROC for a wrong answer) and the model card `README.md` rendered from it.
 
 The model is a real LlavaForConditionalGeneration (CLIP vision tower, projector, Llama decoder)
-built by models.checkpoint.build_llava. Images go through the processor that is saved with it
+built by confidence_trap.models.checkpoint.build_llava. Images go through the processor that is saved with it
 (pad to square with the CLIP mean, bicubic resize, CLIP normalisation) and questions through its
 chat template, so training sees exactly what the experiment pipeline gives the model.
 - Scenes: a share --exact-share of the exact grammar (four exact colours, large shapes), the
@@ -45,9 +45,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from models.checkpoint import TinyLlavaSpec, build_llava  # noqa: E402
-from models.prompts import LLAVA_V1_SYSTEM as SYSTEM  # noqa: E402
-from models.scenes import (ANSWER_PRIOR, COLORS, DIGIT_SHARE, MAX_SIDE, MIN_SIDE, NUMBERS,  # noqa: E402
+from confidence_trap.models.checkpoint import TinyLlavaSpec, build_llava  # noqa: E402
+from confidence_trap.models.prompts import LLAVA_V1_SYSTEM as SYSTEM  # noqa: E402
+from confidence_trap.tasks.scenes import (ANSWER_PRIOR, COLORS, DIGIT_SHARE, MAX_SIDE, MIN_SIDE, NUMBERS,  # noqa: E402
                            PALEST, QUESTION_TYPES, SHAPES, SMALLEST_SIDE, all_question_texts,
                            draw_scene, phrasings, questions, shape_mask)
 
@@ -139,7 +139,7 @@ class ScenePool:
         the prefix, so every answer token sees exactly the tokens and positions of its own
         single-question prompt (what generate() gives it), while the image and the prefix are
         computed once per scene. A count's answer is its digit with probability
-        models.scenes.DIGIT_SHARE, else its word (drawn from the pool's own phrasing stream).
+        confidence_trap.tasks.scenes.DIGIT_SHARE, else its word (drawn from the pool's own phrasing stream).
         Labels keep only the ' {answer}</s>' tokens; label_weights give a question
         type_weights[its type] in all, spread over its answer tokens, so the two-token answers
         are not drowned by the long descriptions.
@@ -522,7 +522,7 @@ def model_card(report: dict, vocab: int) -> str:
 
 A real `LlavaForConditionalGeneration` (CLIP vision tower, GELU projector, Llama decoder) and its
 `LlavaProcessor`, saved with `save_pretrained`, trained from scratch by this project on scenes
-drawn by `models/scenes.py`. It loads and runs through exactly the code path of
+drawn by `confidence_trap/tasks/scenes.py`. It loads and runs through exactly the code path of
 `llava-hf/llava-1.5-7b-hf` (AutoProcessor + LlavaForConditionalGeneration, greedy `generate`),
 offline, in seconds on a laptop. Every number here is read from `training.json`.
 
@@ -568,7 +568,7 @@ print(processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_token
 
 A model that is always right and always sure cannot host the study's question: its entropy sits
 at the floor, so it can only rise, and with no wrong answers entropy cannot be scored as a
-detector of them. So it is trained on two grammars of `models/scenes.py`:
+detector of them. So it is trained on two grammars of `confidence_trap/tasks/scenes.py`:
 
 - the **exact grammar** ({_pct(report['exact_share'])} of the training scenes): four exact
   colours, shapes {100 * g['min_side']:.0f}–{100 * g['max_side']:.0f}% of the image side: what

@@ -1,1 +1,0 @@
-"""The paper and the README's generated blocks: jinja2 templates and what lays out their tables."""
