@@ -16,7 +16,7 @@ from scipy import stats as st
 import probes
 from confidence_trap.analysis.figures import render_figures
 from confidence_trap.analysis.report import render_report
-from confidence_trap.analysis.stats import eps_key
+from confidence_trap.analysis.levels import eps_key
 from confidence_trap.analysis.summary import summarize, token_position_profile
 from confidence_trap.analysis.stats import auroc, bootstrap_auroc_ci
 

@@ -14,7 +14,8 @@ import sys
 import pytest
 
 import probes
-from confidence_trap.analysis.summary import level_label, sorted_levels, summarize
+from confidence_trap.analysis.levels import level_label, sorted_levels
+from confidence_trap.analysis.summary import summarize
 from confidence_trap.docs.build import main as docs_main
 from confidence_trap.docs.render import original
 from confidence_trap.analysis.tables import build, ci, dig, fixed, floor_cell, num, pct, pval, run_label, signed, value, word

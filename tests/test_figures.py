@@ -14,6 +14,7 @@ import pytest
 from matplotlib.text import Text
 
 import confidence_trap.analysis.figures as F
+import confidence_trap.analysis.plot as P
 from confidence_trap.analysis.figures_calibration import figure_reliability, figure_risk_coverage
 from confidence_trap.analysis.summary import summarize
 
@@ -58,10 +59,10 @@ def test_every_text_is_at_least_7pt_in_print_and_no_figure_has_a_title(make):
     for name, fig in figures(make()).items():
         fig.canvas.draw()
         width = fig.get_size_inches()[0]
-        assert width <= F.TEXT_WIDTH_IN, f"figure {name} is wider than the paper's text"
+        assert width <= P.TEXT_WIDTH_IN, f"figure {name} is wider than the paper's text"
         texts = [t for t in fig.findobj(Text) if t.get_text().strip() and t.get_visible()]
-        small = {t.get_text() for t in texts if t.get_fontsize() < F.MIN_PT}
-        assert not small, f"figure {name}: {sorted(small)[:5]} under {F.MIN_PT} pt"
+        small = {t.get_text() for t in texts if t.get_fontsize() < P.MIN_PT}
+        assert not small, f"figure {name}: {sorted(small)[:5]} under {P.MIN_PT} pt"
         words = " ".join(t.get_text() for t in texts)
         assert fig._suptitle is None and "Figure" not in words, name
         assert not re.search(r"\b[a-z]+_[a-z_]+\b", words), f"figure {name} shows a raw key: {words}"
@@ -70,9 +71,9 @@ def test_every_text_is_at_least_7pt_in_print_and_no_figure_has_a_title(make):
 def test_paper_prints_each_png_at_its_drawn_width(tmp_path):
     paths = F.render_figures(two_attacks(), str(tmp_path), {}, ORIGINAL)
     for p in paths:
-        assert F.printed_width(p) <= F.TEXT_WIDTH_IN
-    one = F.printed_width(paths[1])  # figure 2 of two attacks: two panels across
-    assert one == pytest.approx(2 * F.PANEL_W, abs=0.01)
+        assert P.printed_width(p) <= P.TEXT_WIDTH_IN
+    one = P.printed_width(paths[1])  # figure 2 of two attacks: two panels across
+    assert one == pytest.approx(2 * P.PANEL_W, abs=0.01)
 
 
 def test_one_epsilon_label_form_in_figures():

@@ -11,8 +11,9 @@ from scipy import stats as st
 
 from matplotlib.text import Text
 
-from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_PT, PANEL_W, TEXT_WIDTH_IN, _save
+from confidence_trap.analysis.figures import FIGURE_NAMES
 from confidence_trap.analysis.figures_prior import FIGURE_6, figure_prior
+from confidence_trap.analysis.plot import MIN_PT, PANEL_W, TEXT_WIDTH_IN, save
 from confidence_trap.analysis.prior import weighted_spearman
 from confidence_trap.analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
 from confidence_trap.analysis.report import render_report
@@ -231,7 +232,7 @@ def test_figure_6_renders_at_print_size(tmp_path):
     assert "one item: its mean Δ over the trials" in words and "ρ = " in words
     assert figure_prior(summarize(run(n=20), n_boot=N_BOOT)).get_figwidth() == pytest.approx(PANEL_W)
     assert FIGURE_6 in FIGURE_NAMES  # render_figures writes it with the others
-    data = open(_save(fig, str(tmp_path / FIGURE_6)), "rb").read()
+    data = open(save(fig, str(tmp_path / FIGURE_6)), "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 

@@ -12,137 +12,27 @@ by position, clean and each ε, above the number of answers still running at eac
 curve stops where fewer than MIN_POSITION_ANSWERS remain). Figures 4 and 5 are
 confidence_trap/analysis/figures_calibration.py's.
 
-Print size: each figure is drawn at the size it is printed (panels of PANEL_W inches, at most
-two across, so a figure is never wider than the paper's text, TEXT_WIDTH_IN), and the paper
-includes it at that width (printed_width()), so every text is printed at its size in STYLE, no
-smaller than 7 pt. No titles in the images: captions live in the paper and the README, and so
-does the run's provenance. Uses the Agg canvas directly (no pyplot state); the jitter is seeded
-and the PNG carries no version or date, so the same summary gives the same bytes.
+Print size, style and saving are confidence_trap/analysis/plot.py's, the one helper module every
+figure module draws with; the jitter is seeded, so the same summary gives the same bytes.
 """
 from __future__ import annotations
 
-import functools
 import os
-import struct
 
 import numpy as np
-from matplotlib import colormaps, rc_context
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from confidence_trap.analysis.figures_calibration import figure_reliability, figure_risk_coverage
+from confidence_trap.analysis.figures_prior import figure_prior
 from confidence_trap.analysis.findings import attack_title
-from confidence_trap.analysis.summary import level_label, sorted_levels
+from confidence_trap.analysis.levels import sorted_levels
+from confidence_trap.analysis.plot import (EPS_AXIS, attacks_of, axis_label, colour, empty, label_axes,
+                                           legend_below, level_legend, panels, save, stacked, styled)
 
 FIGURE_NAMES = ("figure_1_epsilon_delta.png", "figure_2_defense.png", "figure_3_token_entropy.png",
                 "figure_4_reliability.png", "figure_5_risk_coverage.png", "figure_6_prior.png")
 MIN_POSITION_ANSWERS = 20  # figure 3 stops a curve where fewer answers than this still run
-TEXT_WIDTH_IN = 8.5 - 2 * 2.3 / 2.54  # the paper's \linewidth: US letter, 2.3 cm margins (paper.tex.j2)
-PANEL_W, PANEL_H = 3.2, 2.3            # inches; two panels side by side fit TEXT_WIDTH_IN
-DPI = 200
-MIN_PT = 7                             # the smallest text printed
-STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
-         "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7, "lines.linewidth": 1.2,
-         "lines.markersize": 4, "axes.linewidth": 0.6, "legend.framealpha": 0.85}
-
-
-
-def styled(make):
-    """Draw a figure inside STYLE, so every text it makes is at least MIN_PT at print size."""
-    @functools.wraps(make)
-    def wrapper(*args, **kwargs):
-        with rc_context(STYLE):
-            return make(*args, **kwargs)
-    return wrapper
-
-
-def _figure(rows: int, cols: int, heights=None) -> Figure:
-    fig = Figure(figsize=(PANEL_W * cols, sum(heights or [PANEL_H] * rows)), layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, hspace=0.02, wspace=0.04)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _panels(n: int, title: str | None = None, run_info: dict | None = None):
-    """A figure of n panels, two across. `title` and `run_info` are not drawn: captions say them."""
-    cols = max(1, min(2, n))
-    rows = max(1, -(-n // cols))
-    fig = _figure(rows, cols)
-    return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(max(n, 1))]
-
-
-def _stacked(n: int, ratio=(2.6, 1.0, 1.3)):
-    """n tuples of axes, two across: a plot, the axes below it sharing its x (a count axis), and
-    last a place for their legend under them all; one axes per entry of `ratio`."""
-    cols = max(1, min(2, n))
-    rows = max(1, -(-n // cols))
-    fig = _figure(rows, cols, [PANEL_H * 1.5 * sum(ratio) / 4.9] * rows)
-    outer = fig.add_gridspec(rows, cols)
-    out = []
-    for i in range(max(n, 1)):
-        inner = outer[divmod(i, cols)].subgridspec(len(ratio), 1, height_ratios=ratio)
-        top = fig.add_subplot(inner[0])
-        out.append((top, *(fig.add_subplot(inner[j], sharex=top) for j in range(1, len(ratio) - 1)),
-                    fig.add_subplot(inner[len(ratio) - 1])))
-    return fig, out
-
-
-def printed_width(path: str) -> float:
-    """The width in inches at which the paper prints a PNG of ours: its pixels over DPI."""
-    with open(path, "rb") as f:
-        return struct.unpack(">I", f.read(24)[16:20])[0] / DPI
-
-
-def _save(fig: Figure, path: str) -> str:
-    """Write atomically: a temporary file in the same folder, then rename over the target."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with rc_context(STYLE):
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
-    os.replace(tmp, path)
-    return path
-
-
-def _attacks(summary: dict) -> list[str]:
-    return sorted(summary.get("by_attack", {}))
-
-
-def _xlabel(section: dict) -> str:
-    return "severity" if section["grouped_by"] == "severity" else "ε ([0,1] pixel units)"
-
-
-def _legend(key: str, section: dict) -> str:
-    if section["grouped_by"] == "severity":
-        return f"severity {key}"
-    return f"ε = {level_label(key, 'epsilon')}"
-
-
-def label_axes(ax, title: str, xlabel: str, ylabel: str, loc: str | None = "best"):
-    """A panel's title, axis labels and legend (loc None: none, legend_below draws it), in the
-    figures' one style (STYLE's sizes)."""
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if loc is not None:
-        ax.legend(loc=loc)
-
-
-def legend_below(place, source, ncol: int | None = None, **kw) -> None:
-    """The legend of `source`'s lines in the axes `place` (kept for it, under the plot); two
-    columns where the labels are short enough to fit."""
-    place.set_axis_off()
-    handles, labels = source.get_legend_handles_labels()
-    ncol = ncol or (2 if max(map(len, labels), default=0) <= 22 else 1)
-    place.legend(handles, labels, loc="upper center", ncol=ncol, frameon=False, columnspacing=1.0,
-                 handlelength=1.5, borderaxespad=0, **kw)
-
-
-def _empty(ax, text="no perturbed records"):
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
-    ax.set_axis_off()
-
-
-def _colour(i: int, n: int):
-    return colormaps["viridis"](0.85 * i / max(n - 1, 1))
 
 
 def _original(ax, original: dict) -> None:
@@ -153,13 +43,13 @@ def _original(ax, original: dict) -> None:
     ax.axhline(0.0, color="grey", lw=0.6, ls="--")
     ax.set_xticks([r["epsilon"] for r in rows], [f"{r['epsilon']:.4g}" for r in rows])
     label_axes(ax, f"the study: {original['model']}, {original['dtype']} (not ours)",
-               "ε ([0,1] pixel units)", "reported Δ (nats)", loc="lower left")
+               EPS_AXIS, "reported Δ (nats)", loc="lower left")
 
 
 @styled
 def figure_epsilon_delta(summary: dict, run_info: dict, original: dict | None = None) -> Figure:
-    attacks = _attacks(summary)
-    fig, axes = _panels(len(attacks) + (original is not None))
+    attacks = attacks_of(summary)
+    fig, axes = panels(len(attacks) + (original is not None))
     rng = np.random.default_rng(0)  # fixed: the jitter is decoration, not data
     for ax, attack in zip(axes, attacks):
         sec = summary["by_attack"][attack]
@@ -180,18 +70,18 @@ def figure_epsilon_delta(summary: dict, run_info: dict, original: dict | None = 
         ax.set_xticks(xs, [f"{x:.4g}" for x in xs])
         if len(xs) == 1:  # else autoscale stretches the jitter cloud over the whole panel
             ax.set_xlim(xs[0] - gap, xs[0] + gap)
-        label_axes(ax, f"this run: {attack_title(attack)}", _xlabel(sec), "Δ mean token entropy (nats)")
+        label_axes(ax, f"this run: {attack_title(attack)}", axis_label(sec), "Δ mean token entropy (nats)")
     if original is not None:
         _original(axes[len(attacks)], original)
     elif not attacks:
-        _empty(axes[0])
+        empty(axes[0])
     return fig
 
 
 @styled
 def figure_defense(summary: dict, run_info: dict) -> Figure:
-    attacks = _attacks(summary)
-    fig, out = _stacked(len(attacks), ratio=(2.6, 1.2))  # the legend under the plot: the curves fill it
+    attacks = attacks_of(summary)
+    fig, out = stacked(len(attacks), ratio=(2.6, 1.2))  # the legend under the plot: the curves fill it
     for (ax, place), attack in zip(out, attacks):
         sec = summary["by_attack"][attack]
         keys = sorted_levels(sec["by_epsilon"])
@@ -203,13 +93,13 @@ def figure_defense(summary: dict, run_info: dict) -> Figure:
         for i, k in enumerate(keys):
             pert = [sec["by_epsilon"][k]["pass_rate"][p]["perturbed"] for p in pks]
             ax.plot(pcts, [np.nan if v is None else v for v in pert], marker="o",
-                    color=_colour(i, len(keys)), label=_legend(k, sec))
+                    color=colour(i, len(keys)), label=level_legend(k, sec))
         ax.set_ylim(-0.02, 1.02)
         label_axes(ax, attack_title(attack), "τ = percentile of the clean entropies",
                    "share of inputs passing (H ≤ τ)", loc=None)
         legend_below(place, ax)
     if not attacks:
-        _empty(out[0][0])
+        empty(out[0][0])
         out[0][1].set_axis_off()
     return fig
 
@@ -232,15 +122,15 @@ def _profile_lines(top, bottom, profile: dict, **style) -> None:
 @styled
 def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
     prof = summary.get("token_profile") or {"clean": {}, "by_attack": {}}
-    attacks = _attacks(summary)
-    fig, triples = _stacked(len(attacks))
+    attacks = attacks_of(summary)
+    fig, triples = stacked(len(attacks))
     for (top, bottom, place), attack in zip(triples, attacks):
         sec = summary["by_attack"][attack]
         levels = prof.get("by_attack", {}).get(attack, {})
         keys = [k for k in sorted_levels(sec["by_epsilon"]) if k in levels]
         _profile_lines(top, bottom, prof.get("clean", {}), color="black", lw=2, label="clean")
         for i, k in enumerate(keys):
-            _profile_lines(top, bottom, levels[k], color=_colour(i, len(keys)), label=_legend(k, sec))
+            _profile_lines(top, bottom, levels[k], color=colour(i, len(keys)), label=level_legend(k, sec))
         _position_axes(top, bottom, place, attack_title(attack))
     if not attacks:
         top, bottom, place = triples[0]
@@ -249,7 +139,7 @@ def figure_token_entropy(summary: dict, run_info: dict) -> Figure:
             _position_axes(top, bottom, place, "clean")
         else:
             for ax in (top, bottom, place):
-                _empty(ax, "no records" if ax is top else "")
+                empty(ax, "no records" if ax is top else "")
     return fig
 
 
@@ -270,9 +160,6 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
     original: paper/original_study.json's dict (the caller reads it), drawn in figure 1.
     Figures 4 and 5 (calibration, selective prediction) are confidence_trap/analysis/figures_calibration.py's,
     figure 6 (the language prior) confidence_trap/analysis/figures_prior.py's."""
-    from confidence_trap.analysis.figures_calibration import figure_reliability, figure_risk_coverage
-    from confidence_trap.analysis.figures_prior import figure_prior
-
     os.makedirs(out_dir, exist_ok=True)
     ri = run_info or {}
     figs = {"figure_1_epsilon_delta.png": figure_epsilon_delta(summary, ri, original),
@@ -281,4 +168,4 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
             "figure_4_reliability.png": figure_reliability(summary, ri),
             "figure_5_risk_coverage.png": figure_risk_coverage(summary, ri),
             "figure_6_prior.png": figure_prior(summary, ri)}
-    return [_save(figs[name], os.path.join(out_dir, name)) for name in FIGURE_NAMES]
+    return [save(figs[name], os.path.join(out_dir, name)) for name in FIGURE_NAMES]

@@ -18,7 +18,7 @@ summary["by_attack"][attack]["by_epsilon"][key] with "level", "calibration",
 "calibration_max_prob", "selective"[probe]; summary["by_attack"][attack]["grouped_by"].
 A missing block (no references) gives a panel that says so, not an error.
 
-Same canvas and print-size rules as confidence_trap.analysis.figures.
+Drawn with confidence_trap/analysis/plot.py's canvas and print-size rules.
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ import os
 from matplotlib import colormaps
 
 import probes as registry
-from confidence_trap.analysis.figures import (PANEL_H, _colour, _empty, _figure, _legend, _save, _stacked, attack_title,
-                              legend_below, styled)
-from confidence_trap.analysis.summary import sorted_levels
+from confidence_trap.analysis.findings import attack_title
+from confidence_trap.analysis.levels import sorted_levels
+from confidence_trap.analysis.plot import (EPS_AXIS, PANEL_H, attacks_of, colour, empty, figure, legend_below,
+                                           level_legend, save, stacked, styled)
 
 CALIBRATION_FIGURE_NAMES = ("figure_4_reliability.png", "figure_5_risk_coverage.png")
 NO_CALIBRATION = "no references: no calibration"
@@ -40,10 +41,6 @@ _MARKERS = "osD^vP*Xh"
 
 def _fmt(x, spec=".3f") -> str:
     return "n/a" if x is None else format(x, spec)
-
-
-def _attacks(summary: dict) -> list[str]:
-    return sorted(summary.get("by_attack") or {})
 
 
 def _reliability_line(top, bottom, block: dict, label: str, **style) -> bool:
@@ -75,8 +72,8 @@ def _reliability_axes(top, bottom, place, title: str, confidence: str):
 @styled
 def figure_reliability(summary: dict, run_info: dict, block: str = "calibration"):
     """Figure 4; `block` = "calibration_max_prob" draws the mean-max-prob confidence instead."""
-    attacks = _attacks(summary)
-    fig, triples = _stacked(len(attacks))
+    attacks = attacks_of(summary)
+    fig, triples = stacked(len(attacks))
     clean = (summary.get("clean") or {}).get(block)
     for (top, bottom, place), attack in zip(triples, attacks):
         sec = summary["by_attack"][attack]
@@ -85,12 +82,12 @@ def figure_reliability(summary: dict, run_info: dict, block: str = "calibration"
         names = [clean.get("confidence")] if clean else []
         for i, k in enumerate(keys):
             b = sec["by_epsilon"][k].get(block)
-            if _reliability_line(top, bottom, b, _legend(k, sec), color=_colour(i, len(keys))):
+            if _reliability_line(top, bottom, b, level_legend(k, sec), color=colour(i, len(keys))):
                 drawn = True
                 names.append(b.get("confidence"))
         if not drawn:
             for ax in (top, bottom, place):
-                _empty(ax, NO_CALIBRATION if ax is top else "")
+                empty(ax, NO_CALIBRATION if ax is top else "")
             continue
         _reliability_axes(top, bottom, place, attack_title(attack), next((n for n in names if n), block))
     if not attacks:
@@ -99,7 +96,7 @@ def figure_reliability(summary: dict, run_info: dict, block: str = "calibration"
             _reliability_axes(top, bottom, place, "clean", clean.get("confidence") or block)
         else:
             for ax in (top, bottom, place):
-                _empty(ax, NO_CALIBRATION if ax is top else "")
+                empty(ax, NO_CALIBRATION if ax is top else "")
     return fig
 
 
@@ -130,7 +127,7 @@ def _risk_panel(ax, place, series: list, title: str) -> None:
                             lw=2 if label == "clean" else 1.2)
     if not drawn:
         for a in (ax, place):
-            _empty(a, NO_SELECTIVE if a is ax else "")
+            empty(a, NO_SELECTIVE if a is ax else "")
         return
     ax.set_xlim(0, 1.02)
     ax.set_ylim(-0.02, 1.02)  # risk is a mean loss in [0, 1]: panels share one scale
@@ -153,7 +150,7 @@ def _prr_panel(ax, place, series: list, probes: list, xlabel: str) -> None:
                 marker=_MARKERS[j % len(_MARKERS)], label=registry.label(p))
     if not drawn:
         for a in (ax, place):
-            _empty(a, NO_SELECTIVE if a is ax else "")
+            empty(a, NO_SELECTIVE if a is ax else "")
         return
     ax.axhline(0.0, color="grey", lw=0.6, ls="--")
     ax.set_xticks(range(len(series)), [lab for lab, _ in series])
@@ -166,11 +163,11 @@ def _prr_panel(ax, place, series: list, probes: list, xlabel: str) -> None:
 @styled
 def figure_risk_coverage(summary: dict, run_info: dict):
     """Figure 5: per attack, the headline probe's risk-coverage curves and every probe's PRR."""
-    attacks = _attacks(summary)
+    attacks = attacks_of(summary)
     probes = _probes(summary)
     clean = (summary.get("clean") or {}).get("selective") or {}
     rows, cols = max(len(attacks), 1), 2 if attacks else 1
-    fig = _figure(rows, cols, [PANEL_H * 1.45] * rows)
+    fig = figure(rows, cols, [PANEL_H * 1.45] * rows)
     grid = fig.add_gridspec(2 * rows, cols, height_ratios=[2.3, 1.0] * rows)
     cells = [(fig.add_subplot(grid[2 * r, c]), fig.add_subplot(grid[2 * r + 1, c]))
              for r in range(rows) for c in range(cols)]
@@ -181,11 +178,11 @@ def figure_risk_coverage(summary: dict, run_info: dict):
         keys = sorted_levels(sec["by_epsilon"])
         sels = [sec["by_epsilon"][k].get("selective") or {} for k in keys]
         _risk_panel(*cells[2 * i], [("clean", clean, "black")] + [
-            (_legend(k, sec), s, _colour(j, len(keys))) for j, (k, s) in enumerate(zip(keys, sels))],
+            (level_legend(k, sec), s, colour(j, len(keys))) for j, (k, s) in enumerate(zip(keys, sels))],
             attack_title(attack))
         _prr_panel(*cells[2 * i + 1], [("clean", clean)] + [
             (f"{sec['by_epsilon'][k]['level']:.4g}", s) for k, s in zip(keys, sels)], probes,
-            "severity" if sec["grouped_by"] == "severity" else "ε ([0,1] pixel units)")
+            "severity" if sec["grouped_by"] == "severity" else EPS_AXIS)
     return fig
 
 
@@ -194,5 +191,5 @@ def render_calibration_figures(summary: dict, out_dir: str,
     """Write figures 4 and 5 into out_dir (created if missing); returns their paths."""
     os.makedirs(out_dir, exist_ok=True)
     makers = (figure_reliability, figure_risk_coverage)
-    return [_save(make(summary, run_info or {}), os.path.join(out_dir, name))
+    return [save(make(summary, run_info or {}), os.path.join(out_dir, name))
             for make, name in zip(makers, CALIBRATION_FIGURE_NAMES)]

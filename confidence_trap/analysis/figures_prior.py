@@ -8,17 +8,17 @@ its trials) against H_prior - H_clean, with a binned mean (equal-count bins of i
 them; the panel title gives the items' count, Spearman's ρ with its cluster-bootstrap CI, and
 the ρ that H_prior shuffled across items gives (the part forced by the shared -H_clean term).
 Reads summary["prior"]["by_attack"][attack]["by_epsilon"][key]["clusters"] {x, delta}
-(confidence_trap/analysis/prior.py). Drawn as confidence_trap.analysis.figures draws for print: panels of PANEL_W inches, two
+(confidence_trap/analysis/prior.py). Drawn with confidence_trap/analysis/plot.py for print: panels of PANEL_W inches, two
 across, STYLE's sizes (no text under 7 pt), no title in the image, the legend in words below.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from confidence_trap.analysis.figures import PANEL_H, _empty, _figure, legend_below, styled
 from confidence_trap.analysis.findings import attack_title
+from confidence_trap.analysis.levels import level_label
+from confidence_trap.analysis.plot import PANEL_H, empty, figure, legend_below, styled
 from confidence_trap.analysis.prior_text import strongest
-from confidence_trap.analysis.summary import level_label
 
 FIGURE_6 = "figure_6_prior.png"
 MAX_BINS, PER_BIN = 8, 5   # at most 8 bins, at least 5 items in each
@@ -54,7 +54,7 @@ def _layout(n: int):
     """(figure, n panel axes, the legend's axes) for n panels, two across."""
     cols = max(1, min(2, n))
     rows = max(1, -(-n // cols))
-    fig = _figure(rows + 1, cols, [PANEL_H] * rows + [LEGEND_H])
+    fig = figure(rows + 1, cols, [PANEL_H] * rows + [LEGEND_H])
     grid = fig.add_gridspec(rows + 1, cols, height_ratios=[PANEL_H] * rows + [LEGEND_H])
     axes = [fig.add_subplot(grid[divmod(i, cols)]) for i in range(n)]
     return fig, axes, fig.add_subplot(grid[rows, :])
@@ -68,7 +68,7 @@ def figure_prior(summary: dict, run_info: dict | None = None):
     fig, axes, place = _layout(max(1, len(attacks)))
     place.set_axis_off()
     if prior is None or not attacks:
-        _empty(axes[0], "no prior pass in this run (--no-prior)" if prior is None else "no perturbed records")
+        empty(axes[0], "no prior pass in this run (--no-prior)" if prior is None else "no perturbed records")
         return fig
     source = None
     for ax, attack in zip(axes, attacks):
@@ -76,7 +76,7 @@ def figure_prior(summary: dict, run_info: dict | None = None):
         key, e = strongest(section)
         x, d = e["clusters"]["x"], e["clusters"]["delta"]
         if not x:
-            _empty(ax, f"{attack_title(attack)}: no item has a prior answer")
+            empty(ax, f"{attack_title(attack)}: no item has a prior answer")
             continue
         ax.axhline(0.0, color="grey", lw=0.6, ls="--")
         ax.axvline(0.0, color="grey", lw=0.6, ls="--")

@@ -15,6 +15,7 @@ account stays short (calibration lives in the tables).
 """
 from __future__ import annotations
 
+from confidence_trap.analysis.levels import STUDY_ATTACK, eps_key, kind_name, level_phrase
 from confidence_trap.analysis.tables import ci, fixed, level_name, levels, num, pct, signed
 
 ATTACK_TITLES = {"proxy": "the study's proxy (random sign steps)", "pgd:entropy_min": "PGD lowering entropy",
@@ -22,14 +23,19 @@ ATTACK_TITLES = {"proxy": "the study's proxy (random sign steps)", "pgd:entropy_
 VERBS = {"rises": "raises", "falls": "lowers", "equivalent": "leaves within δ of where it was",
          "inconclusive": "leaves without a change the run can call"}
 FINDINGS: list = []             # the sentence functions, in reading order
-STUDY_ATTACK = "proxy"          # the study's perturbation: the headline when present
+# A family of attacks registered as "family:member" is titled "member (its title)".
+FAMILY_TITLES = {"corruption": "ImageNet-C"}
 
 
 def attack_title(name: str) -> str:
-    """An attack's name in words: "corruption:gaussian_noise" -> "gaussian noise (ImageNet-C)"."""
-    if name.startswith("corruption:"):
-        return f"{name.split(':', 1)[1].replace('_', ' ')} (ImageNet-C)"
-    return ATTACK_TITLES.get(name, name.replace("_", " "))
+    """An attack's name in words: "corruption:gaussian_noise" -> "gaussian noise (ImageNet-C)". A
+    title only: what the attack's levels are is the records' level_kind, never its name."""
+    if name in ATTACK_TITLES:
+        return ATTACK_TITLES[name]
+    family, _, member = name.partition(":")
+    if member:
+        return f"{member.replace('_', ' ')} ({FAMILY_TITLES.get(family, family.replace('_', ' '))})"
+    return name.replace("_", " ")
 
 
 def finding(fn):
@@ -54,6 +60,13 @@ def _strongest(summary: dict, attack: str):
     return levels(summary["by_attack"][attack])[-1]
 
 
+def at(section: dict, e: dict) -> str:
+    """" at ε = 0.5 (≈128/255)", " at severity 3", or "" for an attack without levels."""
+    kind = section["grouped_by"]
+    phrase = level_phrase(str(int(e["level"])) if kind == "severity" else eps_key(e["level"]), kind)
+    return f" at {phrase}" if phrase else ""
+
+
 def _model(info: dict) -> str:
     ident = [x for x in (info.get("model_id"), info.get("dtype")) if x and x != info.get("model")]
     return f"the model {info.get('model') or 'of this run'}" + (f" ({', '.join(ident)})" if ident else "")
@@ -67,9 +80,10 @@ def effect(s, info, controls):
     lab, e = _strongest(s, a)
     every = {x["verdict"] for _, x in levels(sec)}
     how = VERBS[e["verdict"]]
-    where = f"at every {level_name(sec)}; at the strongest" if len(every) == 1 and len(levels(sec)) > 1 else "at"
-    return (f"On {_model(info)}, {attack_title(a)} {how} the mean token entropy of the answers {where}, "
-            f"{lab}, the mean Δ is {signed(e['mean_delta'])} nats (95% CI {ci(e['ci95'])} over "
+    where = (f" at every {level_name(sec)}; at the strongest,{at(sec, e)}" if len(every) == 1 and len(levels(sec)) > 1
+             else f";{at(sec, e)}")
+    return (f"On {_model(info)}, {attack_title(a)} {how} the mean token entropy of the answers{where}, "
+            f"the mean Δ is {signed(e['mean_delta'])} nats (95% CI {ci(e['ci95'])} over "
             f"{e['n_clusters']} items, {e['n']} pairs; verdict {e['verdict']} at δ = "
             f"{s['meta']['min_effect']:g} nats). {noise_clause(s)}")
 
@@ -131,7 +145,7 @@ def prior(s, info, controls):
     if e["agreement_difference"] is None or not to["n_pairs"] or not other["n_pairs"]:
         return None
     return (f"Against the blank image's answer (the item's language prior), {pct(e['agreement_clean'])} of "
-            f"clean and {pct(e['agreement_perturbed'])} of perturbed answers at {lab} are the prior's "
+            f"clean and {pct(e['agreement_perturbed'])} of perturbed answers{at(p, e)} are the prior's "
             f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI "
             f"{ci([x * 100 for x in e['agreement_difference_ci95']], lambda x: fixed(x, 1, sign=True))}); where the answer becomes "
             f"the prior's the mean Δ is {signed(to['mean_delta'])} nats, elsewhere {signed(other['mean_delta'])}.")
@@ -145,7 +159,9 @@ def safety(s, info, controls):
     inverted = [(l, p) for l, x in levels(s["by_attack"][a]) for p, v in x["inverted_safety"].items() if v]
     pk = "p90" if "p90" in e["pass_rate"] else next(iter(e["pass_rate"]))
     rate = e["pass_rate"][pk]
-    status = (f"is inverted at {len(inverted)} of its settings of ε and τ (first at {inverted[0][0]}, τ = "
-              f"{inverted[0][1]})" if inverted else "is inverted at no ε and τ")
+    kind = kind_name(s["by_attack"][a]["grouped_by"])
+    status = (f"is inverted at {len(inverted)} of its settings of {kind} and τ (first at {kind} {inverted[0][0]}, "
+              f"τ = {inverted[0][1]})" if inverted else f"is inverted at no {kind} and τ")
     return (f"The entropy filter's safety {status}: with τ at {pk} of the clean entropies it passes "
-            f"{pct(rate['clean'])} of clean and {pct(rate['perturbed'])} of perturbed inputs at {lab}.")
+            f"{pct(rate['clean'])} of clean and {pct(rate['perturbed'])} of perturbed inputs"
+            f"{at(s['by_attack'][a], e)}.")

@@ -47,7 +47,7 @@ from scipy import stats as _st
 from confidence_trap.analysis import clusters as C
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis.scoring import normalize
-from confidence_trap.analysis.summary import CLEAN, NOT_PERTURBED, _canonical, is_valid, level_of
+from confidence_trap.analysis.levels import CLEAN, NOT_PERTURBED, canonical, group_kind, is_valid, level_of
 
 _unit = C.unit
 
@@ -243,14 +243,14 @@ def _by_attack(valid: list[dict], items: dict, seed: int, n_boot: int, tag: str 
         by_eps = {key: level_entry(items, recs, levels[(attack, key)], seed, n_boot,
                                    f"{tag}{attack}|{key}")
                   for key, recs in groups[attack].items()}
-        severity = any(r.get("severity") is not None for v in groups[attack].values() for r in v)
-        out[attack] = {"grouped_by": "severity" if severity else "epsilon", "by_epsilon": by_eps}
+        kind = group_kind([r for v in groups[attack].values() for r in v])
+        out[attack] = {"grouped_by": kind, "by_epsilon": by_eps}
     return out
 
 
 def prior_block(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT) -> dict | None:
     """summary["prior"] (see the module docstring); None without a prior pass."""
-    valid = [r for r in _canonical(records) if is_valid(r)]
+    valid = [r for r in canonical(records) if is_valid(r)]
     items = _items(valid)
     if not items:
         return None

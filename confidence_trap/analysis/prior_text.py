@@ -13,11 +13,9 @@ default run shows? Nothing here computes a statistic; it reads them and says wha
 """
 from __future__ import annotations
 
-from confidence_trap.analysis.stats import eps_key
-from confidence_trap.analysis.summary import level_label, sorted_levels
+from confidence_trap.analysis.levels import STUDY_ATTACK, level_label, level_phrase, sorted_levels
 
 LLAVA_COMMAND = "python experiments/entropy_analysis.py --config configs/study.yaml"
-STUDY_ATTACK = "proxy"  # the default run's perturbation (confidence_trap.analysis.figures.STUDY_ATTACK)
 P_SHUFFLED = 0.05
 
 
@@ -197,7 +195,8 @@ def _run_entry(summary: dict, attack: str | None = None) -> dict | None:
         return None
     attack = attack or (STUDY_ATTACK if STUDY_ATTACK in by_attack else sorted(by_attack)[0])
     top = strongest(by_attack[attack])
-    return None if top is None else {"attack": attack, "key": top[0], "entry": top[1]}
+    return None if top is None else {"attack": attack, "key": top[0], "entry": top[1],
+                                     "where": level_phrase(top[0], by_attack[attack]["grouped_by"])}
 
 
 def controls_contrast(default: dict, control: dict, default_attack: str | None = None,
@@ -221,7 +220,7 @@ def controls_contrast(default: dict, control: dict, default_attack: str | None =
     def side(run):
         e = run["entry"]
         g, d = e["agreement_difference"], e["mean_delta"]
-        return {"attack": run["attack"], "level": e["level"], "agreement_difference": g,
+        return {"attack": run["attack"], "level": e["level"], "where": run["where"], "agreement_difference": g,
                 "agreement_difference_ci95": e["agreement_difference_ci95"], "mean_delta": d,
                 "ci95": e["ci95"], "gain_per_nat": None if g is None or not d else g / d,
                 "class_difference": e["class_difference"],
@@ -252,7 +251,7 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
         g = r["agreement_difference"]
         per = "" if r["gain_per_nat"] is None else \
             f", {r['gain_per_nat'] * 100:+.1f} points of agreement per nat of Δ"
-        out.append(f"In the {name}, {r['attack']} at {_level(r['attack'], r['level'])}, mean Δ is "
+        out.append(f"In the {name}, {r['attack']}{' at ' * bool(r['where'])}{r['where']}, mean Δ is "
                    f"{r['mean_delta']:+.3f} nats ({_ci(r['ci95'])}) and agreement with the prior "
                    f"changes by {g * 100:+.1f} percentage points "
                    f"({_ci(r['agreement_difference_ci95'], '+.1f', 100)}){per}.")
@@ -286,8 +285,3 @@ def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
                    f"the comparison within the control is the test that is not.")
     return out
 
-
-def _level(attack: str, level: float) -> str:
-    if attack.startswith("corruption:"):
-        return f"severity {level:g}"
-    return f"ε = {level_label(eps_key(level), 'epsilon')}"

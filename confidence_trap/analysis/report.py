@@ -16,6 +16,7 @@ from __future__ import annotations
 import textwrap
 
 from confidence_trap.analysis.findings import takeaways
+from confidence_trap.analysis.levels import level_label
 from confidence_trap.analysis.prior_text import prior_sentences
 from confidence_trap.analysis.tables import Table, build, levels, pct
 from confidence_trap.analysis.verdicts import MIN_EFFECT, MIN_EFFECT_WHY
@@ -57,11 +58,9 @@ def _header(summary: dict, run_info: dict) -> list[str]:
     lines = ["Entropy under perturbation: The Confidence Trap reproduction",
              f"model: {model}   dtype: {ri.get('dtype', 'n/a')}   device: {device}"]
     # No timestamps here: the same command and seed must give a byte-identical report.
-    cfg = dict(ri.get("config") or {}, git_commit=ri.get("git_commit"))
-    run = [f"{k}: {cfg[k]}" for k in ("attack", "epsilons", "trials", "seed", "max_new_tokens",
-                                      "git_commit") if cfg.get(k) is not None]
+    run = _run_line(summary, ri)
     if run:
-        lines.append("run: " + "   ".join(run))
+        lines.append("run: " + run)
     return lines + [
         EPS_LINE,
         "Δ = H_perturbed - H_clean (mean token entropy, nats), paired by image and question",
@@ -73,6 +72,23 @@ def _header(summary: dict, run_info: dict) -> list[str]:
                        f"{meta['bootstrap_resamples']} resamples, seed {meta['seed']}; Wilcoxon "
                        "signed-rank, two-sided, on item means", 100),
     ]
+
+
+def _run_line(summary: dict, run_info: dict) -> str:
+    """The run's settings as the report writes them elsewhere: levels labelled (8/255, 0.2
+    (51/255)), and the ε grid only where an attack is graded by ε, the severities only where one
+    is graded by severity."""
+    cfg = dict(run_info.get("config") or {}, git_commit=run_info.get("git_commit"))
+    kinds = {sec["grouped_by"] for sec in (summary.get("by_attack") or {}).values()} or {"epsilon"}
+    shown = {"epsilons": "epsilon" in kinds, "severities": "severity" in kinds}
+
+    def cell(key, v):
+        if key == "epsilons":
+            return ", ".join(level_label(repr(float(x)), "epsilon") for x in v)
+        return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+    return "   ".join(f"{k}: {cell(k, cfg[k])}" for k in ("attack", "epsilons", "severities", "trials", "seed",
+                                                           "max_new_tokens", "git_commit")
+                       if cfg.get(k) is not None and shown.get(k, True))
 
 
 def validity_warning(summary: dict) -> list[str]:

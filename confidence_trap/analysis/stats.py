@@ -26,15 +26,6 @@ N_BOOT = 1000
 BOOT_VALUES = 500_000
 
 
-def eps_key(x) -> str:
-    """The summary key of an ε: repr of the float, so 0.3 -> "0.3", 8/255 -> "0.03137254901960784".
-
-    repr is the shortest string that reads back as the same float, so keys round-trip exactly
-    (float(eps_key(x)) == float(x)) and match what json.dumps wrote into records.jsonl.
-    """
-    return repr(float(x))
-
-
 def finite(values) -> np.ndarray:
     """float64 array of the finite entries; None, nan and inf dropped."""
     out = [float(v) for v in values if v is not None and math.isfinite(float(v))]

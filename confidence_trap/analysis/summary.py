@@ -5,66 +5,8 @@
     s = summarize(read_records("results/records.jsonl"), seed=0)
     s["by_attack"]["proxy"]["by_epsilon"]["0.3"]["mean_delta"]
 
-Pairing: Δ(image, question, attack, ε, trial) = H_adv - H_clean, where H_clean is the clean
-record (attack "none") with the same image and question (the mean, should a unit have several).
-"Clean" statistics (pass rates, detection and correctness AUROCs, clean accuracy) use every valid
-clean record, so τ and the clean line are the same for every attack and ε. The null control
-(attack "repeat") and the prior pass ("blank") are not perturbations: they never enter by_attack,
-pass rates or clean statistics; the repeats feed only "noise".
-
-Independent units: a cluster is one (image, question) item, a dataset row; its trials share the
-item and the clean answer they are paired with. Every bootstrap CI resamples clusters
-(confidence_trap/analysis/clusters.py: the mean-Δ CIs, and those of AUROC, ECE and PRR), and the signed-rank test
-runs on cluster means. Verdicts: confidence_trap/analysis/verdicts.py (the rule, δ and why its default).
-
-Excluded everywhere: records with n_nonfinite > 0 or no finite mean_entropy; they are counted and
-listed in summary["nonfinite"]. Perturbed records without a valid clean partner enter the
-per-ε set-level numbers (detection, pass rates, accuracy) but not Δ; "n_unpaired" counts them.
-
-Layout: summary["by_attack"][attack]["by_epsilon"][key] always; a top-level "by_epsilon" (the
-same dict) only when exactly one perturbing attack is present, so single-attack consumers need
-not know its name. Keys are eps_key(ε) (repr of the float: "0.3", "0.03137254901960784"); for
-attacks named "corruption:*" the key is str(severity) and "grouped_by" says "severity".
-
-Each by_epsilon entry: level (ε or severity as a float), n (pairs), n_clusters (items),
-n_perturbed, n_unpaired, mean/median/std_delta, ci95 and ci90 (cluster bootstrap of the mean Δ),
-ci95_pairs (the pair-level bootstrap, for comparison only: too narrow, it counts trials as
-independent), wilcoxon_p (on cluster means), noise_floor (the section's, None without a null
-control), verdict (falls, rises, equivalent or inconclusive), answer_entropy {n, n_clusters,
-mean_delta, ci95, ci90, wilcoxon_p, noise_floor, verdict} (the same for the entropy without the
-end-of-sequence step, where records carry it), frac_negative, spread_images, spread_trials,
-deltas (every Δ, for figure 1), auroc_detect, auroc_detect_ci95, pass_rate, inverted_safety,
-floor {share_clean_below_0.01, delta_bound (= -mean H_clean of the pairs, the lowest mean Δ
-possible), mean_log_ratio (mean of log((H_adv + 1e-3)/(H_clean + 1e-3))), majority_at_floor};
-with references also accuracy_clean/_perturbed, n_with_references, confidently_wrong
-(perturbed), confidently_wrong_clean, auroc_wrong_clean/_perturbed, and (confidence_trap/analysis/quality.py)
-calibration {confidence: "sequence_prob", n, accuracy, mean_confidence, ece, ece_ci95, brier,
-overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_prob (the same,
-confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
-auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
-{accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn} and valid_rate (the share of
-answers a closed-answer metric can read: confidence_trap.analysis.scoring.closed_validity; in the clean block
-too); with extra probes, probes.
-Undefined numbers are None: std with fewer than 2 values, CIs with fewer than 2 clusters (AUROC:
-values per class), means with none, Wilcoxon with fewer than 2 clusters or all cluster means 0,
-AUROCs with an empty class, PRR with all answers right or all wrong. A `correct` is a score in
-[0, 1]; below meta.wrong_below it counts as wrong where right/wrong is needed.
-Also: clean {n, mean_entropy, std_entropy, share_below_0.01, mean_answer_entropy (where records
-carry it), and with references accuracy, auroc_wrong, calibration, calibration_max_prob,
-selective, pope}, noise (confidence_trap/analysis/noise.py: {n, n_clusters, mean_delta, ci95, floor,
-max_abs_delta, exact_zero, answers_changed, answer_entropy}; None without repeat records),
-by_category {category: {clean, by_attack, noise}} (every number above again, per category, for a
-run with a category column: a dataset's, or the photos' question kind), nonfinite {count,
-records}, token_profile (token_position_profile), prior (confidence_trap/analysis/prior.py: the language-prior
-tests against the blank-image pass; None without one), meta {n_records, n_valid, n_unpaired, attacks,
-bootstrap_resamples, seed, cluster, min_effect (δ, nats), verdict_rule, noise_floor, alpha,
-pass_percentiles, probes, probe_sign, wrong_below, floor_nats}.
-
-Probes: any probe of the registry (probes/__init__.py) beyond mean_entropy present in the
-records gets "probes"[key] = {"n", "n_clusters", "mean_delta", "ci95", "auroc_detect", "sign"}. mean_delta is in the
-probe's own units and sign; for the detection AUROC the probe is multiplied by its registry sign
-so that larger = more uncertain = more suspicious (max-prob probes: higher = more confident, so
-their sign is -1).
+The layout of the dict, field by field, with the pairing, the unit every CI resamples and what
+is left out, is docs/SUMMARY_LAYOUT.md.
 """
 from __future__ import annotations
 
@@ -79,55 +21,10 @@ from confidence_trap.analysis.scoring import closed_validity
 from confidence_trap.analysis import quality as Q
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis import verdicts as V
+from confidence_trap.analysis.levels import (CLEAN, NOT_PERTURBED, NULL, canonical, group_kind, is_valid,
+                                             level_of)
 from confidence_trap.analysis.noise import noise_block
-
-CLEAN = "none"
-# The passes every run adds (attacks.PASSES): the prior's blank image and the null control's
-# repeat. They are not perturbations and never enter the per-level statistics.
-PASSES = ("blank", "repeat")
-NULL = "repeat"   # the null control's pass: it feeds summary["noise"] alone (confidence_trap/analysis/noise.py)
-NOT_PERTURBED = (CLEAN, *PASSES)  # never in by_attack, pass rates or the clean statistics
-
-
-def is_valid(rec: dict) -> bool:
-    """Finite everywhere: no non-finite logits and a finite mean entropy."""
-    h = rec.get("mean_entropy")
-    return int(rec.get("n_nonfinite") or 0) == 0 and h is not None and math.isfinite(float(h))
-
-
-def is_corruption(attack: str) -> bool:
-    return str(attack).startswith("corruption:")
-
-
-def level_of(rec: dict) -> tuple[str, float]:
-    """(summary key, numeric level) of a perturbed record: ε, or severity for a corruption."""
-    if is_corruption(rec["attack"]) and rec.get("severity") is not None:
-        return str(int(rec["severity"])), float(rec["severity"])
-    return S.eps_key(rec["epsilon"]), float(rec["epsilon"])
-
-
-def sorted_levels(by_epsilon: dict) -> list[str]:
-    """The keys of a by_epsilon dict in numeric order (json sort_keys orders them as text)."""
-    return sorted(by_epsilon, key=lambda k: (by_epsilon[k].get("level", float(k)), k))
-
-
-def level_label(key: str, grouped_by: str) -> str:
-    """ε's one label form, the decimal then the nearest /255: "0.3 (≈77/255)", "0.2 (51/255)",
-    "0.03137 (8/255)"; a severity stays as it is."""
-    if grouped_by == "severity":
-        return key
-    x = float(key)
-    k = int(x * 255 + 0.5)  # half up: 0.3 * 255 = 76.5 reads as 77/255
-    return f"{x:.4g} ({'' if abs(x * 255 - k) < 1e-6 else '≈'}{k}/255)"
-
-
-def _canonical(records: list[dict]) -> list[dict]:
-    """Records in a fixed order, so a resumed run (appended in another order) sums the same
-    floats in the same order and gets a bit-identical summary."""
-    return sorted(records, key=lambda r: (str(r.get("attack")), str(r.get("image")),
-                                          str(r.get("question")), float(r.get("epsilon") or 0),
-                                          int(r.get("trial", 0)), int(r.get("severity") or 0)))
-
+from confidence_trap.analysis.prior import prior_block
 
 _unit, _value, _clean_means, _pairs = C.unit, C.value, C.clean_means, C.pair_deltas
 
@@ -217,7 +114,7 @@ def _profile(recs: list[dict]) -> dict:
 def token_position_profile(records: list[dict]) -> dict:
     """Mean entropy by token position, valid records only, for figure 3:
     {"clean": {"mean", "n"}, "by_attack": {attack: {key: {"mean", "n"}}}}."""
-    valid = [r for r in _canonical(records) if is_valid(r)]
+    valid = [r for r in canonical(records) if is_valid(r)]
     groups = defaultdict(lambda: defaultdict(list))
     for r in valid:
         if r["attack"] not in NOT_PERTURBED:
@@ -270,9 +167,8 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
         by_eps = {key: epsilon_entry(clean, recs, levels[(attack, key)], seed, n_boot, probes,
                                      tag=f"{tag}{attack}|{key}", min_effect=min_effect, noise=noise)
                   for key, recs in groups[attack].items()}
-        grouped = any(is_corruption(attack) and r.get("severity") is not None
-                      for recs in groups[attack].values() for r in recs)
-        by_attack[attack] = {"grouped_by": "severity" if grouped else "epsilon", "by_epsilon": by_eps}
+        kind = group_kind([r for recs in groups[attack].values() for r in recs])
+        by_attack[attack] = {"grouped_by": kind, "by_epsilon": by_eps}
     h_clean = [r["mean_entropy"] for r in clean]
     block = {"n": len(clean), "mean_entropy": float(np.mean(h_clean)) if clean else None,
              "std_entropy": S.std(h_clean),
@@ -296,7 +192,7 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
               min_effect: float = V.MIN_EFFECT) -> dict:
     """The whole summary.json dict (see the module docstring for its layout); min_effect is the
     verdicts' δ in nats (run.json's config.min_effect)."""
-    records = _canonical(records)
+    records = canonical(records)
     valid = [r for r in records if is_valid(r)]
     probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
     by_attack, clean_block, noise = _sections(valid, probes, seed, n_boot, min_effect=min_effect)
@@ -314,7 +210,6 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
                  "n_unpaired": sum(e["n_unpaired"] for a in by_attack.values()
                                    for e in a["by_epsilon"].values())},
     }
-    from confidence_trap.analysis.prior import prior_block  # here: prior.py builds on this module's pairing
     summary["prior"] = prior_block(records, seed, n_boot)
     if len(by_attack) == 1:
         summary["by_epsilon"] = next(iter(by_attack.values()))["by_epsilon"]

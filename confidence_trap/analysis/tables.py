@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import probes as registry
-from confidence_trap.analysis.summary import level_label, sorted_levels
+from confidence_trap.analysis.levels import level_label, sorted_levels
 
 
 def num(x, sign=False) -> str:

@@ -26,7 +26,7 @@ from markupsafe import Markup
 
 import confidence_trap.analysis.tables as lib
 from confidence_trap.analysis.findings import attack_title, headline, takeaways
-from confidence_trap.analysis.summary import level_label
+from confidence_trap.analysis.levels import level_label
 from confidence_trap.analysis.tables import Table, build, run_label, side_by_side
 from confidence_trap.docs.render import kv, latex, markdown, original, table_key, tex
 
@@ -65,7 +65,8 @@ def runs_in(folder: str) -> dict:
 
 def context(root: str, results: str) -> dict:
     """Everything the templates may show, by name."""
-    from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS, TEXT_WIDTH_IN, printed_width
+    from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS
+    from confidence_trap.analysis.plot import TEXT_WIDTH_IN, printed_width
     from confidence_trap.analysis.prior_text import attack_sentences, contrast_sentences
     from attacks.corruptions import CORRUPTIONS
     from confidence_trap.runner.config import Config, load_yaml, parse_fraction
@@ -107,8 +108,7 @@ def context(root: str, results: str) -> dict:
         eps=[level_label(repr(float(e)), "epsilon") for e in Config().epsilons],
         small_eps=[level_label(repr(parse_fraction(e)), "epsilon") for e in load_yaml(small).get("epsilons", [])]
         if os.path.exists(small) else [], corruptions=list(CORRUPTIONS),
-        output_files=list(OUTPUT_FILES) + [f"figures/{n}" for n in FIGURE_NAMES],
-        summary_doc=sys.modules["confidence_trap.analysis.summary"].__doc__.strip())
+        output_files=list(OUTPUT_FILES) + [f"figures/{n}" for n in FIGURE_NAMES])
 
 
 def environment(root: str, for_latex: bool, stated: str = "") -> jinja2.Environment:

@@ -19,6 +19,7 @@ import os
 import sys
 
 try:
+    from confidence_trap.analysis.levels import level_kind
     from confidence_trap.runner.runs import atomic_write_json, atomic_write_text, read_info, read_records
 except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
     sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
@@ -34,11 +35,12 @@ def _record_problem(rec) -> str | None:
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
         return f"lacks {', '.join(missing)}"
+    kind = level_kind(rec)
     try:
         int(rec["trial"])
-        if str(rec["attack"]).startswith("corruption:"):  # a severity stands in for ε
+        if kind == "severity":  # a severity stands in for ε
             int(rec["severity"])
-        else:
+        elif kind == "epsilon":
             float(rec["epsilon"])
     except (TypeError, ValueError, KeyError):
         return "has a non-numeric epsilon, severity or trial"
