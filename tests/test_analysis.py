@@ -97,10 +97,14 @@ def test_auroc_known_values():
 def test_pass_rates_and_inverted_safety():
     e = summarize(hand_records())["by_epsilon"]["0.3"]
     pr, inv = e["pass_rate"], e["inverted_safety"]
-    assert pr["p50"] == {"clean": 0.6, "perturbed": 0.75, "tau": 3.0}
-    assert pr["p75"] == {"clean": 0.8, "perturbed": 0.75, "tau": 4.0}
+    point = {p: {k: v[k] for k in ("clean", "perturbed", "tau")} for p, v in pr.items()}
+    assert point["p50"] == {"clean": 0.6, "perturbed": 0.75, "tau": 3.0}
+    assert point["p75"] == {"clean": 0.8, "perturbed": 0.75, "tau": 4.0}
     assert pr["p90"]["tau"] == pytest.approx(4.6) and pr["p90"]["clean"] == 0.8
-    assert inv == {"p50": True, "p75": False, "p90": False, "p95": False}
+    # more perturbed than clean pass at p50 (75% against 60%), but on 5 images the CI holds the
+    # margin: a point comparison is not an inversion
+    assert pr["p50"]["difference"] == pytest.approx(0.15) and pr["p50"]["margin"] == pytest.approx(0.2)
+    assert pr["p50"]["verdict"] == "inconclusive" and inv == {"p50": False, "p75": False, "p90": False, "p95": False}
 
 
 def test_confidently_wrong_and_accuracy():
@@ -165,9 +169,11 @@ def test_every_number_matches_direct_recomputation():
     assert e["ci95"][1] == pytest.approx(d.mean() + half, abs=0.3 * half)
     for p in (50, 75, 90, 95):
         tau = np.percentile(hc, p)
-        assert e["pass_rate"][f"p{p}"] == pytest.approx(
-            {"tau": tau, "clean": np.mean(hc <= tau), "perturbed": np.mean(ha <= tau)})
-        assert e["inverted_safety"][f"p{p}"] == bool(np.mean(ha <= tau) > np.mean(hc <= tau))
+        r = e["pass_rate"][f"p{p}"]
+        assert [r["tau"], r["clean"], r["perturbed"]] == pytest.approx([tau, np.mean(hc <= tau), np.mean(ha <= tau)])
+        assert r["difference"] == pytest.approx(np.mean(ha <= tau) - np.mean(hc <= tau))
+        assert r["difference_ci90"][0] <= r["difference"] <= r["difference_ci90"][1]
+        assert e["inverted_safety"][f"p{p}"] == (r["verdict"] == "inverted")
         wrong = np.array([not r["correct"] for r in pert])
         assert e["confidently_wrong"][f"p{p}"] == pytest.approx(np.mean(wrong & (ha <= tau)))
     assert e["accuracy_perturbed"] == pytest.approx(np.mean([r["correct"] for r in pert]))
@@ -387,8 +393,8 @@ def test_by_category_repeats_every_number_for_each_category():
         assert strip(got["selective"]["mean_entropy"]) == strip(want["selective"]["mean_entropy"])
 
 
-def test_controls_side_by_side_show_each_runs_delta_and_floor():
-    from confidence_trap.analysis.tables import ci, floor_cell, pct, side_by_side, signed
+def test_controls_side_by_side_show_each_runs_delta_and_the_ci_its_verdict_reads():
+    from confidence_trap.analysis.tables import ci, pct, side_by_side, signed
 
     low, high = summarize(falling_records(n_images=6, n_trials=2, shift=-0.4)), summarize(
         falling_records(n_images=6, n_trials=2, shift=0.3))
@@ -398,6 +404,7 @@ def test_controls_side_by_side_show_each_runs_delta_and_floor():
     for row, s in zip(t.rows, (low, high)):
         e = s["by_epsilon"]["0.3"]
         assert row[3:] == [str(e["n"]), str(e["n_clusters"]), signed(e["mean_delta"]), ci(e["ci95"]),
-                           floor_cell(e["noise_floor"]), e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
+                           ci(e["tested"]["ci90"]), e["verdict"], pct(e["floor"]["share_clean_below_0.01"])]
         assert e["noise_floor"] == 0.0  # the null control repeats every clean record exactly
+        assert e["tested"]["mean"] == e["mean_delta"]  # so Δ − Δ_null is Δ
     assert t.rows[0][8] == "falls" and t.rows[1][8] == "rises"

@@ -28,7 +28,7 @@ DOCS_SOURCES = ["README.md", "paper/paper.tex.j2", "paper/readme.md.j2", "paper/
 # Per table: column header -> (field of a by_epsilon entry, dotted or a tuple, its formatter).
 COLUMNS = {
     "delta": {"pairs": ("n", str), "items": ("n_clusters", word), "mean Δ": ("mean_delta", signed), "95% CI": ("ci95", ci),
-              "noise floor": ("noise_floor", floor_cell), "verdict": ("verdict", word), "Δ, no EOS":
+              "90% CI, Δ − Δ_null": ("tested.ci90", ci), "verdict": ("verdict", word), "Δ, no EOS":
               ("answer_entropy.mean_delta", signed), "verdict, no EOS": ("answer_entropy.verdict", word)},
     "pairs": {"95% CI, pairs": ("ci95_pairs", ci), "sd Δ": ("std_delta", num), "Wilcoxon p, item means": ("wilcoxon_p", pval)},
     "correct": {"accuracy clean": ("accuracy_clean", pct), "accuracy perturbed": ("accuracy_perturbed", pct),
@@ -93,8 +93,9 @@ def test_formatters():
 def test_table_cells_are_the_summary_formatted(which):
     s = summaries()[which]
     tables = build(s, RUN)
-    assert {t.name for t in tables} == {"clean", "delta", "pairs", "filter", "probes", "correct", "floor",
-                                        "calibration", "selective", "signals"} | ({"noise"} if s.get("noise") else set())
+    assert {t.name for t in tables} == {"clean", "delta", "pairs", "filter", "filter-difference", "probes", "correct",
+                                        "floor", "calibration", "selective", "signals"} | (
+        {"noise"} if s.get("noise") else set()) | ({"prior-questions"} if s.get("prior") else set())
     for t in tables:
         assert t.label == run_label(RUN) and "original" not in t.caption.lower(), t.caption
         assert all(len(r) == len(t.headers) for r in t.rows), t.name
@@ -112,6 +113,13 @@ def test_table_cells_are_the_summary_formatted(which):
                                   ["clean"] + [pct(first[p]["clean"]) for p in first]]
             assert t.rows[2:] == [[lab] + [pct(e["pass_rate"][p]["perturbed"]) + (
                 " INV" if e["inverted_safety"][p] else "") for p in first] for lab, e in by]
+        elif t.name == "filter-difference":  # a row per level and τ: the difference, its 90% CI, the verdict
+            assert [r[4:] for r in t.rows] == [[fixed(100 * r["difference"], 1, True), ci([100 * x for x in r[
+                "difference_ci90"]], lambda x: fixed(x, 1, True)), fixed(100 * r["margin"], 1), r["verdict"]]
+                for _, e in by for r in e["pass_rate"].values()]
+        elif t.name == "prior-questions":
+            assert [r[0] for r in t.rows] == [q["question"] for q in s["prior"]["by_attack"][t.attack]["by_epsilon"][
+                sorted_levels(s["prior"]["by_attack"][t.attack]["by_epsilon"])[-1]]["by_question"]]
         elif t.name == "probes":
             assert t.rows == [[lab, probes.label(p), signed(d["mean_delta"]), ci(d["ci95"]),
                                fixed(d["auroc_detect"]), ci(d.get("auroc_detect_ci95"), fixed)]

@@ -15,7 +15,8 @@ from confidence_trap.analysis.figures import FIGURE_NAMES
 from confidence_trap.analysis.figures_prior import FIGURE_6, figure_prior
 from confidence_trap.analysis.plot import MIN_PT, PANEL_W, TEXT_WIDTH_IN, save
 from confidence_trap.analysis.prior import weighted_spearman
-from confidence_trap.analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
+from confidence_trap.analysis.prior_contrast import contrast_sentences, controls_contrast
+from confidence_trap.analysis.prior_text import prior_sentences
 from confidence_trap.analysis.report import render_report
 from confidence_trap.analysis.scoring import normalize
 from confidence_trap.analysis.summary import summarize
@@ -91,8 +92,8 @@ def test_a_mix_goes_the_way_it_must():
     assert 0.3 < e["agreement_perturbed"] < 0.7 and e["agreement_difference_ci95"][0] > 0
     assert e["class_difference"] < 0 and e["class_difference_ci95"][1] < 0
     text = " ".join(prior_sentences(summarize(run(n=30, to_prior=0.5), n_boot=N_BOOT)))
-    assert "move toward the prior, as the mechanism predicts" in text
-    assert "entropy falls where the answer is the prior's" in text and "test 3 as predicted" in text
+    assert "perturbed answers move toward the prior" in text and "test 1 as predicted" in text
+    assert "entropy is lower where the answer is the prior's, and falls there" in text and "test 3 as predicted" in text
 
 
 def test_lower_but_rising_is_only_in_part():
@@ -254,3 +255,82 @@ def test_controls_contrast_says_less_when_the_control_lowers_entropy_elsewhere()
     assert forced["expected_gain"] > forced["max_gain"] == 0.5 and forced["verdict_forced"]
     assert "forced by construction" in " ".join(contrast_sentences(default, control))
     assert controls_contrast(default, summarize(run(prior=False), n_boot=N_BOOT)) is None
+
+
+# --- the question is the prior's unit ---------------------------------------------------------
+
+def by_question(n_questions=6, per_question=8, took=lambda q, i, t: False, delta=lambda q, took: 0.1,
+                h_prior=lambda q: 0.1, h_clean=lambda q, i: 1.0, trials=2):
+    """Items over several questions: the blank answers "blue" with H_prior(q); the clean answer
+    is "red"; a perturbed answer is "blue" where took(q, i, t), with Δ = delta(q, took)."""
+    out = []
+    for q in range(n_questions):
+        question = f"Question {q}?"
+        for i in range(per_question):
+            img, hc = f"q{q}im{i}", h_clean(q, i)
+            out += [rec(img, hc, "red", question=question), rec(img, h_prior(q), "blue", "blank", question=question),
+                    rec(img, hc, "red", "repeat", question=question)]
+            for t in range(trials):
+                tk = took(q, i, t)
+                out.append(rec(img, hc + delta(q, tk), "blue" if tk else "red", "proxy", 0.3, t, question=question))
+    return out
+
+
+def test_one_question_carrying_test_1_is_not_a_move_to_the_prior():
+    """Only question 0's answers go to the prior (0% -> 100%); the others never do. Items alone
+    would call it a move; drawn by question, the interval reaches 0, and with question 0 left out
+    the change is exactly 0: the text says so and the verdict is not "as predicted"."""
+    records = by_question(took=lambda q, i, t: q == 0)
+    s = summarize(records, n_boot=N_BOOT)
+    e = s["prior"]["by_attack"]["proxy"]["by_epsilon"]["0.3"]
+    assert e["n_questions"] == 6 and e["agreement_difference"] == pytest.approx(1 / 6)
+    assert e["agreement_difference_ci95"][0] <= 0  # a draw without question 0 has no move at all
+    loo = {x["question"]: x["agreement_difference"] for x in e["leave_one_out"]}
+    assert loo["Question 0?"] == 0.0 and all(v == pytest.approx(1 / 5) for k, v in loo.items() if k != "Question 0?")
+    text = " ".join(prior_sentences(s))
+    assert "without it, +0.0" in text and "test 1 as predicted" not in text
+    assert "the run cannot tell" in text
+
+
+def test_test_3_compares_within_questions():
+    """Question 0's answers half go to the prior and all fall by 0.3; an eighth of the others' go
+    to the prior and all rise by 0.2. Across questions the prior's pairs look lower (most come from
+    question 0); within each question the two classes are the same: no difference."""
+    took = lambda q, i, t: (i + t) % 2 == 0 if q == 0 else (i + t) % 8 == 0  # noqa: E731
+    e = entry(by_question(took=took, delta=lambda q, tk: -0.3 if q == 0 else 0.2))
+    assert e["class_difference_across"] < -0.15
+    assert e["class_difference"] == pytest.approx(0.0, abs=1e-12)
+    assert e["class_difference_ci95"][0] <= 0 <= e["class_difference_ci95"][1]
+    rows = {r["question"]: r for r in e["by_question"]}
+    assert rows["Question 0?"]["delta_to_prior"] == pytest.approx(-0.3) == rows["Question 0?"]["delta_not_prior"]
+    assert rows["Question 1?"]["n_to_prior"] + rows["Question 1?"]["n_not_prior"] == rows["Question 1?"]["n_pairs"] == 16
+
+
+def test_the_shuffle_permutes_questions_not_items():
+    """H_prior takes one value per question; Δ follows -H_clean alone, so ρ > 0 comes from the
+    shared term. Permuting H_prior across questions keeps it: p is large. Where Δ follows
+    H_prior itself, the permutation finds it."""
+    h_prior = lambda q: 0.2 * q  # noqa: E731
+    h_clean = lambda q, i: 0.5 + 0.1 * ((7 * q + 3 * i) % 11)  # noqa: E731
+    shared = by_question(n_questions=8, h_prior=h_prior, h_clean=h_clean, trials=1,
+                         delta=lambda q, tk: 0.0)
+    for r in shared:  # Δ = 1 - H_clean: the shared term, nothing of H_prior
+        if r["attack"] == "proxy":
+            r["mean_entropy"] = 1.0
+    e = entry(shared)
+    assert e["spearman"] > 0.5 and e["spearman_permutations"] == N_BOOT and e["spearman_shuffled_p"] > 0.2
+    real = by_question(n_questions=8, h_prior=h_prior, h_clean=h_clean, trials=1, delta=lambda q, tk: 0.0)
+    for r in real:  # Δ = H_prior - H_clean + 0.5 H_prior: the prior's entropy itself moves Δ
+        if r["attack"] == "proxy":
+            q = int(r["question"].split()[1][:-1])
+            r["mean_entropy"] = 1.5 * h_prior(q)
+    assert entry(real)["spearman_shuffled_p"] < 0.05
+
+
+def test_few_questions_give_an_exact_permutation_test():
+    e = entry(by_question(n_questions=3, h_prior=lambda q: 0.1 * q, h_clean=lambda q, i: 0.3 + 0.05 * i,
+                          delta=lambda q, tk: 0.1 * q))
+    assert e["spearman_permutations"] == 6 and e["spearman_shuffled_p"] * 6 == pytest.approx(round(e["spearman_shuffled_p"] * 6))
+    assert e["spearman_shuffled_p"] >= 1 / 6
+    text = " ".join(prior_sentences(summarize(by_question(n_questions=3), n_boot=N_BOOT)))
+    assert "no permutation test over them can reach p < 0.05 (the smallest p is 1/6)" in text

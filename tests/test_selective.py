@@ -168,7 +168,7 @@ def test_the_prr_bootstrap_equals_prr_of_each_resample_expanded():
     u = rng.choice([0.1, 0.2, 0.5, 0.9], 40).tolist()        # ties, so input order matters
     y = rng.choice([0.0, 0.3, 1.0], 40).tolist()
     got = bootstrap_prr_ci(u, y, n_boot=300, seed=5, tag="t")
-    counts = S.resample_counts(S.sub_rng(5, "prr", "t"), 300, 40)
+    counts = S.resample_counts(S.sub_rng(5, "prr", "t", "images"), 300, 40)  # each answer its own image
     prrs = [selective(np.repeat(u, c), np.repeat(y, c))["prr"] for c in counts]
     want = np.percentile([p for p in prrs if p is not None], [2.5, 97.5])
     assert got == pytest.approx(list(want), abs=1e-9)

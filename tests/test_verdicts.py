@@ -86,13 +86,15 @@ def test_clear_fall_and_rise(shift, want):
     assert e["verdict"] == want and e["noise_floor"] == 0.0
 
 
-@pytest.mark.parametrize("shift", [-0.5, 0.5])
-def test_without_a_noise_floor_no_fall_or_rise_is_called(shift):
-    """A verdict needs a size and a noise floor: the same clear shift, from a run without the
-    null control, is inconclusive; equivalence needs no floor."""
+@pytest.mark.parametrize("shift, way", [(-0.5, "down"), (0.5, "up")])
+def test_without_a_null_control_no_verdict_is_called(shift, way):
+    """A verdict needs a noise floor in its test: the same clear shift, from a run without the
+    null control, is inconclusive (with its direction); so is a shift shown to lie within δ."""
     e = entry(shifted(shift=shift, null=False))
-    assert e["noise_floor"] is None and e["verdict"] == "inconclusive" and abs(e["mean_delta"]) > 0.4
-    assert entry(shifted(n_images=200, shift=0.0, sd=0.002, null=False))["verdict"] == "equivalent"
+    assert e["noise_floor"] is None and e["tested"] is None and abs(e["mean_delta"]) > 0.4
+    assert e["verdict"] == "inconclusive" and e["direction"] == way
+    assert entry(shifted(n_images=200, shift=0.0, sd=0.002, null=False))["verdict"] == "inconclusive"
+    assert entry(shifted(n_images=200, shift=0.0, sd=0.002))["verdict"] == "equivalent"
 
 
 def test_a_significant_shift_of_two_thousandths_of_a_nat_is_equivalent_not_a_rise():
@@ -110,27 +112,60 @@ def test_noise_gives_inconclusive():
     assert e["ci95"][0] < 0 < e["ci95"][1] and e["verdict"] == "inconclusive"
 
 
-def test_a_fall_within_the_noise_floor_is_inconclusive():
-    """A mean Δ of -0.05 is beyond δ with a CI below 0, yet the null control moves the mean by
-    about 0.1 nats by itself: no fall is called."""
+def with_null(records, shift):
+    """records (without repeats) and a null control whose Δ_null of item i is shift(i)."""
+    clean = [r for r in records if r["attack"] == "none"]
+    return records + [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + shift(i)) for i, r in enumerate(clean)]
+
+
+def test_a_shift_inside_the_floor_is_not_a_rise():
+    """Every answer, perturbed or repeated, drifts by +0.1 nats with the batch it is generated in:
+    the perturbed pass's +0.1 is the batch's, not the perturbation's. Tested against the repeat
+    item by item, it is within δ; the same records beside an exact repeat are a rise."""
+    recs = shifted(n_images=40, shift=0.1, sd=0.002, seed=5, null=False)
+    drift = entry(with_null(recs, lambda i: 0.1 + 0.001 * (i % 3 - 1)))
+    exact = entry(with_null(recs, lambda i: 0.0))
+    assert exact["verdict"] == "rises" and exact["tested"]["mean"] == exact["mean_delta"]
+    assert drift["mean_delta"] == exact["mean_delta"] and drift["ci95"][0] > 0.09  # the same Δ
+    assert abs(drift["tested"]["mean"]) < 0.002 and drift["verdict"] == "equivalent"
+    assert drift["noise_floor"] > 0.09  # the floor is shown beside it, not compared with
+
+
+def test_the_null_controls_scatter_widens_the_interval():
+    """A fall of 0.05 nats is called beside an exact repeat; beside a repeat that scatters by
+    ±0.3 nats item to item (no shift on average), the noise is inside the test and widens it."""
     recs = shifted(n_images=40, shift=-0.05, sd=0.01, seed=5, null=False)
-    exact = [dict(r, attack="repeat") for r in recs if r["attack"] == "none"]
-    repeats = [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + 0.1 + 0.01 * (i % 3))
-               for i, r in enumerate(recs) if r["attack"] == "none"]
-    e, noisy = entry(recs + exact), entry(recs + repeats)
-    assert e["verdict"] == "falls" and e["ci95"][1] < 0 and e["mean_delta"] < -0.01
-    assert noisy["noise_floor"] > 0.1 and noisy["verdict"] == "inconclusive"
+    exact, noisy = entry(with_null(recs, lambda i: 0.0)), entry(with_null(recs, lambda i: 0.3 * (-1) ** i))
+    assert exact["verdict"] == "falls"
+    assert noisy["tested"]["ci90"][1] - noisy["tested"]["ci90"][0] > 5 * (exact["ci90"][1] - exact["ci90"][0])
+    assert noisy["verdict"] == "inconclusive" and noisy["ci95"] == exact["ci95"]
 
 
 def test_the_rule_at_its_edges():
-    assert V.verdict(-0.01, [-0.02, -0.005], None, 0.01, 0.0) == "inconclusive"   # not beyond -δ
-    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0101) == "inconclusive"  # at the floor
-    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, 0.0) == "falls"
-    assert V.verdict(-0.0101, [-0.02, -0.005], None, 0.01, None) == "inconclusive"  # no floor: no fall
-    assert V.verdict(0.0, [-0.01, 0.01], [-0.0099, 0.0099], 0.01) == "equivalent"
-    assert V.verdict(0.0, [-0.01, 0.01], [-0.01, 0.0099], 0.01) == "inconclusive"  # touches -δ
+    """The interval decides, not the point estimate: a mean beyond δ whose 90% CI is not is
+    inconclusive, with its direction where the 95% CI excludes 0."""
+    assert V.verdict(0.011, (0.002, 0.020), (0.003, 0.019), 0.01, 0.0) == "inconclusive"  # issue 26
+    assert V.direction((0.002, 0.020)) == "up" and V.direction((-0.02, -0.002)) == "down"
+    assert V.direction((-0.001, 0.02)) is None and V.direction(None) is None
+    assert V.verdict(-0.011, [-0.020, -0.002], [-0.019, -0.003], 0.01, 0.0) == "inconclusive"
+    assert V.verdict(-0.03, [-0.05, -0.012], [-0.045, -0.0101], 0.01, 0.0) == "falls"
+    assert V.verdict(-0.03, [-0.05, -0.008], [-0.045, -0.0099], 0.01, 0.0) == "inconclusive"  # just missed
+    assert V.verdict(0.03, [0.008, 0.05], [0.0101, 0.045], 0.01, 0.0) == "rises"
+    assert V.verdict(0.16, [-0.007, 0.33], [0.02, 0.30], 0.01, 0.0) == "inconclusive"  # 95% CI holds 0
+    assert V.verdict(-0.03, [-0.05, -0.012], [-0.045, -0.0101], 0.01, None) == "inconclusive"  # no null
+    assert V.verdict(0.0, [-0.01, 0.01], [-0.0099, 0.0099], 0.01, 0.0) == "equivalent"
+    assert V.verdict(0.0, [-0.01, 0.01], [-0.0099, 0.0099], 0.01, None) == "inconclusive"  # no null
+    assert V.verdict(0.0, [-0.01, 0.01], [-0.01, 0.0099], 0.01, 0.0) == "inconclusive"  # touches -δ
     assert V.verdict(None, None, None) == "inconclusive"
     assert set(V.VERDICTS) == {"falls", "rises", "equivalent", "inconclusive"}
+
+
+def test_a_margin_just_missed_is_inconclusive_with_its_direction():
+    """Δ = -0.0125 on average: the 95% CI lies below 0, the point below -δ, but the 90% CI
+    reaches past -δ, so the run sees a fall it cannot size."""
+    e = entry(shifted(n_images=60, shift=-0.0125, sd=0.04, seed=8))
+    assert e["ci95"][1] < 0 and e["mean_delta"] < -0.01 and e["tested"]["ci90"][1] > -0.01
+    assert e["verdict"] == "inconclusive" and e["direction"] == "down"
 
 
 def test_the_default_delta_is_the_configs():
@@ -202,7 +237,7 @@ def test_repeat_and_blank_never_enter_by_attack_or_the_clean_statistics():
     plain, both = summarize(recs), summarize(recs + extra)
     assert sorted(both["by_attack"]) == ["proxy"] == both["meta"]["attacks"] and "by_epsilon" in both
     assert both["clean"] == plain["clean"] and both["token_profile"] == plain["token_profile"]
-    strip = lambda e: {k: v for k, v in e.items() if k not in ("noise_floor", "verdict")}  # noqa: E731
+    strip = lambda e: {k: v for k, v in e.items() if k not in ("noise_floor", "verdict", "tested", "direction")}  # noqa: E731
     assert strip(both["by_epsilon"]["0.3"]) == strip(plain["by_epsilon"]["0.3"])
     assert both["noise"]["n"] == 8 and both["meta"]["n_unpaired"] == 0
 
@@ -211,14 +246,13 @@ def test_each_question_kind_is_checked_against_its_own_noise_floor():
     """Photo runs split by question kind: one-word answers may repeat exactly while open-ended ones
     drift, so each category's verdicts use the category's own null control."""
     recs = []
-    for kind, drift in (("one-word", 0.0), ("open-ended", 0.3)):
+    for kind, drift in (("one-word", 0.0), ("open-ended", 0.6)):
         part = shifted(n_images=12, shift=-0.2, sd=0.02, category=kind, question=kind, null=False)
-        recs += part + [dict(r, attack="repeat", mean_entropy=r["mean_entropy"] + drift)
-                        for r in part if r["attack"] == "none"]
+        recs += with_null(part, lambda i: drift * (-1) ** i)  # open-ended: ±0.6 item to item
     cats = summarize(recs)["by_category"]
     one, open_ = (cats[k]["by_attack"]["proxy"]["by_epsilon"]["0.3"] for k in ("one-word", "open-ended"))
     assert cats["one-word"]["noise"]["exact_zero"] and one["noise_floor"] == 0.0 and one["verdict"] == "falls"
-    assert cats["open-ended"]["noise"]["floor"] == pytest.approx(0.3) and open_["verdict"] == "inconclusive"
+    assert cats["open-ended"]["noise"]["floor"] > 0.1 and open_["verdict"] == "inconclusive"
 
 
 # --- both entropies ----------------------------------------------------------------------------
@@ -242,20 +276,28 @@ def test_answer_entropy_gets_its_own_delta_ci_and_verdict():
 # --- an independent recomputation --------------------------------------------------------------
 
 def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
-    """n_clusters, mean Δ, the cluster-bootstrap CIs, the noise floor and the verdict, from records
-    with plain numpy. The draws mirror confidence_trap/analysis/clusters.py's documented order: clusters sorted by
-    (image, question), generator default_rng([seed, crc32("cluster_mean|<tag>")]) with tag
-    "<attack>|<ε key>" (the null control's: "noise|mean_entropy"), one row of
-    integers(0, k, size=(n_boot, k)) per resample, statistic = drawn Δ sums / drawn pair counts.
-    The noise floor is the far end of the null's 95% CI (0 when every Δ_null is 0; no repeats: no
-    floor, so no fall or rise); the TOST is the 90% CI inside (-δ, δ)."""
+    """n_clusters, mean Δ, the crossed-bootstrap CIs, the noise floor, the tested CIs and the
+    verdict, from records with plain numpy. The draws mirror confidence_trap/analysis/clusters.py's
+    documented order: images and questions each sorted, images of resample b row b of
+    default_rng([seed, crc32("cluster_mean|<tag>|images")]).integers(0, I, (n_boot, I)), questions
+    the same from "questions", an item's weight the product of its image's and its question's
+    draw counts; statistic = weighted Δ sums / weighted pair counts. The tag is "<attack>|<ε key>"
+    for Δ and Δ - Δ_null alike, "noise|mean_entropy" for the null control."""
     def boot(groups, tag):
         keys = sorted(groups)
+        images, questions = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
+        img = np.array([images.index(k[0]) for k in keys])
+        qst = np.array([questions.index(k[1]) for k in keys])
         sums = np.array([sum(groups[k]) for k in keys])
         sizes = np.array([len(groups[k]) for k in keys])
-        rng = np.random.default_rng([seed, zlib.crc32(f"cluster_mean|{tag}".encode())])
-        idx = rng.integers(0, len(keys), size=(n_boot, len(keys)))
-        means = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+
+        def counts(name, m):
+            rng = np.random.default_rng([seed, zlib.crc32(f"cluster_mean|{tag}|{name}".encode())])
+            draws = rng.integers(0, m, size=(n_boot, m))
+            return np.array([np.bincount(row, minlength=m) for row in draws])
+        w = counts("images", len(images))[:, img] * (counts("questions", len(questions))[:, qst]
+                                                     if len(questions) > 1 else 1)
+        means = (w * sums).sum(axis=1) / (w * sizes).sum(axis=1)
         return len(keys), int(sizes.sum()), sums.sum() / sizes.sum(), means
 
     clean = {(r["image"], r["question"]): r["mean_entropy"] for r in records if r["attack"] == "none"}
@@ -266,31 +308,30 @@ def recompute(records, attack, eps, seed=0, n_boot=1000, delta=0.01):
             groups.setdefault(item, []).append(r["mean_entropy"] - clean[item])
         elif r["attack"] == "repeat":
             null.setdefault(item, []).append(r["mean_entropy"] - clean[item])
-    floor = None
-    if null:
-        _, _, _, means = boot(null, "noise|mean_entropy")
-        exact = not any(d != 0 for v in null.values() for d in v)
-        floor = 0.0 if exact else max(abs(x) for x in np.percentile(means, [2.5, 97.5]))
     k, n, mean, means = boot(groups, f"{attack}|{eps!r}")
-    ci95, ci90 = np.percentile(means, [2.5, 97.5]), np.percentile(means, [5, 95])
-    beyond = floor is not None and abs(mean) > floor
-    if ci95[1] < 0 and mean < -delta and beyond:
-        verdict = "falls"
-    elif ci95[0] > 0 and mean > delta and beyond:
-        verdict = "rises"
-    else:
-        verdict = "equivalent" if -delta < ci90[0] and ci90[1] < delta else "inconclusive"
-    return {"n_clusters": k, "n": n, "mean_delta": mean, "ci95": list(ci95), "ci90": list(ci90),
-            "noise_floor": floor, "verdict": verdict}
+    out = {"n_clusters": k, "n": n, "mean_delta": mean, "ci95": list(np.percentile(means, [2.5, 97.5])),
+           "ci90": list(np.percentile(means, [5, 95])), "noise_floor": None, "tested": None,
+           "verdict": "inconclusive"}
+    if null:
+        _, _, _, nulls = boot(null, "noise|mean_entropy")
+        exact = not any(d != 0 for v in null.values() for d in v)
+        out["noise_floor"] = 0.0 if exact else max(abs(x) for x in np.percentile(nulls, [2.5, 97.5]))
+        shifted_ = {u: [d - np.mean(null[u]) for d in v] for u, v in groups.items() if u in null}
+        _, _, t_mean, t_means = boot(shifted_, f"{attack}|{eps!r}")
+        lo, hi = np.percentile(t_means, [5, 95])
+        out["tested"] = {"mean": t_mean, "ci90": [lo, hi]}
+        out["verdict"] = ("falls" if hi < -delta else "rises" if lo > delta else
+                          "equivalent" if -delta < lo and hi < delta else "inconclusive")
+    return out
 
 
 @pytest.mark.parametrize("shift, delta, null", [(-0.3, 0.01, None), (0.004, 0.01, None), (0.02, 0.05, None),
-                                                (-0.3, 0.01, 0.0), (-0.3, 0.01, 0.35)])
+                                                (-0.3, 0.01, 0.0), (-0.3, 0.01, 0.35), (0.004, 0.01, 0.0)])
 def test_summary_equals_an_independent_recomputation(shift, delta, null):
     rng = np.random.default_rng(9)
     records = []
     for i in range(25):
-        for q in ("What colour?", "How many?"):            # two items per image: 50 clusters
+        for q in ("What colour?", "How many?"):            # two items per image: 50 items, crossed
             h = float(rng.uniform(1, 2))
             records.append(rec(f"img{i}", h, question=q))
             if null is not None:                            # the null control: one repeat an item
@@ -308,5 +349,8 @@ def test_summary_equals_an_independent_recomputation(shift, delta, null):
             assert got[key] is None, key
         else:
             assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
-    if shift == -0.3:  # a clear fall, unless the null control's drift is as large, or absent
-        assert got["verdict"] == ("inconclusive" if null in (0.35, None) else "falls")
+    if want["tested"] is not None:
+        assert got["tested"]["mean"] == pytest.approx(want["tested"]["mean"], rel=1e-9, abs=1e-12)
+        assert got["tested"]["ci90"] == pytest.approx(want["tested"]["ci90"], rel=1e-9, abs=1e-12)
+    if shift == -0.3:  # a clear fall, unless there is no null control: then nothing is called
+        assert got["verdict"] == ("inconclusive" if null is None else "falls")

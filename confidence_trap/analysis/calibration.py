@@ -27,12 +27,12 @@ The shortcut min(floor(c * 10), 9) agrees almost everywhere but not at every flo
 0.8999999999999999 * 10 rounds to 9.0, which would put a value below 0.9 into [0.9, 1.0].
 
 ECE = sum_b (|B_b| / n) * |acc(B_b) - conf(B_b)| = (1/n) sum_b |sum_{i in B_b} (y_i - c_i)|.
-The bootstrap CI is the percentile interval of that statistic over n_boot resamples, drawn from
-`confidence_trap.analysis.stats.sub_rng(seed, "ece", name, tag)` after sorting the pairs canonically (by
-confidence, then correctness, then cluster), so neither record order nor other statistics move
-it. With `clusters` (one key per pair, e.g. (image, question)) a resample draws clusters and
-each pair enters as often as its cluster was drawn (confidence_trap/analysis/clusters.py); without, it draws
-pairs.
+The bootstrap CI is the percentile interval of that statistic over n_boot resamples, drawn by
+confidence_trap/analysis/clusters.py's Design under the name "ece" and the tag "name|tag" after
+sorting the pairs canonically (by confidence, then correctness, then cluster), so neither record
+order nor other statistics move it. With `clusters` (one (image, question) key per pair) a
+resample draws images and questions, crossed, and each pair enters with their weight; without,
+it draws pairs.
 
 Everything returned is a plain Python float / int / list / dict, None where undefined (no NaN).
 """
@@ -43,8 +43,7 @@ import math
 import numpy as np
 
 from confidence_trap.analysis import stats as S
-from confidence_trap.analysis.clusters import blocks, cluster_ids, weights
-from confidence_trap.analysis.stats import sub_rng
+from confidence_trap.analysis.clusters import Design, boot, ids_of, percentile_ci
 
 N_BINS = 10
 EDGES = np.array([k / N_BINS for k in range(N_BINS + 1)])  # [11] 0.0, 0.1, ..., 1.0
@@ -77,16 +76,14 @@ def _unit_interval(x: np.ndarray, what: str) -> np.ndarray:
     return np.clip(x, 0.0, 1.0)
 
 
-def _pairs(confidence, correct, clusters=None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
-    """(confidence, correct, cluster ids or None, k) of the usable pairs, sorted canonically."""
+def _pairs(confidence, correct, clusters=None) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """(confidence, correct, their cluster keys or None) of the usable pairs, sorted canonically."""
     c, y = S.pairs(confidence, correct, "confidence")
-    ids, k = None, c.size
-    if clusters is not None:
-        ids, k = cluster_ids(key for key, ok in zip(clusters, S.usable(confidence, correct)) if ok)
+    keys = None if clusters is None else [k for k, ok in zip(clusters, S.usable(confidence, correct)) if ok]
     # canonical: record order does not change a single float operation
-    order = np.lexsort((y, c) if ids is None else (ids, y, c))
+    order = np.lexsort((y, c) if keys is None else (ids_of(keys)[0], y, c))
     return (_unit_interval(c[order], "confidence"), _unit_interval(y[order], "correct"),
-            None if ids is None else ids[order], k)
+            None if keys is None else [keys[i] for i in order])
 
 
 def _bins(c: np.ndarray) -> np.ndarray:
@@ -96,7 +93,7 @@ def _bins(c: np.ndarray) -> np.ndarray:
 
 def ece(confidence, correct) -> float | None:
     """Expected calibration error over the 10 equal-width bins; None with no usable pairs."""
-    c, y, _, _ = _pairs(confidence, correct)
+    c, y, _ = _pairs(confidence, correct)
     if c.size == 0:
         return None
     sums = np.bincount(_bins(c), weights=y - c, minlength=N_BINS)
@@ -105,7 +102,7 @@ def ece(confidence, correct) -> float | None:
 
 def brier(confidence, correct) -> float | None:
     """Mean squared gap (confidence - correct)^2; None with no usable pairs."""
-    c, y, _, _ = _pairs(confidence, correct)
+    c, y, _ = _pairs(confidence, correct)
     return float(np.mean((c - y) ** 2)) if c.size else None
 
 
@@ -114,28 +111,29 @@ def bootstrap_ece_ci(confidence, correct, n_boot: int = S.N_BOOT, seed: int = 0,
     """Percentile bootstrap 95% CI of the ECE: [lo, hi]; None with fewer than 2 pairs (or
     clusters) or n_boot < 1.
 
-    A resample gives each pair a count w (how often it, or its cluster, is drawn); its ECE is
-    (1/sum w) sum_b |sum of w (y - c) over the pairs in bin b|, one matrix product a block.
+    A resample gives each pair a weight w (how often it, or its image and question, is drawn);
+    its ECE is (1/sum w) sum_b |sum of w (y - c) over the pairs in bin b|, each bin's sum an
+    elementwise product reduced by numpy's add (clusters.wsum's rule: no BLAS product, so the
+    same bytes on any CPU).
     """
-    c, y, ids, k = _pairs(confidence, correct, clusters)
-    n = c.size
-    if n < 2 or k < 2 or n_boot < 1:
+    c, y, keys = _pairs(confidence, correct, clusters)
+    design = Design(keys, n=c.size)
+    if c.size < 2 or design.n_images * design.n_questions < 2 or n_boot < 1:
         return None
-    rng = sub_rng(seed, "ece", name, tag)
-    onehot = np.eye(N_BINS)[_bins(c)]  # [n, 10]
+    members = [np.nonzero(_bins(c) == k)[0] for k in range(N_BINS)]
     d = y - c
-    vals = []
-    for b in blocks(n_boot, n + k):
-        w = weights(rng, b, ids, k)  # [b, n]
-        vals.append(np.abs((w * d) @ onehot).sum(axis=1) / w.sum(axis=1))
-    lo, hi = np.percentile(np.concatenate(vals), [2.5, 97.5])
-    return [float(lo), float(hi)]
+
+    def stat(w):
+        wd = w * d  # [b, n]
+        gaps = sum(np.abs(wd[:, m].sum(axis=1)) for m in members if m.size)  # bins in a fixed order
+        return gaps / w.sum(axis=1)
+    return percentile_ci(boot(design, stat, n_boot, seed, "ece", f"{name}|{tag}"))
 
 
 def reliability_bins(confidence, correct) -> list[dict]:
     """The 10 bins, always all listed: [{"lo", "hi", "n", "accuracy", "confidence"}, ...];
     accuracy (mean score) and confidence (mean confidence) are None for an empty bin."""
-    c, y, _, _ = _pairs(confidence, correct)
+    c, y, _ = _pairs(confidence, correct)
     idx = _bins(c)
     out = []
     for k in range(N_BINS):
@@ -159,7 +157,7 @@ def calibration(confidence, correct, *, name: str = "sequence_prob", n_boot: int
     `name` labels the confidence and, with `tag` (e.g. "proxy|0.3"), picks the bootstrap stream;
     `clusters` (a key per pair) makes the CI resample clusters.
     """
-    c, y, _, _ = _pairs(confidence, correct)
+    c, y, _ = _pairs(confidence, correct)
     n = int(c.size)
     acc = float(y.mean()) if n else None
     mc = float(c.mean()) if n else None

@@ -1,25 +1,35 @@
-"""Independent units: what a cluster is, pairing records by it, and the cluster bootstrap.
+"""Independent units: pairing records by item, and the crossed bootstrap every CI of the summary uses.
 
     from confidence_trap.analysis.clusters import unit, pair_deltas, cluster_mean_stats
     pairs = pair_deltas(perturbed, clean_means(clean, "mean_entropy"), "mean_entropy")
     st = cluster_mean_stats([p[3] for p in pairs], [p[:2] for p in pairs], 1000, 0, "proxy|0.3")
     st["n_clusters"], st["ci95"], st["ci90"]
 
-A cluster is one item: an (image, question) pair, i.e. one dataset row. Its clean answer, its
-null-control repeat and every perturbed trial at every ε share the image, the question and the
-clean answer they are paired with, so the T trials of an item are one sample about that item,
-not T. Every bootstrap CI of summary.json therefore resamples clusters: a resample draws k
-clusters with replacement (k = the number of distinct clusters among the values), and each value
-enters as often as its cluster was drawn. With every value its own cluster this is the plain
-bootstrap, and with T identical copies per item it is the bootstrap over items alone.
+An item is one (image, question) pair: its clean answer, its null-control repeat and every
+perturbed trial share the image, the question and the clean answer they are paired with, so the
+T trials of an item are one sample about that item, not T. Items are not independent either:
+the items of one image share the image, and the items of one question share the question (the
+language prior depends on the question alone). Images and questions are both random effects,
+crossed, so every CI resamples both: the two-way ("pigeonhole") bootstrap of Owen (2007) draws
+images with replacement and, independently, questions with replacement, and a value enters with
+weight (times its image was drawn) × (times its question was drawn). A resample whose drawn
+images and questions share no item has no value and is left out. A dataset row (a record with a
+"dataset" field) is its own cluster: its unit puts image and question together in the first place
+and leaves the second empty, so the same draw resamples rows. With one question the draw is the
+bootstrap over images; with every value its own image it is the plain bootstrap.
 
-Draw order (tests/test_analysis.py recomputes it with plain numpy): cluster j is the j-th
-smallest key; the generator is confidence_trap.analysis.stats.sub_rng(seed, name, tag), i.e.
-numpy.random.default_rng([seed, zlib.crc32(f"{name}|{tag}".encode())]); resample b draws the
-clusters rng.integers(0, k, size=(n_boot, k))[b] (drawn in blocks of rows, which leaves the
-stream unchanged). For the mean Δ the name is "cluster_mean" and a resample's statistic is the
-sum of the drawn clusters' Δ sums over the sum of their pair counts: the pair mean of the
+Draw order (tests/test_units.py recomputes it with plain numpy): the j-th image is the j-th
+smallest first place among the values, likewise the questions; the images of resample b are
+row b of rng_i.integers(0, I, size=(n_boot, I)) with rng_i = stats.sub_rng(seed, name, tag,
+"images") = numpy.random.default_rng([seed, zlib.crc32(f"{name}|{tag}|images".encode())]), the
+questions row b of the same from "questions" (not drawn when there is one), drawn in blocks of
+rows, which leaves both streams unchanged. For the mean Δ the name is "cluster_mean" and a
+resample's statistic is its weighted Δ sum over its weighted pair count: the pair mean of the
 resampled pairs, so the interval sits around mean_delta itself. Percentiles: numpy's linear.
+
+Sums over values use wsum(): an elementwise product reduced by numpy's add, whose order depends
+on the array's length alone, never a matrix product, whose order OpenBLAS picks by CPU (the
+summary is then the same bytes on an AVX-512 Xeon and an AVX2 EPYC).
 """
 from __future__ import annotations
 
@@ -30,10 +40,21 @@ import numpy as np
 
 from confidence_trap.analysis import stats as S
 
+CROSSED = "images and questions, crossed (a two-way bootstrap)"
+ROWS = "dataset rows, each its own cluster"
+
 
 def unit(rec: dict) -> tuple[str, str]:
-    """The cluster of a record: (image, question) as strings."""
+    """The item of a record, (image, question) as strings; a dataset row's is (image + question,
+    "") (see the module docstring)."""
+    if rec.get("dataset") is not None:
+        return (f"{rec['image']}\n{rec['question']}", "")
     return (str(rec["image"]), str(rec["question"]))
+
+
+def cluster_name(records) -> str:
+    """What the run's CIs resample, in words (summary.json's meta.cluster and each entry's)."""
+    return ROWS if any(r.get("dataset") is not None for r in records) else CROSSED
 
 
 def value(rec: dict, key: str) -> float | None:
@@ -43,7 +64,7 @@ def value(rec: dict, key: str) -> float | None:
 
 
 def clean_means(clean: list[dict], key: str) -> dict:
-    """{(image, question): mean of the clean values of `key`}."""
+    """{item: mean of the clean values of `key`}."""
     acc = defaultdict(list)
     for r in clean:
         v = value(r, key)
@@ -53,68 +74,117 @@ def clean_means(clean: list[dict], key: str) -> dict:
 
 
 def pair_deltas(records: list[dict], means: dict, key: str) -> list[tuple]:
-    """[(image, question, trial, Δ)] of the records with a clean partner, sorted, so statistics
-    do not depend on file order; Δ = record's `key` - the item's clean mean."""
+    """[(image, question, trial, Δ)] of the records with a clean partner (the first two places:
+    the item), sorted, so statistics do not depend on file order; Δ = `key` - the item's clean mean."""
     out = [(*unit(r), int(r.get("trial") or 0), v - means[unit(r)])
            for r in records if (v := value(r, key)) is not None and unit(r) in means]
     return sorted(out)
 
 
-def cluster_ids(keys) -> tuple[np.ndarray, int]:
-    """([n] int64 cluster id of each key, k): id j is the j-th smallest distinct key."""
+def ids_of(keys) -> tuple[np.ndarray, int]:
+    """([n] int64 id of each key, k): id j is the j-th smallest distinct key."""
     keys = list(keys)
     index = {key: j for j, key in enumerate(sorted(set(keys)))}
     return np.fromiter((index[key] for key in keys), dtype=np.int64, count=len(keys)), len(index)
 
 
-def blocks(n_boot: int, width: int):
-    """Resample counts per block, so that a block holds about confidence_trap.analysis.stats.BOOT_VALUES values
-    of `width` each (bounded memory on large runs)."""
-    chunk = max(1, min(n_boot, S.BOOT_VALUES // max(1, width)))
-    for start in range(0, n_boot, chunk):
-        yield min(chunk, n_boot - start)
+class Design:
+    """How a bootstrap resamples n values: keys [(image, question)] per value (None: each value
+    its own image, the plain bootstrap)."""
+
+    def __init__(self, keys=None, n: int | None = None):
+        keys = [(j, 0) for j in range(n)] if keys is None else [tuple(k) for k in keys]
+        self.n = len(keys)
+        self.items = ids_of(keys)
+        self.images, self.n_images = ids_of(k[0] for k in keys)
+        self.questions, self.n_questions = ids_of(k[1] for k in keys)
+
+    @property
+    def n_items(self) -> int:
+        return self.items[1]
+
+    def resamples(self, n_boot: int, seed: int, name: str, tag: str):
+        """Blocks of [b, n] int64 weights, n_boot rows in all (the draw order of the docstring)."""
+        rng_i = S.sub_rng(seed, name, tag, "images")
+        rng_q = S.sub_rng(seed, name, tag, "questions")
+        chunk = max(1, min(n_boot, S.BOOT_VALUES // max(1, self.n + self.n_images)))  # bounded memory
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            w = S.resample_counts(rng_i, b, self.n_images)[:, self.images]  # [b, n]
+            if self.n_questions > 1:
+                w = w * S.resample_counts(rng_q, b, self.n_questions)[:, self.questions]
+            yield w
 
 
-def weights(rng: np.random.Generator, b: int, ids: np.ndarray | None, k: int) -> np.ndarray:
-    """[b, n] how often each value enters each of b resamples: k clusters drawn with replacement,
-    each value counted as often as its cluster. ids None: every value its own cluster (k = n), the
-    plain bootstrap, drawn exactly as confidence_trap.analysis.stats.resample_counts draws it."""
-    counts = S.resample_counts(rng, b, k)  # [b, k]
-    return counts if ids is None else counts[:, ids]
+def wsum(w: np.ndarray, x) -> np.ndarray:
+    """[b] sum over j of w[b, j] x[j], in an order fixed by the length alone (module docstring)."""
+    return np.multiply(w, np.asarray(x, dtype=np.float64)).sum(axis=-1)
+
+
+def group_wsum(w: np.ndarray, x, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """[b, n_groups] sum over the j of each group of w[b, j] x[j] (groups [n] int ids), each
+    group's terms added in a fixed order (np.add.reduceat over the values sorted by group)."""
+    order = np.argsort(groups, kind="stable")
+    g = groups[order]
+    present = np.unique(g)
+    out = np.zeros((w.shape[0], n_groups))
+    if g.size:
+        starts = np.searchsorted(g, present)
+        out[:, present] = np.add.reduceat(w[:, order] * np.asarray(x, dtype=np.float64)[order], starts, axis=1)
+    return out
+
+
+def percentile_ci(vals, qs=(2.5, 97.5)) -> list | None:
+    """Percentiles of the finite values (numpy's linear), None with fewer than 2."""
+    v = np.asarray(vals, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return None if v.size < 2 else [float(x) for x in np.percentile(v, qs)]
+
+
+def boot(design: Design, stat, n_boot: int, seed: int, name: str, tag: str) -> np.ndarray:
+    """[n_boot] stat(weights) over the design's resamples (nan where a resample has no value)."""
+    if design.n == 0 or n_boot < 1:
+        return np.zeros(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.concatenate([np.asarray(stat(w), dtype=np.float64)
+                               for w in design.resamples(n_boot, seed, name, tag)])
 
 
 def cluster_mean_stats(values, keys, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "") -> dict:
-    """{n, n_clusters, mean, ci95, ci90, cluster_means} of values grouped by cluster `keys`.
-
-    mean is the pair mean; ci95 and ci90 are percentile intervals of the same cluster
-    resamples (None with fewer than 2 clusters or n_boot < 1); cluster_means [k] in id order, for
-    the signed-rank test. Pass values in a canonical order (sorted pairs) for bit-identical sums.
-    """
+    """{n, n_clusters, n_images, n_questions, mean, ci95, ci90, cluster_means} of values with
+    item `keys`: mean is the pair mean; ci95 and ci90 percentile intervals of the same crossed
+    resamples (None with fewer than 2 usable resamples, or one image and one question);
+    cluster_means [k] per item in id order, for the signed-rank test. Pass values in a canonical
+    order (sorted pairs) for bit-identical sums."""
     x = np.asarray(values, dtype=np.float64)
-    ids, k = cluster_ids(keys)
+    d = Design(keys)
+    ids, k = d.items
     sums = np.bincount(ids, weights=x, minlength=k)  # [k]
     sizes = np.bincount(ids, minlength=k).astype(np.float64)  # [k]
-    out = {"n": int(x.size), "n_clusters": k, "mean": float(x.mean()) if x.size else None,
-           "ci95": None, "ci90": None, "cluster_means": sums / np.maximum(sizes, 1)}
-    if k < 2 or n_boot < 1:
+    out = {"n": int(x.size), "n_clusters": k, "n_images": d.n_images, "n_questions": d.n_questions,
+           "mean": float(x.mean()) if x.size else None, "ci95": None, "ci90": None,
+           "cluster_means": sums / np.maximum(sizes, 1)}
+    if d.n_images * d.n_questions < 2:
         return out
-    rng = S.sub_rng(seed, "cluster_mean", tag)
-    means = np.concatenate([(c @ sums) / (c @ sizes)
-                            for c in (S.resample_counts(rng, b, k) for b in blocks(n_boot, k))])  # [B]
-    lo95, lo90, hi90, hi95 = np.percentile(means, [2.5, 5, 95, 97.5])
-    out["ci95"], out["ci90"] = [float(lo95), float(hi95)], [float(lo90), float(hi90)]
+    item = np.zeros((k, 2), dtype=np.int64)
+    item[ids] = np.stack([d.images, d.questions], axis=1)  # each item's image and question
+    per_item = Design([tuple(r) for r in item])
+    means = boot(per_item, lambda w: wsum(w, sums) / wsum(w, sizes), n_boot, seed, "cluster_mean", tag)
+    ci = percentile_ci(means, (2.5, 5, 95, 97.5))
+    if ci is not None:
+        out["ci95"], out["ci90"] = [ci[0], ci[3]], [ci[1], ci[2]]
     return out
 
 
 def bootstrap_auroc_ci(negatives, neg_keys, positives, pos_keys, n_boot: int = S.N_BOOT,
                        seed: int = 0, tag: str = "") -> list | None:
-    """Cluster-bootstrap 95% CI of auroc(negatives, positives): a resample draws clusters, and each
-    drawn cluster brings all its values of both classes (e.g. an item's clean answer and its
-    perturbed ones). Resamples left without a value of either class are dropped. None when a class
-    has fewer than 2 values, there are fewer than 2 clusters, or fewer than 2 resamples remain.
+    """Crossed-bootstrap 95% CI of auroc(negatives, positives): a value of either class enters a
+    resample with its item's weight (e.g. an item's clean answer and its perturbed ones).
+    Resamples left without a value of either class are dropped. None when a class has fewer than
+    2 values or fewer than 2 resamples remain.
 
     O(n) a resample, as confidence_trap.analysis.stats.bootstrap_auroc_ci: the negatives' weights summed
-    cumulatively over the sorted negatives give each positive's count of negatives below it.
+    cumulatively over the sorted negatives give each positive's weight of negatives below it.
     """
     def usable(vals, keys):
         kept = sorted((float(v), key) for v, key in zip(vals, keys)
@@ -123,23 +193,16 @@ def bootstrap_auroc_ci(negatives, neg_keys, positives, pos_keys, n_boot: int = S
 
     neg, nk = usable(negatives, neg_keys)
     pos, pk = usable(positives, pos_keys)
-    ids, k = cluster_ids(nk + pk)
-    if neg.size < 2 or pos.size < 2 or k < 2 or n_boot < 1:
+    design = Design(nk + pk)
+    if neg.size < 2 or pos.size < 2 or design.n_images * design.n_questions < 2:
         return None
-    neg_ids, pos_ids = ids[:neg.size], ids[neg.size:]
     lo = np.searchsorted(neg, pos, side="left")  # [n1] negatives strictly below pos_j
     hi = np.searchsorted(neg, pos, side="right")  # [n1] ... below or tied
-    rng, vals = S.sub_rng(seed, "auroc_clusters", tag), []
-    for b in blocks(n_boot, k + 2 * neg.size + 2 * pos.size):
-        c = S.resample_counts(rng, b, k)  # [b, k]
-        c0, c1 = c[:, neg_ids], c[:, pos_ids]  # [b, n0], [b, n1]
-        cum0 = np.zeros((b, neg.size + 1))
+
+    def stat(w):
+        c0, c1 = w[:, :neg.size], w[:, neg.size:]  # [b, n0], [b, n1]
+        cum0 = np.zeros((w.shape[0], neg.size + 1))
         np.cumsum(c0, axis=1, out=cum0[:, 1:])
         score = cum0[:, lo] + 0.5 * (cum0[:, hi] - cum0[:, lo])  # [b, n1]
-        w = cum0[:, -1] * c1.sum(axis=1)  # [b] n0 n1 of the resample
-        vals.append((c1 * score).sum(axis=1)[w > 0] / w[w > 0])
-    vals = np.concatenate(vals)
-    if vals.size < 2:
-        return None
-    lo_ci, hi_ci = np.percentile(vals, [2.5, 97.5])
-    return [float(lo_ci), float(hi_ci)]
+        return (c1 * score).sum(axis=1) / (cum0[:, -1] * c1.sum(axis=1))
+    return percentile_ci(boot(design, stat, n_boot, seed, "auroc_clusters", tag))

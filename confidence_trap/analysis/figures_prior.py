@@ -5,8 +5,8 @@
 
 One panel per attack at its strongest level: each point is one item (a cluster: its mean Δ over
 its trials) against H_prior - H_clean, with a binned mean (equal-count bins of items) through
-them; the panel title gives the items' count, Spearman's ρ with its cluster-bootstrap CI, and
-the ρ that H_prior shuffled across items gives (the part forced by the shared -H_clean term).
+them; the panel title gives the items' count, Spearman's ρ with its crossed-bootstrap CI, and
+the ρ that H_prior permuted across questions gives (the part forced by the shared -H_clean term).
 Reads summary["prior"]["by_attack"][attack]["by_epsilon"][key]["clusters"] {x, delta}
 (confidence_trap/analysis/prior.py). Drawn with confidence_trap/analysis/plot.py for print: panels of PANEL_W inches, two
 across, STYLE's sizes (no text under 7 pt), no title in the image, the legend in words below.
@@ -39,14 +39,14 @@ def binned_mean(x, y) -> tuple[np.ndarray, np.ndarray]:
 
 def _title(attack: str, section: dict, key: str, e: dict) -> str:
     """Three short lines (a panel is PANEL_W wide): the attack, its level and items, and ρ
-    with its CI and the ρ of H_prior shuffled across items."""
+    with its CI and the ρ of H_prior permuted across questions."""
     level = level_label(key, section["grouped_by"])
     where = f"{'severity ' if section['grouped_by'] == 'severity' else 'ε = '}{level}, {e['n_clusters']} items"
     rho, ci, shuffled = e.get("spearman"), e.get("spearman_ci95"), e.get("spearman_shuffled")
     stat = "Spearman ρ undefined" if rho is None else f"ρ = {rho:.2f}" + (
         f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
     if shuffled is not None:
-        stat += f"; H_prior shuffled: {shuffled:.2f}"
+        stat += f"; questions permuted: {shuffled:.2f}"
     return f"{attack_title(attack)}\n{where}\n{stat}"
 
 

@@ -12,19 +12,23 @@ confidence_trap.analysis.tables) or None when the run has nothing for it. `contr
 run.json)} of the control runs (results/controls/), or None where there are none (the report of a
 single run). Adding a finding is one more function; there are at most five, so the README's
 account stays short (calibration lives in the tables).
+
+Every sentence holds for any run: one level or many, ε or severities or none, verdicts that agree
+or differ, with or without references and a null control. A verdict is said as the verdict says
+it (verdicts.py: a size shown by the interval), and where an interval holds 0 the sentence says
+the run cannot tell.
 """
 from __future__ import annotations
 
 from confidence_trap.analysis.levels import STUDY_ATTACK, eps_key, kind_name, level_phrase
-from confidence_trap.analysis.tables import ci, fixed, level_name, levels, num, pct, signed
+from confidence_trap.analysis.tables import ci, fixed, levels, num, pct, signed
 
 ATTACK_TITLES = {"proxy": "the study's proxy (random sign steps)", "pgd:entropy_min": "PGD lowering entropy",
                  "pgd:entropy_max": "PGD raising entropy", "pgd:ce": "PGD away from the clean answer"}
-VERBS = {"rises": "raises", "falls": "lowers", "equivalent": "leaves within δ of where it was",
-         "inconclusive": "leaves without a change the run can call"}
 FINDINGS: list = []             # the sentence functions, in reading order
 # A family of attacks registered as "family:member" is titled "member (its title)".
 FAMILY_TITLES = {"corruption": "ImageNet-C"}
+ENTROPY = "the mean token entropy of the answers"
 
 
 def attack_title(name: str) -> str:
@@ -56,14 +60,15 @@ def headline(summary: dict) -> str:
     return STUDY_ATTACK if STUDY_ATTACK in attacks else attacks[0]
 
 
-def _strongest(summary: dict, attack: str):
-    return levels(summary["by_attack"][attack])[-1]
+def where(section: dict, e: dict) -> str:
+    """A level in a sentence: "ε = 0.5 (≈128/255)", "severity 3", or "" (no level)."""
+    kind = section["grouped_by"]
+    return level_phrase(str(int(e["level"])) if kind == "severity" else eps_key(e["level"]), kind)
 
 
 def at(section: dict, e: dict) -> str:
     """" at ε = 0.5 (≈128/255)", " at severity 3", or "" for an attack without levels."""
-    kind = section["grouped_by"]
-    phrase = level_phrase(str(int(e["level"])) if kind == "severity" else eps_key(e["level"]), kind)
+    phrase = where(section, e)
     return f" at {phrase}" if phrase else ""
 
 
@@ -72,46 +77,75 @@ def _model(info: dict) -> str:
     return f"the model {info.get('model') or 'of this run'}" + (f" ({', '.join(ident)})" if ident else "")
 
 
+def change(title: str, e: dict) -> str:
+    """What one level's verdict says the attack does to the entropy, as a clause."""
+    up = {"up": "raises", "down": "lowers"}.get(e.get("direction"))
+    if e["verdict"] == "inconclusive" and up:
+        why = "no verdict: the run has no null control" if e.get("tested") is None else \
+            "by an amount the run cannot show exceeds δ"
+        return f"{title} {up} {ENTROPY} ({why})"
+    return {"rises": f"{title} raises {ENTROPY} by more than δ",
+            "falls": f"{title} lowers {ENTROPY} by more than δ",
+            "equivalent": f"{title} leaves {ENTROPY} within δ of where it was"}.get(
+        e["verdict"], f"the run cannot tell whether {title} changes {ENTROPY} (the CI holds 0)")
+
+
+def _verdicts(sec: dict) -> str:
+    """"; by level: rises at ε = 0.1, 0.2; inconclusive at ε = 0.5": the verdicts where they differ."""
+    groups: dict = {}
+    for _, e in levels(sec):
+        groups.setdefault(e["verdict"], []).append(where(sec, e))
+    prefix = {"epsilon": "ε = ", "severity": "severity "}.get(sec["grouped_by"], "")
+    return "; by level: " + "; ".join(
+        f"{v} at {prefix}{', '.join(x.removeprefix(prefix) for x in ls)}" for v, ls in groups.items())
+
+
 @finding
 def effect(s, info, controls):
     """What the headline perturbation does to the mean token entropy, against the run's noise."""
     a = headline(s)
     sec = s["by_attack"][a]
-    lab, e = _strongest(s, a)
-    every = {x["verdict"] for _, x in levels(sec)}
-    how = VERBS[e["verdict"]]
-    where = (f" at every {level_name(sec)}; at the strongest,{at(sec, e)}" if len(every) == 1 and len(levels(sec)) > 1
-             else f";{at(sec, e)}")
-    return (f"On {_model(info)}, {attack_title(a)} {how} the mean token entropy of the answers{where}, "
-            f"the mean Δ is {signed(e['mean_delta'])} nats (95% CI {ci(e['ci95'])} over "
-            f"{e['n_clusters']} items, {e['n']} pairs; verdict {e['verdict']} at δ = "
-            f"{s['meta']['min_effect']:g} nats). {noise_clause(s)}")
+    ls = levels(sec)
+    _, e = ls[-1]
+    size = (f"the mean Δ is {signed(e['mean_delta'])} nats (95% CI {ci(e['ci95'])}, drawing "
+            f"{e.get('n_images', 'its')} images and {e.get('n_questions', 'its')} questions; {e['n']} pairs; "
+            f"verdict {e['verdict']} at δ = {s['meta']['min_effect']:g} nats)")
+    if len(ls) == 1:
+        head = f"{change(attack_title(a), e)}{at(sec, e)}: {size}"
+    elif len({x['verdict'] for _, x in ls}) == 1 and len({x.get('direction') for _, x in ls}) == 1:
+        head = (f"{change(attack_title(a), e)} at every {kind_name(sec['grouped_by'])} tested ({len(ls)}); "
+                f"at the strongest, {where(sec, e)}, {size}")
+    else:
+        head = f"{change(attack_title(a), e)}{at(sec, e)}, the strongest: {size}{_verdicts(sec)}"
+    return f"On {_model(info)}, {head}. {noise_clause(s)}"
 
 
 def noise_clause(s) -> str:
-    """The run's own noise floor, in one sentence: what a verdict had to clear."""
+    """The run's own noise floor, in one sentence: what the verdicts test against."""
     n = s.get("noise")
     if not n:
-        return ("The run has no null control, so it has no noise floor and calls no fall or rise "
+        return ("The run has no null control, so it has no noise floor and calls no verdict "
                 "(run without --no-null-control).")
     how = ("every repeated input gave exactly the same entropy" if n["exact_zero"] else
            f"{pct(n['answers_changed'])} of the answers changed and the mean Δ moved by "
            f"{num(n['mean_delta'], sign=True)} nats")
     return (f"Its noise floor, from generating the {n['n_clusters']} clean inputs again in other "
-            f"batches ({how}), is {num(n['floor'])} nats.")
+            f"batches ({how}), is {num(n['floor'])} nats; each verdict tests Δ against that repeat, "
+            f"item by item.")
 
 
 @finding
 def floor(s, info, controls):
     """Whether a fall in entropy could have shown at all (the entropy floor)."""
-    lab, e = _strongest(s, headline(s))
+    a = headline(s)
+    e = levels(s["by_attack"][a])[-1][1]
     f = e.get("floor")
-    if not f:
+    if not f or f.get("delta_bound") is None:
         return None
     could = ("so a rise, or no change, is forced by construction there" if f["majority_at_floor"]
              else "so a fall could have shown")
-    return (f"{pct(f['share_clean_below_0.01'])} of the pairs have a clean answer under 0.01 nats, and the mean Δ "
-            f"could have fallen to {signed(f['delta_bound'])} nats, {could}.")
+    return (f"{pct(f['share_clean_below_0.01'])} of the pairs{at(s['by_attack'][a], e)} have a clean answer "
+            f"under 0.01 nats, and the mean Δ could have fallen to {signed(f['delta_bound'])} nats, {could}.")
 
 
 @finding
@@ -130,38 +164,66 @@ def control(s, info, controls):
     lead = ("The pipeline sees a fall where one exists" if low["verdict"] == "falls" else
             "The control built to lower entropy shows no fall the run can call")
     return (f"{lead}: true-gradient PGD built to lower entropy gives a mean Δ of {signed(low['mean_delta'])} nats "
-            f"(95% CI {ci(low['ci95'])}) at ε = {lab}, where the study's proxy at the same ε gives "
-            f"{signed(proxy['mean_delta'])} ({ci(proxy['ci95'])}, verdict {proxy['verdict']}).")
+            f"(95% CI {ci(low['ci95'])}, verdict {low['verdict']}) at ε = {lab}, where the study's proxy at "
+            f"the same ε gives {signed(proxy['mean_delta'])} ({ci(proxy['ci95'])}, verdict {proxy['verdict']}).")
+
+
+def _points(pair) -> str:
+    return ci([x * 100 for x in pair], lambda x: fixed(x, 1, sign=True)) if pair else "n/a"
 
 
 @finding
 def prior(s, info, controls):
     """Whether the perturbed answers go to the language prior, and entropy with them."""
     p = (s.get("prior") or {}).get("by_attack", {}).get(headline(s))
-    if not p:
+    if not p or not p["by_epsilon"]:
         return None
-    lab, e = levels(p)[-1]
-    to, other = e["classes"]["to_prior"], e["classes"]["not_prior"]
-    if e["agreement_difference"] is None or not to["n_pairs"] or not other["n_pairs"]:
+    _, e = levels(p)[-1]
+    if e["agreement_difference"] is None:
         return None
-    return (f"Against the blank image's answer (the item's language prior), {pct(e['agreement_clean'])} of "
-            f"clean and {pct(e['agreement_perturbed'])} of perturbed answers{at(p, e)} are the prior's "
-            f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI "
-            f"{ci([x * 100 for x in e['agreement_difference_ci95']], lambda x: fixed(x, 1, sign=True))}); where the answer becomes "
-            f"the prior's the mean Δ is {signed(to['mean_delta'])} nats, elsewhere {signed(other['mean_delta'])}.")
+    lo_hi = e["agreement_difference_ci95"]
+    move = ("answers move toward the prior" if lo_hi and lo_hi[0] > 0 else "answers move away from the prior"
+            if lo_hi and lo_hi[1] < 0 else "the run cannot tell whether answers move to the prior")
+    loo = [x for x in e.get("leave_one_out") or [] if x["agreement_difference"] is not None]
+    flip = [x for x in loo if (x["agreement_difference"] > 0) != (e["agreement_difference"] > 0)]
+    alone = (f", and without \u201c{flip[0]['question']}\u201d the change is "
+             f"{fixed(flip[0]['agreement_difference'] * 100, 1, sign=True)} points" if len(flip) == 1 else "")
+    d, dci = e["class_difference"], e["class_difference_ci95"]
+    goes = ("" if d is None else "; within questions, entropy " + (
+        f"is lower where the answer becomes the prior's ({signed(d)} nats, 95% CI {ci(dci)})" if dci and dci[1] < 0
+        else f"is higher where the answer becomes the prior's ({signed(d)} nats, 95% CI {ci(dci)})"
+        if dci and dci[0] > 0 else f"differs by {signed(d)} nats where the answer becomes the prior's "
+        + (f"(95% CI {ci(dci)})" if dci else "(too few items with both kinds of answer for an interval)")
+        + ": the run cannot tell whether entropy goes with the prior"))
+    return (f"Against the blank image's answer (the item's language prior, one per question: "
+            f"{e.get('n_questions', 'its')} questions), {pct(e['agreement_clean'])} of clean and "
+            f"{pct(e['agreement_perturbed'])} of perturbed answers{at(p, e)} are the prior's "
+            f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI {_points(lo_hi)}): "
+            f"{move}{alone}{goes}.")
 
 
 @finding
 def safety(s, info, controls):
     """Whether the entropy filter lets perturbed inputs through more easily than clean ones."""
     a = headline(s)
-    lab, e = _strongest(s, a)
-    inverted = [(l, p) for l, x in levels(s["by_attack"][a]) for p, v in x["inverted_safety"].items() if v]
+    sec = s["by_attack"][a]
+    _, e = levels(sec)[-1]
     pk = "p90" if "p90" in e["pass_rate"] else next(iter(e["pass_rate"]))
-    rate = e["pass_rate"][pk]
-    kind = kind_name(s["by_attack"][a]["grouped_by"])
-    status = (f"is inverted at {len(inverted)} of its settings of {kind} and τ (first at {kind} {inverted[0][0]}, "
-              f"τ = {inverted[0][1]})" if inverted else f"is inverted at no {kind} and τ")
-    return (f"The entropy filter's safety {status}: with τ at {pk} of the clean entropies it passes "
-            f"{pct(rate['clean'])} of clean and {pct(rate['perturbed'])} of perturbed inputs"
-            f"{at(s['by_attack'][a], e)}.")
+    r = e["pass_rate"][pk]
+    cells = [(where(sec, x), p, v.get("verdict", "inconclusive")) for _, x in levels(sec)
+             for p, v in x["pass_rate"].items()]
+    kind = kind_name(sec["grouped_by"])
+    over = f"{kind} and τ" if where(sec, e) else "τ"
+    inv = [(w, p) for w, p, v in cells if v == "inverted"]
+    count = {v: sum(c[2] == v for c in cells) for v in ("inverted", "not inverted", "inconclusive")}
+    first = f"{inv[0][0]}, τ = {inv[0][1]}" if inv and inv[0][0] else f"τ = {inv[0][1]}" if inv else ""
+    verdicts = (f"inverted at {count['inverted']} (first at {first})" if inv
+                else "inverted at none") + (
+        f", shown not inverted at {count['not inverted']}" if count["not inverted"] else "") + (
+        f", and the run cannot tell at {count['inconclusive']}" if count["inconclusive"] else "")
+    return (f"With τ at {pk} of the clean entropies, the entropy filter passes {pct(r['clean'])} of clean and "
+            f"{pct(r['perturbed'])} of perturbed inputs{at(sec, e)}, a difference of "
+            f"{fixed(None if r.get('difference') is None else r['difference'] * 100, 1, sign=True)} points "
+            f"(90% CI {_points(r.get('difference_ci90'))}); over the {len(cells)} settings of {over}, its "
+            f"safety is {verdicts} (inverted: perturbed inputs pass more often by more than half the clean "
+            f"inputs it rejects).")

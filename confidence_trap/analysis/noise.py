@@ -7,12 +7,13 @@
 second time in another batch composition (other neighbours, more left padding), one per item.
 Each is paired with the clean record of its item, Δ_null = H_again - H_clean, and the block is
 
-    {n, n_clusters, mean_delta, ci95 (cluster bootstrap), floor, max_abs_delta, exact_zero,
+    {n, n_clusters, mean_delta, ci95 (images and questions drawn, crossed), floor, max_abs_delta, exact_zero,
      answers_changed, answer_entropy: {the same numbers for answer_entropy} or None}
 
-floor is the noise floor a verdict must clear (confidence_trap/analysis/verdicts.py says why this one): the far
-end of the 95% CI, max(|lo|, |hi|); 0.0 when every Δ_null is exactly 0; with fewer than two items
-(no CI) max_abs_delta. exact_zero is True when every Δ_null is exactly 0.0: on CPU in float32 the
+floor, the noise floor, is how far the null control plausibly moves a mean by itself: the far end
+of the 95% CI, max(|lo|, |hi|); 0.0 when every Δ_null is exactly 0; with fewer than two items (no
+CI) max_abs_delta. The verdicts do not compare with it: they test Δ - Δ_null item by item
+(null_shifts(), confidence_trap/analysis/verdicts.py), so the noise sits inside their interval. exact_zero is True when every Δ_null is exactly 0.0: on CPU in float32 the
 batch composition may change nothing at all, and the report then says so rather than showing a
 floor of 0 as if it were a measured small number. answers_changed is the share of repeated
 answers that differ from the clean answer (token ids where both have them, else the text). The
@@ -24,6 +25,16 @@ import numpy as np
 
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis.clusters import clean_means, cluster_mean_stats, pair_deltas, unit, value
+
+
+def null_shifts(clean: list[dict], repeats: list[dict], key: str = "mean_entropy") -> dict | None:
+    """{item: mean Δ_null of `key`} of the items with a valid repeat; None without repeats."""
+    if not repeats:
+        return None
+    shifts = {}
+    for p in pair_deltas(repeats, clean_means(clean, key), key):
+        shifts.setdefault(p[:2], []).append(p[3])
+    return {u: float(np.mean(v)) for u, v in shifts.items()}
 
 
 def _floor(st: dict, max_abs: float | None, exact_zero: bool) -> float | None:

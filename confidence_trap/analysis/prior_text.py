@@ -1,27 +1,37 @@
 """The language-prior tests in words, from summary.json alone: for the report, README and paper.
 
-    from confidence_trap.analysis.prior_text import prior_sentences, controls_contrast, contrast_sentences
+    from confidence_trap.analysis.prior_text import prior_sentences, attack_sentences, questions_sentence
     prior_sentences(summary)                   # list[str]: one paragraph each
-    contrast_sentences(default_summary, json.load(open("results/controls/entropy_min/summary.json")))
 
 prior_sentences reads summary["prior"] (confidence_trap/analysis/prior.py) at each attack's strongest level:
 the three tests with sizes and CIs, which way each goes, the results forced by construction
-named as such, and the command that makes the same test on LLaVA-1.5-7B. controls_contrast sets
-an attack that lowers entropy by optimisation (the entropy_min control) against the default run:
-does it move answers toward the prior as much as its fall in entropy would suggest at the rate the
-default run shows? Nothing here computes a statistic; it reads them and says what they mean.
+named as such, and the command that makes the same test on LLaVA-1.5-7B. Each test's verdict
+against the mechanism is one of VERDICT_WORDS: "as predicted", "in part", "not as predicted",
+or "cannot tell" where its interval holds 0 (a null result is said as null, never read as a
+finding). The prior lives at the question, so the sentences say how many questions the run asks
+and what a test over that many can show. Nothing here computes a statistic.
 """
 from __future__ import annotations
 
-from confidence_trap.analysis.levels import STUDY_ATTACK, level_label, level_phrase, sorted_levels
+import math
+
+from confidence_trap.analysis.levels import level_phrase, sorted_levels
+from confidence_trap.analysis.tables import ci as ci_cell
+from confidence_trap.analysis.tables import signed
 
 LLAVA_COMMAND = "python experiments/entropy_analysis.py --config configs/study.yaml"
 P_SHUFFLED = 0.05
+YES, PART, NO, CANNOT = "as predicted", "in part", "not as predicted", "cannot tell"
+VERDICT_WORDS = (YES, PART, NO, CANNOT)
+HOLDS_ZERO = "the run cannot tell (its CI holds 0)"
 
 
-def _ci(ci, spec=".3f", scale=1.0) -> str:
+def ci_text(ci, spec=None, scale=1.0) -> str:
+    """"95% CI [lo, hi]": nats as the tables write them (spec None), or in a format spec."""
     if ci is None:
-        return "no CI: fewer than 2 items"
+        return "no CI: too few images and questions"
+    if spec is None:
+        return f"95% CI {ci_cell(ci)}"
     return f"95% CI [{ci[0] * scale:{spec}}, {ci[1] * scale:{spec}}]"
 
 
@@ -29,7 +39,7 @@ def _n(k: int, word: str, plural: str | None = None) -> str:
     return f"{k} {word if k == 1 else plural or word + 's'}"
 
 
-def _side(ci) -> int:
+def side_of(ci) -> int:
     """+1 when the CI lies above 0, -1 below, 0 when it holds 0 or is missing."""
     return 0 if ci is None else (ci[0] > 0) - (ci[1] < 0)
 
@@ -40,114 +50,166 @@ def strongest(section: dict) -> tuple[str, dict] | None:
     return (keys[-1], section["by_epsilon"][keys[-1]]) if keys else None
 
 
-YES, PART, NO = "as predicted", "in part", "not as predicted"
+def questions_sentence(n_questions: int) -> str:
+    """How many distinct questions the run asks, and what a question-level test over that many
+    can show."""
+    q = n_questions
+    orderings = math.factorial(q)
+    if q < 2:
+        return ("This run asks one question, so it has one prior answer: H_prior cannot vary, "
+                "test 2 has nothing to permute, and no test here can separate the prior from the question.")
+    reach = ("no permutation test over them can reach p < 0.05 (the smallest p is "
+             f"1/{orderings})" if orderings < 20 else
+             f"a permutation test over them has {orderings:,} orderings, so it can reach p < 0.05")
+    return (f"The prior answer and H_prior depend on the question alone, so this run's "
+            f"{_n(q, 'distinct question')} are its independent prior answers: every test here "
+            f"permutes or draws questions (and images, crossed), {reach}, and an interval drawn "
+            f"from {q} questions can show only an effect that most of them share.")
 
 
 def _half(h: dict, what: str) -> str:
     if not h["n_clusters"]:
         return f"{what} no item (n = 0), so that half is empty"
     return (f"{what} {h['n_clusters']} items ({h['n_pairs']} pairs) with mean Δ "
-            f"{h['mean_delta']:+.3f} nats ({_ci(h['ci95'])})")
+            f"{signed(h['mean_delta'])} nats ({ci_text(h['ci95'])})")
+
+
+def _leave_one_out(e: dict, side: int) -> tuple[str, bool]:
+    """(a clause on the question whose removal moves test 1 most, whether the sign survives
+    every removal)."""
+    loo = [x for x in e.get("leave_one_out") or [] if x["agreement_difference"] is not None]
+    side = side or (e["agreement_difference"] > 0) - (e["agreement_difference"] < 0)  # the point's way
+    if len(loo) < 2 or side == 0:
+        return "", True
+    worst = min(loo, key=lambda x: side * x["agreement_difference"])
+    rest = [x["agreement_difference"] * 100 for x in loo if x is not worst]
+    holds = all(side * x["agreement_difference"] > 0 for x in loo)
+    return (f" Left out one at a time, the questions give {min(rest):+.1f} to {max(rest):+.1f} points, "
+            f"except \u201c{worst['question']}\u201d: without it, {worst['agreement_difference'] * 100:+.1f}"
+            + ("." if holds else ", so the move rests on that one question.")), holds
 
 
 def test_agreement(e: dict) -> tuple[str, str]:
-    """Test 1 in words, and its verdict against the mechanism (YES or NO)."""
+    """Test 1 in words, and its verdict: YES when the CI lies above 0 and no single question
+    carries it, PART when one does, CANNOT when the CI holds 0."""
     ac, ap, d = e["agreement_clean"], e["agreement_perturbed"], e["agreement_difference"]
     if d is None:
-        return "(1) Answers and the prior: no pair has both a clean and a prior answer.", NO
-    side = _side(e["agreement_difference_ci95"])
-    words = {1: "perturbed answers move toward the prior, as the mechanism predicts",
-             -1: "perturbed answers move away from the prior, against the mechanism",
-             0: "no clear move (the CI holds 0)"}[side]
+        return "(1) Answers and the prior: no pair has both a clean and a prior answer.", CANNOT
+    side = side_of(e["agreement_difference_ci95"])
+    words = {1: "perturbed answers move toward the prior", -1: "perturbed answers move away from the prior, "
+             "against the mechanism", 0: f"whether answers move to the prior, {HOLDS_ZERO}"}[side]
     s = (f"(1) Answers move to the prior? {ac:.1%} of the clean answers and {ap:.1%} of the "
          f"perturbed answers equal their item's prior answer, a change of {d * 100:+.1f} percentage "
-         f"points ({_ci(e['agreement_difference_ci95'], '+.1f', 100)}): {words}.")
+         f"points ({ci_text(e['agreement_difference_ci95'], '+.1f', 100)}, images and questions drawn): {words}.")
+    clause, holds = _leave_one_out(e, side)
+    s += clause
     if ac == 1.0:
         s += (" Every clean answer already equals its prior answer, so agreement cannot rise: "
               "that it does not is forced by construction, not evidence against the mechanism.")
     elif ac == 0.0:
         s += (" No clean answer equals its prior answer, so agreement can only rise or stay: a "
               "fall is ruled out by construction.")
-    return s, YES if side > 0 else NO
+    return s, {1: YES if holds else PART, -1: NO, 0: CANNOT}[side]
 
 
 def test_spearman(e: dict) -> tuple[str, str]:
-    """Test 2 in words, and its verdict: YES when ρ beats the shared term and the halves fall
-    and rise as the story says, PART when one of the two holds."""
+    """Test 2 in words, and its verdict: YES when ρ beats the question-level permutation and the
+    halves fall and rise as the story says, PART when only ρ does, NO when ρ's CI lies below 0,
+    CANNOT otherwise (ρ not shown beyond the shared term)."""
     rho = e["spearman"]
     beats = False
     if rho is None:
         s = (f"(2) The prior's entropy and the sign of Δ: Spearman's ρ is undefined over these "
              f"{e['n_clusters']} items (Δ or H_prior − H_clean is the same for all, or fewer than 2 items).")
     else:
-        beats = (e["spearman_ci95"] is not None and e["spearman_ci95"][0] > 0
-                 and e["spearman_shuffled_p"] is not None and e["spearman_shuffled_p"] < P_SHUFFLED)
+        p = e["spearman_shuffled_p"]
+        beats = side_of(e["spearman_ci95"]) > 0 and p is not None and p < P_SHUFFLED
         s = (f"(2) The prior's entropy and the sign of Δ: over {e['n_clusters']} items, Spearman's "
-             f"ρ between Δ and H_prior − H_clean is {rho:.2f} ({_ci(e['spearman_ci95'], '.2f')}); the "
+             f"ρ between Δ and H_prior − H_clean is {rho:.2f} ({ci_text(e['spearman_ci95'], '.2f')}); the "
              f"mechanism predicts ρ > 0. Part of any ρ is forced by construction: both subtract "
-             f"H_clean, and with H_prior shuffled across items ρ is {e['spearman_shuffled']:.2f} on "
-             f"average (one-sided p = {e['spearman_shuffled_p']:.3f} that the observed ρ is no "
-             f"larger). So H_prior " + ("predicts Δ beyond that shared term, as the mechanism says."
-                                        if beats else "does not predict Δ beyond that shared term here."))
+             f"H_clean. With H_prior permuted across the {_n(e.get('n_questions', 0), 'question')} "
+             f"({e.get('spearman_permutations', 0):,} orderings), ρ is {e['spearman_shuffled']:.2f} on "
+             f"average (one-sided p = {p:.3f} that the observed ρ is no larger). So H_prior "
+             + ("predicts Δ beyond that shared term." if beats else
+                "is not shown to predict Δ beyond that shared term: the run cannot tell."))
         if e["spearman_shuffled"] is not None and abs(e["spearman_shuffled"] - rho) < 1e-9:
-            s += (" H_prior is the same for every item here (one question), so ρ is the shared "
-                  "term alone, forced by construction.")
+            s += (" H_prior is the same for every question here, so ρ is the shared term alone, "
+                  "forced by construction.")
     below, above = e["halves"]["prior_below_clean"], e["halves"]["prior_not_below_clean"]
-    falls, rises = _side(below["ci95"]) < 0, _side(above["ci95"]) > 0
+    falls, rises = side_of(below["ci95"]) < 0, side_of(above["ci95"]) > 0
     s += (f" Split by the prior's entropy, {_half(below, 'H_prior < H_clean holds')}; "
           f"{_half(above, 'H_prior ≥ H_clean holds')}. The story predicts a fall in the first half "
-          f"and a rise in the second: entropy {'falls' if falls else 'does not fall'} in the first "
-          f"and {'rises' if rises else 'does not rise'} in the second. The split selects by H_clean, "
-          f"which Δ subtracts, so it carries the same shared term.")
-    return s, YES if beats and falls and rises else PART if beats or (falls and rises) else NO
+          f"and a rise in the second: entropy {'falls' if falls else 'is not shown to fall'} in the first "
+          f"and {'rises' if rises else 'is not shown to rise'} in the second. The split selects by "
+          f"H_clean, which Δ subtracts, so it carries the same shared term.")
+    if beats:  # the halves carry the shared term too: alone they are not evidence
+        return s, YES if falls and rises else PART
+    return s, NO if rho is not None and side_of(e["spearman_ci95"]) < 0 else CANNOT
 
 
 def test_classes(e: dict) -> tuple[str, str]:
-    """Test 3 in words, and its verdict: YES when entropy falls for the pairs that take the prior
-    answer and less (or not) for the others, PART when it is only lower there, not falling."""
+    """Test 3 in words, and its verdict: within questions, YES when entropy is lower where the
+    answer is the prior's and falls there, PART when only lower, CANNOT when the CI holds 0."""
     c = e["classes"]
     to, other, moved = c["to_prior"], c["not_prior"], c["moved_to_prior"]
-    if not to["n_pairs"] or not other["n_pairs"]:
-        which = "no perturbed answer equals" if not to["n_pairs"] else "every perturbed answer equals"
-        return (f"(3) Entropy where the answer becomes the prior: {which} its prior answer (the other "
-                f"class is empty, n = 0), so there is nothing to compare: the test cannot be made, "
-                f"by construction."), NO
-    lower, falls = _side(e["class_difference_ci95"]) < 0, _side(to["ci95"]) < 0
-    if lower:
-        words = ("entropy falls where the answer is the prior's, and less or not elsewhere, as the "
-                 "mechanism predicts" if falls else "entropy is lower where the answer is the "
-                 "prior's than elsewhere, but does not fall there: the mechanism's direction, not its fall")
-    else:
-        words = {1: "entropy is higher where the answer is the prior's, against the mechanism",
-                 0: "no clear difference (the CI holds 0)"}[_side(e["class_difference_ci95"])]
+    if not to["n_pairs"] or not other["n_pairs"] or e["class_difference"] is None:
+        which = ("no perturbed answer equals" if not to["n_pairs"] else "every perturbed answer equals"
+                 if not other["n_pairs"] else "no question has answers in both classes: each answer equals")
+        return (f"(3) Entropy where the answer becomes the prior: {which} its prior answer, so there "
+                f"is nothing to compare: the test cannot be made, by construction."), CANNOT
+    side, falls = side_of(e["class_difference_ci95"]), side_of(to["ci95"]) < 0
+    words = {-1: ("entropy is lower where the answer is the prior's, and falls there, as the mechanism "
+                  "predicts" if falls else "entropy is lower where the answer is the prior's, but does not "
+                  "fall there: the mechanism's direction, not its fall"),
+             1: "entropy is higher where the answer is the prior's, against the mechanism",
+             0: f"whether entropy is lower where the answer is the prior's, {HOLDS_ZERO}"}[side]
     s = (f"(3) Entropy falls where the answer becomes the prior? Pairs whose perturbed answer equals "
          f"the prior answer ({to['n_pairs']} pairs, {to['n_clusters']} items) have mean Δ "
-         f"{to['mean_delta']:+.3f} nats ({_ci(to['ci95'])}), the others ({other['n_pairs']} pairs) "
-         f"{other['mean_delta']:+.3f} ({_ci(other['ci95'])}): a difference of "
-         f"{e['class_difference']:+.3f} ({_ci(e['class_difference_ci95'])}), so {words}.")
+         f"{signed(to['mean_delta'])} nats ({ci_text(to['ci95'])}), the others ({other['n_pairs']} pairs) "
+         f"{signed(other['mean_delta'])}. Both the prior answer and how often answers take it depend on "
+         f"the question, so the classes are compared within each question, then pooled: a difference "
+         f"of {signed(e['class_difference'])} nats ({ci_text(e['class_difference_ci95'])}; across questions, "
+         f"mixing them, {signed(e['class_difference_across'])}), so {words}.")
     if moved["n_pairs"]:
         s += (f" Of them, the {moved['n_pairs']} pairs that moved to the prior (their item's clean "
-              f"answer was not the prior answer) have mean Δ {moved['mean_delta']:+.3f} ({_ci(moved['ci95'])}).")
+              f"answer was not the prior answer) have mean Δ {signed(moved['mean_delta'])} ({ci_text(moved['ci95'])}).")
     else:
         s += " None of them moved there: every one already had the prior answer when clean."
-    return s, YES if lower and falls else PART if lower else NO
+    return s, {-1: YES if falls else PART, 1: NO, 0: CANNOT}[side]
 
 
 def attack_sentences(attack: str, section: dict) -> list[str]:
-    """The three tests at an attack's strongest level, and their verdicts."""
+    """The three tests at an attack's strongest level, and their verdicts: [head, test 1, test 2,
+    test 3, the verdicts]."""
     top = strongest(section)
     if top is None:
         return []
     key, e = top
-    where = f"{attack} at {'severity ' if section['grouped_by'] == 'severity' else 'ε = '}" \
-            f"{level_label(key, section['grouped_by'])}"
-    trend = {1: "rises", -1: "falls", 0: "shows no clear change"}[_side(e["ci95"])]
-    head = (f"{where}, {e['n_pairs']} pairs over {e['n_clusters']} items: mean entropy {trend} "
-            f"(mean Δ {e['mean_delta']:+.3f} nats, {_ci(e['ci95'])})." if e["n_pairs"]
+    phrase = level_phrase(key, section["grouped_by"])
+    where = f"{attack} at {phrase}" if phrase else attack
+    trend = {1: "mean entropy rises", -1: "mean entropy falls",
+             0: "the run cannot tell whether mean entropy changes"}[side_of(e["ci95"])]
+    head = (f"{where}, {e['n_pairs']} pairs over {e['n_clusters']} items and "
+            f"{_n(e.get('n_questions', 0), 'question')}: {trend} "
+            f"(mean Δ {signed(e['mean_delta'])} nats, {ci_text(e['ci95'])})." if e["n_pairs"]
             else f"{where}: no pair has a prior answer.")
     tests = [test_agreement(e), test_spearman(e), test_classes(e)]
     verdicts = ", ".join(f"test {i} {v}" for i, (_, v) in enumerate(tests, 1))
     return [head, *(t for t, _ in tests), f"Against the mechanism, on {where}: {verdicts}."]
+
+
+def _categories(p: dict) -> list[str]:
+    out = []
+    for cat, sub in sorted((p.get("by_category") or {}).items()):
+        for attack in sorted(sub["by_attack"]):
+            top = strongest(sub["by_attack"][attack])
+            if top and top[1]["agreement_difference"] is not None:
+                e = top[1]
+                out.append(f"Category {cat}, {attack} at its strongest level ({e['n_clusters']} "
+                           f"items): agreement with the prior {e['agreement_clean']:.1%} clean, "
+                           f"{e['agreement_perturbed']:.1%} perturbed "
+                           f"({ci_text(e['agreement_difference_ci95'], '+.1f', 100)} for the change, in points).")
+    return out
 
 
 def prior_sentences(summary: dict) -> list[str]:
@@ -165,123 +227,15 @@ def prior_sentences(summary: dict) -> list[str]:
            f"prior answer depends on the question alone: {_n(p['n_questions'], 'question')} gave "
            f"{_n(p['n_prior_answers'], 'distinct prior answer')}. Answers are compared whole, as "
            f"the task's scorer reads them (for free text, VQA's normalisation), which is strict for "
-           f"long answers."]
+           f"long answers. " + questions_sentence(p["n_questions"])]
     for attack in sorted(p["by_attack"]):
         out += attack_sentences(attack, p["by_attack"][attack])
     if not p["by_attack"]:
         out.append("No perturbed records: nothing to compare with the prior.")
-    for cat, sub in sorted((p.get("by_category") or {}).items()):
-        for attack in sorted(sub["by_attack"]):
-            top = strongest(sub["by_attack"][attack])
-            if top and top[1]["agreement_difference"] is not None:
-                e = top[1]
-                out.append(f"Category {cat}, {attack} at its strongest level ({e['n_clusters']} "
-                           f"items): agreement with the prior {e['agreement_clean']:.1%} clean, "
-                           f"{e['agreement_perturbed']:.1%} perturbed "
-                           f"({_ci(e['agreement_difference_ci95'], '+.1f', 100)} for the change, in points).")
+    out += _categories(p)
     out += ["What these support: whether answers go to the prior and whether entropy goes with "
             "them, on this model. What they do not: the embedded model was trained with skewed "
             "answer frequencies so that it falls back on a prior when it cannot see, so a yes there "
             "shows that the tests find the mechanism where it was put, not that another model has "
             "it; and a prior answer that is also the right one cannot be told apart from seeing.", run]
     return out
-
-
-def _run_entry(summary: dict, attack: str | None = None) -> dict | None:
-    """{attack, level key, entry} at the strongest level of `attack` (default: the study's
-    perturbation if present, else the first attack) in summary["prior"]."""
-    by_attack = (summary.get("prior") or {}).get("by_attack") or {}
-    if not by_attack:
-        return None
-    attack = attack or (STUDY_ATTACK if STUDY_ATTACK in by_attack else sorted(by_attack)[0])
-    top = strongest(by_attack[attack])
-    return None if top is None else {"attack": attack, "key": top[0], "entry": top[1],
-                                     "where": level_phrase(top[0], by_attack[attack]["grouped_by"])}
-
-
-def controls_contrast(default: dict, control: dict, default_attack: str | None = None,
-                      control_attack: str | None = None) -> dict | None:
-    """Does the control (entropy_min) move answers toward the prior as much as its fall in
-    entropy would suggest? None when either run has no prior block.
-
-    rate: in the default run a pair whose answer is the prior's has Δ lower by
-    -class_difference nats, so if the control's whole mean Δ came from answers taking the prior
-    at that rate, its agreement would change by expected_gain = mean Δ / class_difference.
-    verdict compares the control's observed gain (its CI) with that: "less", "more", "as
-    expected" (the CI holds it), or None (no rate: the default run shows no lower Δ there);
-    verdict_forced when "less" is forced because expected_gain exceeds max_gain (1 - the
-    control's clean agreement: agreement cannot pass 100%).
-    Each run's side also carries its own test 3 (delta_to_prior, delta_not_prior, their
-    class_difference and CI): within the control, does the fall come with the prior answer?"""
-    a, b = _run_entry(default, default_attack), _run_entry(control, control_attack)
-    if a is None or b is None:
-        return None
-
-    def side(run):
-        e = run["entry"]
-        g, d = e["agreement_difference"], e["mean_delta"]
-        return {"attack": run["attack"], "level": e["level"], "where": run["where"], "agreement_difference": g,
-                "agreement_difference_ci95": e["agreement_difference_ci95"], "mean_delta": d,
-                "ci95": e["ci95"], "gain_per_nat": None if g is None or not d else g / d,
-                "class_difference": e["class_difference"],
-                "class_difference_ci95": e["class_difference_ci95"],
-                "delta_to_prior": e["classes"]["to_prior"]["mean_delta"],
-                "delta_not_prior": e["classes"]["not_prior"]["mean_delta"]}
-    out = {"default": side(a), "control": side(b)}
-    rate = out["default"]["class_difference"]
-    d, ci = out["control"]["mean_delta"], out["control"]["agreement_difference_ci95"]
-    expected = d / rate if rate is not None and rate < 0 and d is not None else None
-    out["expected_gain"] = expected
-    ac = b["entry"]["agreement_clean"]
-    out["max_gain"] = None if ac is None else 1.0 - ac  # agreement cannot pass 100%
-    out["verdict"] = None if expected is None or ci is None else (
-        "less" if ci[1] < expected else "more" if ci[0] > expected else "as expected")
-    out["verdict_forced"] = (out["verdict"] == "less" and out["max_gain"] is not None
-                             and expected > out["max_gain"])
-    return out
-
-
-def contrast_sentences(default: dict, control: dict, **attacks) -> list[str]:
-    """controls_contrast in words, for the paper: what the data say, whichever way."""
-    c = controls_contrast(default, control, **attacks)
-    if c is None:
-        return ["The contrast needs a prior pass in both runs; one of them has none."]
-    out = []
-    for name, r in (("default run", c["default"]), ("control", c["control"])):
-        g = r["agreement_difference"]
-        per = "" if r["gain_per_nat"] is None else \
-            f", {r['gain_per_nat'] * 100:+.1f} points of agreement per nat of Δ"
-        out.append(f"In the {name}, {r['attack']}{' at ' * bool(r['where'])}{r['where']}, mean Δ is "
-                   f"{r['mean_delta']:+.3f} nats ({_ci(r['ci95'])}) and agreement with the prior "
-                   f"changes by {g * 100:+.1f} percentage points "
-                   f"({_ci(r['agreement_difference_ci95'], '+.1f', 100)}){per}.")
-    r = c["control"]
-    if r["class_difference"] is not None:
-        side = _side(r["class_difference_ci95"])
-        out.append(f"Within the control, pairs whose answer is the prior's have mean Δ "
-                   f"{r['delta_to_prior']:+.3f} nats and the others {r['delta_not_prior']:+.3f} (a "
-                   f"difference of {r['class_difference']:+.3f}, {_ci(r['class_difference_ci95'])}): "
-                   + ("its fall is larger where answers take the prior." if side < 0 else
-                      "its fall is no larger where answers take the prior, so the fall does not "
-                      "come from the prior."))
-    if c["expected_gain"] is None:
-        out.append("In the default run a pair that takes the prior answer has no lower Δ than one "
-                   "that does not, so its rate predicts no gain from a fall in entropy: the "
-                   "contrast has no yardstick here, and “confident” is not shown to mean “prior”.")
-        return out
-    words = {"less": "less than its fall in entropy would suggest: it finds confident answers that "
-                     "are not the prior's, so here “confident” does not mean “prior”",
-             "more": "more than its fall in entropy would suggest: its answers go to the prior "
-                     "beyond what the entropy change accounts for",
-             "as expected": "about as much as its fall in entropy would suggest (the CI holds it), "
-                            "as if “confident” meant “prior”"}
-    out.append(f"At the default run's rate (a pair taking the prior answer has Δ lower by "
-               f"{-c['default']['class_difference']:.3f} nats), the control's mean Δ would come "
-               f"with a gain of {c['expected_gain'] * 100:+.1f} points; it moves answers toward the "
-               f"prior {words[c['verdict']] if c['verdict'] else 'by an amount whose CI is undefined'}.")
-    if c["verdict_forced"]:
-        out.append(f"That gain is more than the {c['max_gain'] * 100:.1f} points still possible "
-                   f"(agreement cannot pass 100%), so at that rate “less” is forced by construction; "
-                   f"the comparison within the control is the test that is not.")
-    return out
-

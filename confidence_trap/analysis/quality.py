@@ -20,8 +20,6 @@ confidence_trap/analysis/selective.py and confidence_trap/analysis/scoring.py fo
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 import probes as registry
@@ -81,17 +79,12 @@ def correctness(clean: list[dict], perturbed: list[dict], taus: dict) -> dict:
             "auroc_wrong_clean": wrong_auroc(c), "auroc_wrong_perturbed": wrong_auroc(a)}
 
 
-def _value(rec: dict, key: str):
-    v = rec.get(key)
-    return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
 def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str, prr_ci95=None,
            clusters=None) -> dict:
     """How well one probe (u: higher = more uncertain) tells wrong answers from right ones:
     selective prediction (AURC, PRR with its bootstrap CI, given, the risk-coverage curve) and
-    the wrong-answer AUROC with its bootstrap CI (clusters resampled, given a key per answer;
-    else each class on its own); `inverted` when that CI lies wholly below 0.5, i.e. the probe
+    the wrong-answer AUROC with its bootstrap CI (images and questions drawn, crossed, given an
+    (image, question) key per answer; else each class on its own); `inverted` when that CI lies wholly below 0.5, i.e. the probe
     ranks wrong answers as MORE certain than right ones."""
     out = selective(u, scores)
     out["prr_ci95"] = prr_ci95
@@ -110,7 +103,7 @@ def signal(u: list, scores: list[float], seed: int, n_boot: int, tag: str, prr_c
 
 def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag: str) -> dict:
     """calibration, calibration_max_prob, selective and (POPE) pope of the records that have a
-    reference; {} when none has. Every CI resamples clusters, (image, question) items."""
+    reference; {} when none has. Every CI draws images and questions, crossed (clusters.py)."""
     recs = [r for r in records if score(r) is not None]
     if not recs:
         return {}
@@ -119,11 +112,11 @@ def quality(records: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     out = {
         "calibration": calibration([sequence_prob(r.get("seq_nll")) for r in recs], scores,
                                    name="sequence_prob", n_boot=n_boot, seed=seed, tag=tag, clusters=keys),
-        "calibration_max_prob": calibration([_value(r, "mean_max_prob") for r in recs], scores,
+        "calibration_max_prob": calibration([C.value(r, "mean_max_prob") for r in recs], scores,
                                             name="mean_max_prob", n_boot=n_boot, seed=seed, tag=tag,
                                             clusters=keys),
         "selective": {}}
-    signed = {key: [None if v is None else registry.sign(key) * v for v in (_value(r, key) for r in recs)]
+    signed = {key: [None if v is None else registry.sign(key) * v for v in (C.value(r, key) for r in recs)]
               for key in probes}
     signed = {k: u for k, u in signed.items() if any(v is not None for v in u)}
     cis = bootstrap_prr_cis(signed, scores, n_boot, seed, tag, keys)  # common resamples for every probe

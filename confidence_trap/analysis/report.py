@@ -68,7 +68,8 @@ def _header(summary: dict, run_info: dict) -> list[str]:
         *textwrap.wrap(f"verdict rule: {meta.get('verdict_rule', 'n/a (an analysis from before verdicts)')}", 100),
         *textwrap.wrap(("δ: " if meta.get("min_effect", MIN_EFFECT) == MIN_EFFECT else
                         "δ: set by --min-effect; ") + MIN_EFFECT_WHY + ".", 100),
-        *textwrap.wrap(f"95% CIs: percentile bootstrap over items (image and question), not trials, "
+        *textwrap.wrap(f"entropy filter: {meta['filter_rule']}", 100) * ("filter_rule" in meta),
+        *textwrap.wrap(f"95% CIs: percentile bootstrap over {meta.get('cluster', 'items')}, not trials, "
                        f"{meta['bootstrap_resamples']} resamples, seed {meta['seed']}; Wilcoxon "
                        "signed-rank, two-sided, on item means", 100),
     ]

@@ -54,11 +54,10 @@ Everything returned is a plain Python float / int / list / dict, None where unde
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from confidence_trap.analysis import stats as S
-from confidence_trap.analysis.clusters import blocks, cluster_ids, weights
+from confidence_trap.analysis.clusters import Design, percentile_ci, wsum
 
 DEFAULT_POINTS = 51
 
@@ -131,23 +130,39 @@ def selective(uncertainty, correct, *, points: int = DEFAULT_POINTS) -> dict:
             "curve": {"coverage": [k / n for k in ks], "risk": [float(risks[k - 1]) for k in ks]}}
 
 
-def _aurc_of_counts(counts: np.ndarray, loss: np.ndarray, cum_harmonic: np.ndarray) -> np.ndarray:
+def _aurc_of_counts(counts: np.ndarray, loss: np.ndarray) -> np.ndarray:
     """AURC of resamples given as counts: counts [b, n] of each answer, in the order the answers
     are ranked (most certain first), loss [n] in that order -> [b].
 
     A resample of N = sum_j c_j answers has AURC = (1/N) sum_k S_k / k = (1/N) sum_p loss(p)
     (H(N) - H(p - 1)) over the ranked positions p, H the harmonic numbers; a resample puts answer
     j's c_j copies at positions C_j - c_j + 1 .. C_j (C the cumulative counts), whose terms sum to
-    c_j H(N) - (G(C_j) - G(C_j - c_j)) with G(m) = H(0) + ... + H(m - 1) (cum_harmonic, long
-    enough for the largest N). Only answers with a loss contribute: O(n) a resample, no sort.
-    N is the same in every resample of single answers, and varies when clusters are drawn."""
+    c_j H(N) - (G(C_j) - G(C_j - c_j)) with G(m) = H(0) + ... + H(m - 1). Only answers with a
+    loss contribute: O(n) a resample, no sort. N varies between resamples of a crossed draw."""
     hit = np.nonzero(loss > 0)[0]
     c = counts[:, hit]
     end = np.cumsum(counts, axis=1)
     total = end[:, -1]  # [b] N of each resample
     end = end[:, hit]
-    h_n = cum_harmonic[total + 1] - cum_harmonic[total]  # [b] H(N)
-    return ((h_n[:, None] * c - (cum_harmonic[end] - cum_harmonic[end - c])) @ loss[hit]) / total
+    harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, int(total.max()) + 1))])  # H(0..N)
+    g = np.concatenate([[0.0], np.cumsum(harmonic)])  # G(0) .. G(N + 1): prefix sums, the same
+    h_n = g[total + 1] - g[total]  # [b] H(N)              # floats whatever the block's largest N
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return wsum(h_n[:, None] * c - (g[end] - g[end - c]), loss[hit]) / total
+
+
+def _prr_of_counts(w: np.ndarray, loss: np.ndarray, ranks: list) -> np.ndarray:
+    """[b', probes] the PRR of each probe (its ranking in `ranks`) in each resample of weights w
+    [b, n] whose losses vary (the others, PRR undefined, are left out)."""
+    w = w[w.sum(axis=1) > 0]
+    drawn = w > 0
+    w = w[(drawn & (loss > loss.min())).any(axis=1) & (drawn & (loss < loss.max())).any(axis=1)]
+    if not w.shape[0]:
+        return np.zeros((0, len(ranks)))
+    oracle = np.argsort(loss, kind="stable")  # every right answer before every wrong one
+    orc = _aurc_of_counts(w[:, oracle], loss[oracle])
+    rand = wsum(w, loss) / w.sum(axis=1)
+    return np.stack([(rand - _aurc_of_counts(w[:, r], loss[r])) / (rand - orc) for r in ranks], axis=1)
 
 
 def bootstrap_prr_ci(uncertainty, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "",
@@ -156,18 +171,18 @@ def bootstrap_prr_ci(uncertainty, correct, n_boot: int = S.N_BOOT, seed: int = 0
     clusters) or fewer than 2 resamples whose losses vary (PRR undefined in the others).
 
     A resample ranks its answers as `selective` ranks the data: by uncertainty, ties (and an
-    answer's copies) in input order (pass records in canonical order). Drawn from
-    confidence_trap.analysis.stats.sub_rng(seed, "prr", tag) as counts per answer (with `clusters`, a key per
-    answer: counts of its cluster, confidence_trap/analysis/clusters.py), in blocks of
-    confidence_trap.analysis.stats.BOOT_VALUES values; each AURC then costs O(n) (_aurc_of_counts)."""
+    answer's copies) in input order (pass records in canonical order). Drawn as weights per
+    answer by confidence_trap/analysis/clusters.py's Design under the name "prr" (with `clusters`, an
+    (image, question) key per answer, the crossed draw; without, each answer its own), in blocks
+    of confidence_trap.analysis.stats.BOOT_VALUES values; each AURC then costs O(n) (_aurc_of_counts)."""
     return bootstrap_prr_cis({None: uncertainty}, correct, n_boot, seed, tag, clusters)[None]
 
 
 def bootstrap_prr_cis(uncertainties: dict, correct, n_boot: int = S.N_BOOT, seed: int = 0, tag: str = "",
                       clusters=None) -> dict:
     """bootstrap_prr_ci of several probes of the same answers, {name: CI}, on common resamples:
-    probes whose usable answers are the same share one draw of counts (and its oracle), so the
-    cost is one draw plus an O(n) pass per probe, and their intervals compare like with like."""
+    probes whose usable answers are the same share one draw (and its oracle), so the cost is one
+    draw plus an O(n) pass per probe, and their intervals compare like with like."""
     out, groups = {}, {}
     for name, u in uncertainties.items():  # group the probes by which answers they can score
         key = tuple(S.usable(u, correct, "uncertainty"))
@@ -175,29 +190,13 @@ def bootstrap_prr_cis(uncertainties: dict, correct, n_boot: int = S.N_BOOT, seed
     for usable, names in groups.items():
         pairs = {name: _pairs(uncertainties[name], correct) for name in names}
         loss = next(iter(pairs.values()))[1]
-        n = int(loss.size)
-        ids, k = None, n
-        if clusters is not None:
-            ids, k = cluster_ids(c for c, ok in zip(clusters, usable) if ok)
-        if n < 2 or k < 2 or n_boot < 1:
+        design = Design([c for c, ok in zip(clusters, usable) if ok] if clusters is not None else None,
+                        n=int(loss.size))
+        if loss.size < 2 or design.n_images * design.n_questions < 2 or n_boot < 1:
             out.update({name: None for name in names})
             continue
-        ranks = {name: np.argsort(u, kind="stable") for name, (u, _) in pairs.items()}
-        oracle = np.argsort(loss, kind="stable")  # every right answer before every wrong one
-        most = n if ids is None else k * int(np.bincount(ids).max())  # the largest N of a resample
-        harmonic = np.concatenate([[0.0], np.cumsum(1.0 / np.arange(1, most + 1))])  # H(0) .. H(most)
-        cum_harmonic = np.concatenate([[0.0], np.cumsum(harmonic)])                # G(0) .. G(most + 1)
-        rng, vals = S.sub_rng(seed, "prr", tag), {name: [] for name in names}
-        for b in blocks(n_boot, n + k):
-            counts = weights(rng, b, ids, k)  # [b, n]
-            orc = _aurc_of_counts(counts[:, oracle], loss[oracle], cum_harmonic)
-            rand = counts @ loss / counts.sum(axis=1)
-            drawn = counts > 0  # the PRR of a resample is defined where its losses vary
-            varies = (drawn @ (loss > loss.min()) > 0) & (drawn @ (loss < loss.max()) > 0)
-            for name, rank in ranks.items():
-                a = _aurc_of_counts(counts[:, rank], loss[rank], cum_harmonic)
-                vals[name].append((rand[varies] - a[varies]) / (rand[varies] - orc[varies]))
-        for name, v in vals.items():
-            v = np.concatenate(v)
-            out[name] = None if v.size < 2 else [float(x) for x in np.percentile(v, [2.5, 97.5])]
+        ranks = [np.argsort(pairs[name][0], kind="stable") for name in names]
+        vals = np.concatenate([_prr_of_counts(w, loss, ranks)
+                               for w in design.resamples(n_boot, seed, "prr", tag)])  # [B', probes]
+        out.update({name: percentile_ci(vals[:, i]) for i, name in enumerate(names)})
     return out

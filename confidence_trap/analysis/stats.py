@@ -162,12 +162,6 @@ def pass_rates(clean, perturbed, percentiles=PASS_PERCENTILES) -> dict:
     return out
 
 
-def inverted_safety(rates: dict) -> dict:
-    """{"p50": True, ...}: the filter lets through more perturbed than clean inputs."""
-    return {k: (v["clean"] is not None and v["perturbed"] is not None
-                and v["perturbed"] > v["clean"]) for k, v in rates.items()}
-
-
 def confidently_wrong(entropies, correct, taus: dict) -> dict:
     """{"p50": share of answers that are wrong yet pass (entropy <= τ), ...}.
 

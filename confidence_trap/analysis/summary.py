@@ -23,7 +23,9 @@ from confidence_trap.analysis import stats as S
 from confidence_trap.analysis import verdicts as V
 from confidence_trap.analysis.levels import (CLEAN, NOT_PERTURBED, NULL, canonical, group_kind, is_valid,
                                              level_of)
-from confidence_trap.analysis.noise import noise_block
+from confidence_trap.analysis.entropy_filter import filter_rates, inverted
+from confidence_trap.analysis.entropy_filter import rule as filter_rule
+from confidence_trap.analysis.noise import noise_block, null_shifts
 from confidence_trap.analysis.prior import prior_block
 
 _unit, _value, _clean_means, _pairs = C.unit, C.value, C.clean_means, C.pair_deltas
@@ -57,38 +59,52 @@ def _floor_of(noise: dict | None, key: str):
     return block.get("floor") if block else None
 
 
+def _units(perturbed: list[dict], means: dict) -> dict:
+    """{n_images, n_questions, cluster}: the distinct images and questions among the paired
+    records, and what every CI of the entry resampled."""
+    paired = [r for r in perturbed if _unit(r) in means]
+    return {"n_images": len({str(r["image"]) for r in paired}),
+            "n_questions": len({str(r["question"]) for r in paired}), "cluster": C.cluster_name(paired)}
+
+
+def _delta(clean, perturbed, key, seed, n_boot, tag, min_effect, noise, nulls) -> tuple[list, dict]:
+    """(pairs, verdicts.delta_stats) of one entropy: Δ against the clean mean, tested against
+    the null control's Δ_null item by item."""
+    pairs = _pairs(perturbed, _clean_means(clean, key), key)
+    return pairs, V.delta_stats(pairs, seed, n_boot, tag, min_effect, (nulls or {}).get(key),
+                                _floor_of(noise, key))
+
+
 def epsilon_entry(clean, perturbed, level, seed=0, n_boot=S.N_BOOT, probes=(), tag="",
-                  min_effect=V.MIN_EFFECT, noise=None) -> dict:
+                  min_effect=V.MIN_EFFECT, noise=None, nulls=None) -> dict:
     """The statistics of one (attack, ε): `clean` and `perturbed` are valid records, `noise` the
-    section's null-control block (None: no noise floor)."""
-    pairs = _pairs(perturbed, _clean_means(clean, "mean_entropy"), "mean_entropy")
+    section's null-control block and `nulls` its Δ_null per item of each entropy (None: no null
+    control, so no verdict is called)."""
+    pairs, verdict = _delta(clean, perturbed, "mean_entropy", seed, n_boot, tag, min_effect, noise, nulls)
     d = np.asarray([p[3] for p in pairs], dtype=np.float64)
-    verdict = V.delta_stats(pairs, seed, n_boot, tag, min_effect, _floor_of(noise, "mean_entropy"))
     h_clean = [r["mean_entropy"] for r in clean]
     h_adv = [r["mean_entropy"] for r in perturbed]
-    rates = S.pass_rates(h_clean, h_adv)
+    means = _clean_means(clean, "mean_entropy")
+    rates = filter_rates(clean, perturbed, n_boot, seed, tag)
     entry = {
         "level": float(level), "n": int(d.size), "n_clusters": verdict["n_clusters"],
-        "n_perturbed": len(perturbed), "n_unpaired": len(perturbed) - int(d.size),
-        "mean_delta": verdict["mean_delta"],
-        "median_delta": float(np.median(d)) if d.size else None,
+        **_units(perturbed, means), "n_perturbed": len(perturbed), "n_unpaired": len(perturbed) - int(d.size),
+        "mean_delta": verdict["mean_delta"], "median_delta": float(np.median(d)) if d.size else None,
         "std_delta": S.std(d), "ci95": verdict["ci95"], "ci90": verdict["ci90"],
         "ci95_pairs": S.bootstrap_mean_ci(d, n_boot, seed, tag), "wilcoxon_p": verdict["wilcoxon_p"],
-        "noise_floor": verdict["noise_floor"], "verdict": verdict["verdict"],
-        "frac_negative": float(np.mean(d < 0)) if d.size else None,
+        "noise_floor": verdict["noise_floor"], "tested": verdict["tested"], "verdict": verdict["verdict"],
+        "direction": verdict["direction"], "frac_negative": float(np.mean(d < 0)) if d.size else None,
         "spread_images": _group_std(pairs, 0), "spread_trials": _group_std(pairs, 2),
         "deltas": [float(x) for x in d],
         "auroc_detect": S.auroc(h_clean, h_adv),
         "auroc_detect_ci95": C.bootstrap_auroc_ci(h_clean, [_unit(r) for r in clean], h_adv,
                                                   [_unit(r) for r in perturbed], n_boot, seed, tag),
-        "pass_rate": rates, "inverted_safety": S.inverted_safety(rates),
+        "pass_rate": rates, "inverted_safety": inverted(rates),
+        "floor": Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means]),
     }
     if any(_value(r, "answer_entropy") is not None for r in perturbed):  # the EOS step left out
-        a_pairs = _pairs(perturbed, _clean_means(clean, "answer_entropy"), "answer_entropy")
-        entry["answer_entropy"] = V.delta_stats(a_pairs, seed, n_boot, f"{tag}|answer_entropy",
-                                                min_effect, _floor_of(noise, "answer_entropy"))
-    means = _clean_means(clean, "mean_entropy")
-    entry["floor"] = Q.floor([(means[_unit(r)], r["mean_entropy"]) for r in perturbed if _unit(r) in means])
+        entry["answer_entropy"] = _delta(clean, perturbed, "answer_entropy", seed, n_boot,
+                                         f"{tag}|answer_entropy", min_effect, noise, nulls)[1]
     entry.update(Q.correctness(clean, perturbed, {k: v["tau"] for k, v in rates.items()}))
     entry.update(Q.quality(perturbed, ["mean_entropy", *probes], seed, n_boot, tag))
     entry.update(closed_validity(perturbed))  # valid_rate, for a closed-answer metric (POPE)
@@ -154,7 +170,9 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     """(by_attack, clean, noise) of a set of valid records: every per-level number, the clean
     line, and the null control's noise floor that the verdicts are checked against."""
     clean = [r for r in valid if r["attack"] == CLEAN]
-    noise = noise_block(clean, [r for r in valid if r["attack"] == NULL], seed, n_boot, tag)
+    repeats = [r for r in valid if r["attack"] == NULL]
+    noise = noise_block(clean, repeats, seed, n_boot, tag)
+    nulls = {key: null_shifts(clean, repeats, key) for key in ("mean_entropy", "answer_entropy")}
     groups = defaultdict(lambda: defaultdict(list))
     levels = {}
     for r in valid:
@@ -165,7 +183,8 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
     by_attack = {}
     for attack in sorted(groups):
         by_eps = {key: epsilon_entry(clean, recs, levels[(attack, key)], seed, n_boot, probes,
-                                     tag=f"{tag}{attack}|{key}", min_effect=min_effect, noise=noise)
+                                     tag=f"{tag}{attack}|{key}", min_effect=min_effect, noise=noise,
+                                     nulls=nulls)
                   for key, recs in groups[attack].items()}
         kind = group_kind([r for recs in groups[attack].values() for r in recs])
         by_attack[attack] = {"grouped_by": kind, "by_epsilon": by_eps}
@@ -201,8 +220,8 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
         "token_profile": token_position_profile(records),
         "meta": {"n_records": len(records), "n_valid": len(valid), "attacks": sorted(by_attack),
                  "bootstrap_resamples": int(n_boot), "seed": int(seed),
-                 "cluster": "an (image, question) item: every CI resamples items",
-                 "min_effect": float(min_effect), "verdict_rule": V.rule(min_effect),
+                 "cluster": C.cluster_name(valid), "min_effect": float(min_effect),
+                 "verdict_rule": V.rule(min_effect), "filter_rule": filter_rule(),
                  "noise_floor": _floor_of(noise, "mean_entropy"), "alpha": S.ALPHA,
                  "pass_percentiles": list(S.PASS_PERCENTILES), "probes": probes,
                  "probe_sign": {k: registry.sign(k) for k in probes},

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import probes as registry
-from confidence_trap.analysis.levels import level_label, sorted_levels
+from confidence_trap.analysis.levels import level_label, level_phrase, sorted_levels
 
 
 def num(x, sign=False) -> str:
@@ -154,8 +154,12 @@ def clean(s):
 
 # The answer-only entropy ("no EOS"): the step that emits end-of-sequence left out.
 ANSWER_COLUMNS = [("Δ, no EOS", "answer_entropy.mean_delta", signed), ("95% CI, no EOS", "answer_entropy.ci95", ci),
-                  ("noise floor, no EOS", "answer_entropy.noise_floor", floor_cell),
                   ("verdict, no EOS", "answer_entropy.verdict", word)]
+
+
+def units(s: dict) -> str:
+    """What the run's CIs resample, as a table title says it."""
+    return f"the CIs draw {s['meta'].get('cluster') or 'items'}"
 
 
 def _has_answer(s: dict, attack: str) -> bool:
@@ -166,24 +170,24 @@ def _has_answer(s: dict, attack: str) -> bool:
 def delta(s, attack):
     answer = _has_answer(s, attack)
     return by_level(s, attack, "entropy change Δ = H_perturbed − H_clean (mean token entropy, nats), "
-                    "paired by image and question; the 95% CI resamples items (image and question), not "
-                    "trials; the noise floor is the null control's (a verdict needs |mean Δ| beyond it)"
+                    f"paired by image and question; {units(s)}; the verdict reads the 90% CI of Δ − Δ_null, the "
+                    "change minus the item's change in the null control, against δ"
                     + ("; then the same for the entropy without the step that emits end-of-sequence (no "
                        "EOS)" if answer else "") + ".", [
                         ("pairs", "n", str), ("items", "n_clusters", word), ("mean Δ", "mean_delta", signed),
-                        ("95% CI", "ci95", ci), ("noise floor", "noise_floor", floor_cell),
-                        ("verdict", "verdict", word)] + ANSWER_COLUMNS * answer, "lrrrrrl" + "rrrl" * answer)
+                        ("95% CI", "ci95", ci), ("90% CI, Δ − Δ_null", "tested.ci90", ci),
+                        ("verdict", "verdict", word)] + ANSWER_COLUMNS * answer, "lrrrrrl" + "rrl" * answer)
 
 
 @table("pairs", per_attack=True)
 def pairs(s, attack):
     return by_level(s, attack, "the pair-level figures, for comparison only: a CI that counts every "
                     "trial as an independent sample is too narrow, since the trials of an item share its "
-                    "image, question and clean answer.", [
-                        ("pairs", "n", str), ("items", "n_clusters", word), ("95% CI, items", "ci95", ci),
-                        ("95% CI, pairs", "ci95_pairs", ci), ("median Δ", "median_delta", signed),
-                        ("sd Δ", "std_delta", num), ("Wilcoxon p, item means", "wilcoxon_p", pval),
-                        ("Δ < 0", "frac_negative", pct)])
+                    "image, question and clean answer, and the items of an image or a question share them.", [
+                        ("pairs", "n", str), ("images", "n_images", word), ("questions", "n_questions", word),
+                        ("95% CI, crossed", "ci95", ci), ("95% CI, pairs", "ci95_pairs", ci),
+                        ("median Δ", "median_delta", signed), ("sd Δ", "std_delta", num),
+                        ("Wilcoxon p, item means", "wilcoxon_p", pval), ("Δ < 0", "frac_negative", pct)])
 
 
 @table("noise")
@@ -195,8 +199,9 @@ def noise(s):
              num(b["max_abs_delta"]), pct(n["answers_changed"]), value(b["exact_zero"])]
             for lab, b in (("with the EOS step (headline)", n), ("without the EOS step", n.get("answer_entropy"))) if b]
     return Table("The noise floor: the null control generates every clean input again in another batch "
-                 "(other neighbours, more padding); Δ = H_again − H_clean per item (nats), its 95% CI "
-                 "over items, and the floor, the far end of that CI, that a verdict's |mean Δ| must clear.",
+                 "(other neighbours, more padding); Δ_null = H_again − H_clean per item (nats), its 95% CI "
+                 "(images and questions drawn), and the floor, the far end of that CI: how far the batch "
+                 "alone moves a mean. The verdicts test Δ − Δ_null item by item, so this noise is inside them.",
                  ["entropy", "items", "mean Δ", "95% CI", "noise floor", "largest |Δ|", "answers changed",
                   "all Δ exactly 0"], rows, "lrrrrrrl")
 
@@ -210,9 +215,30 @@ def entropy_filter(s, attack):
     rows += [[lab] + [pct(e["pass_rate"][p]["perturbed"]) + " INV" * e["inverted_safety"][p]
                       for p in first] for lab, e in levels(sec)]
     return Table(f"Attack {attack}: the entropy filter, share of inputs passing (an input passes "
-                 "when H ≤ τ, τ a percentile of the clean entropies). INV: inverted safety, "
-                 "perturbed inputs pass more often than clean ones.",
+                 "when H ≤ τ, τ a percentile of the clean entropies). INV: inverted safety, perturbed "
+                 "inputs pass more often than clean ones by more than the margin, half the clean "
+                 "inputs the filter rejects (the 90% CI of the difference lies above it).",
                  [level_name(sec)] + [f"τ = {p}" for p in first], rows)
+
+
+@table("filter-difference", per_attack=True)
+def filter_difference(s, attack):
+    sec = s["by_attack"][attack]
+    rows = [[lab, p, pct(r["clean"]), pct(r["perturbed"]), _points(r.get("difference")),
+             ci(r.get("difference_ci90"), _points), fixed(None if r.get("margin") is None else 100 * r["margin"], 1),
+             word(r.get("verdict"))]
+            for lab, e in levels(sec) for p, r in e["pass_rate"].items()]
+    return Table(f"Attack {attack}: the entropy filter's verdicts. Difference in pass rate, perturbed − "
+                 f"clean, in percentage points, with its 90% CI ({units(s)}, τ held at the run's value); "
+                 "inverted if the CI lies above the margin (half the share of clean inputs the filter "
+                 "rejects), not inverted if below it, otherwise inconclusive.",
+                 [level_name(sec), "τ", "clean", "perturbed", "difference", "90% CI", "margin", "verdict"],
+                 rows, "llrrrrrl") if rows and "verdict" in next(iter(levels(sec)[0][1]["pass_rate"].values())) else None
+
+
+def _points(x) -> str:
+    """A share's difference in percentage points: +12.5."""
+    return fixed(None if x is None else 100 * x, 1, sign=True)
 
 
 @table("probes", per_attack=True)
@@ -285,6 +311,24 @@ def signals(s, attack):
                  "llrrrrl") if rows else None
 
 
+@table("prior-questions", per_attack=True)
+def prior_questions(s, attack):
+    sec = ((s.get("prior") or {}).get("by_attack") or {}).get(attack)
+    if not sec or not sec["by_epsilon"]:
+        return None
+    key = sorted_levels(sec["by_epsilon"])[-1]
+    e, phrase = sec["by_epsilon"][key], level_phrase(key, sec["grouped_by"])
+    rows = [[q["question"], q["prior_answer"] or "(empty)", str(q["n_items"]), pct(q["agreement_clean"]),
+             pct(q["agreement_perturbed"]), signed(q["mean_delta"]),
+             f"{signed(q['delta_to_prior'])} ({q['n_to_prior']})", f"{signed(q['delta_not_prior'])} ({q['n_not_prior']})"]
+            for q in e.get("by_question") or []]
+    return Table(f"Attack {attack}{' at ' * bool(phrase)}{phrase}: the language prior question by question (the prior answer "
+                 "depends on the question alone). Share of answers equal to the prior answer, clean and "
+                 "perturbed; mean Δ, and mean Δ (pairs) where the perturbed answer is the prior's and elsewhere.",
+                 ["question", "prior answer", "items", "agree clean", "agree perturbed", "mean Δ",
+                  "Δ, to prior (n)", "Δ, elsewhere (n)"], rows, "lLrrrrrr") if rows else None
+
+
 @table("pope", per_attack=True)
 def pope(s, attack):
     return by_level(s, attack, "POPE's metrics (positive = yes); valid: the share of answers that "
@@ -295,11 +339,11 @@ def pope(s, attack):
 
 def side_by_side(runs: dict) -> Table | None:
     """The controls, one row per run folder and level: {name: (summary, run_info)} -> a table of
-    Δ with its CI, noise floor and verdict (and the same without the EOS step, where the runs
-    have it), beside the floor it sits on; each row names its run's label."""
+    Δ with its CI, the CI the verdict reads and the verdict (and the same without the EOS step,
+    where the runs have it), beside the floor it sits on; each row names its run's label."""
     answer = any(_has_answer(s, a) for s, _ in runs.values() for a in s["by_attack"])
     cols = [("items", "n_clusters", word), ("mean Δ", "mean_delta", signed), ("95% CI", "ci95", ci),
-            ("noise floor", "noise_floor", floor_cell), ("verdict", "verdict", word)] + [
+            ("90% CI, Δ − Δ_null", "tested.ci90", ci), ("verdict", "verdict", word)] + [
         c for c in ANSWER_COLUMNS if answer and c[1] in ("answer_entropy.mean_delta", "answer_entropy.verdict")]
     rows = [[name, a, lab, str(e["n"])] + [fmt(dig(e, f)) for _, f, fmt in cols]
             + [pct(dig(e, ("floor", "share_clean_below_0.01")))]
@@ -310,7 +354,7 @@ def side_by_side(runs: dict) -> Table | None:
     labels = " ".join(f"Our run{'s' * (len(n) > 1)} {', '.join(n)}: {lab}." for lab, n in by_label.items())
     return Table("The controls side by side: an attack built to lower entropy (true-gradient PGD, "
                  "entropy_min), its mirror (entropy_max) and the study's proxy, at the same ε; CIs "
-                 "resample items.", ["run", "attack", "ε", "pairs"] + [c[0] for c in cols] + ["clean H < 0.01"],
+                 "draw images and questions, crossed.", ["run", "attack", "ε", "pairs"] + [c[0] for c in cols] + ["clean H < 0.01"],
                  rows, "lllrrrrrl" + "rl" * answer + "r", "controls", label=labels) if rows else None
 
 

@@ -67,7 +67,8 @@ def context(root: str, results: str) -> dict:
     """Everything the templates may show, by name."""
     from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS
     from confidence_trap.analysis.plot import TEXT_WIDTH_IN, printed_width
-    from confidence_trap.analysis.prior_text import attack_sentences, contrast_sentences
+    from confidence_trap.analysis.prior_contrast import contrast_sentences
+    from confidence_trap.analysis.prior_text import attack_sentences, questions_sentence
     from attacks.corruptions import CORRUPTIONS
     from confidence_trap.runner.config import Config, load_yaml, parse_fraction
     from confidence_trap.runner.runs import OUTPUT_FILES
@@ -93,6 +94,7 @@ def context(root: str, results: str) -> dict:
     return dict(controls=side_by_side(controls) if controls else None, found=takeaways(s, info, controls),
                 gpu=gpu, quick=load(os.path.join(results, "quickstart_speed.json")),
                 prior_lines=attack_sentences(hl, prior) if prior else [],
+                prior_questions=questions_sentence(s["prior"]["n_questions"]) if prior else "",
                 contrast=contrast_sentences(s, low[0]) if prior and low else [],
                 headline=headline(s) if s and s.get("by_attack") else None,
                 attack_title=attack_title, md=markdown, key=lambda *a: Markup(table_key(*a)), min_position_answers=MIN_POSITION_ANSWERS,
