@@ -7,6 +7,7 @@ findings as severities; records from before `level_kind` existed are read from w
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 
 import pytest
@@ -31,8 +32,11 @@ def rec(image, h, attack="none", trial=0, question="q?", **extra):
 @pytest.fixture
 def fog(monkeypatch):
     """A severity-graded attack named like nothing the analysis has seen, in the registry."""
-    spec = attacks.Attack("fog", "severity", False, (), None, "a test's fog, severity 1..5")
+    graded = next(a for a in attacks.ATTACKS.values()  # a severity-graded entry, to copy its shape
+                  if "severity" in (getattr(a, "level", None), getattr(a, "level_kind", None)))
+    spec = dataclasses.replace(graded, name="fog", doc="a test's fog, severity 1..5")
     monkeypatch.setitem(attacks.ATTACKS, "fog", spec)
+    assert attacks.get("fog") is spec
     return spec
 
 
@@ -42,7 +46,7 @@ def fog_run(spec, n=12):
         h = 0.5 + 0.02 * i
         out += [rec(f"im{i}", h, level_kind="none", attack_name="none"),
                 rec(f"im{i}", h, "repeat", level_kind="none", attack_name="repeat")]
-        out += [rec(f"im{i}", h + 0.1 * s + 0.01 * t, spec.name, t, severity=s, level_kind=spec.level,
+        out += [rec(f"im{i}", h + 0.1 * s + 0.01 * t, spec.name, t, severity=s, level_kind="severity",
                     attack_name=spec.name) for s in (1, 3) for t in range(2)]
     return out
 

@@ -333,4 +333,4 @@ def test_few_questions_give_an_exact_permutation_test():
     assert e["spearman_permutations"] == 6 and e["spearman_shuffled_p"] * 6 == pytest.approx(round(e["spearman_shuffled_p"] * 6))
     assert e["spearman_shuffled_p"] >= 1 / 6
     text = " ".join(prior_sentences(summarize(by_question(n_questions=3), n_boot=N_BOOT)))
-    assert "no permutation test over them can reach p < 0.05 (the smallest p is 1/6)" in text
+    assert "no permutation of them can reach p < 0.05 (the smallest p is 1/6)" in text

@@ -5,7 +5,9 @@
 summary.summarize(records) -> the summary.json dict; report.render_report(summary, run_info) ->
 the text report; figures.render_figures(summary, out_dir, run_info) -> the PNGs, drawn with
 plot's helpers; levels says which records are what and names their levels; stats, calibration,
-selective and scoring hold the plain statistics they use, clusters the unit they resample (an
-item), noise the null control's floor and verdicts the rule that reads Δ. Nothing is imported
-here, so importing one module does not pay for matplotlib.
+selective and scoring hold the plain statistics they use, clusters the unit they resample
+(images and questions, crossed), noise the null control, verdicts the rule that reads Δ,
+entropy_filter the filter's pass rates and its verdict, prior (with prior_rank) the language-prior
+tests and prior_text / prior_contrast their words. Nothing is imported here, so importing one
+module does not pay for matplotlib.
 """

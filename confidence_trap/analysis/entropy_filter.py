@@ -40,9 +40,9 @@ FILTER_VERDICTS = ("inverted", "not inverted", "inconclusive")
 
 def rule() -> str:
     """The filter's verdict rule in one sentence."""
-    return ("inverted if the 90% CI of the difference in pass rate (perturbed − clean; images and "
-            "questions resampled, crossed) lies above the margin, not inverted if below it, otherwise "
-            f"inconclusive; {MARGIN_WHY}")
+    return ("inverted if the 90% CI of the difference in pass rate (perturbed − clean) lies above the "
+            "margin, half the share of clean inputs the filter rejects; not inverted if below it; otherwise "
+            "inconclusive")
 
 
 def filter_verdict(ci90, margin) -> str:

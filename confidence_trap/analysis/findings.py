@@ -130,8 +130,7 @@ def noise_clause(s) -> str:
            f"{pct(n['answers_changed'])} of the answers changed and the mean Δ moved by "
            f"{num(n['mean_delta'], sign=True)} nats")
     return (f"Its noise floor, from generating the {n['n_clusters']} clean inputs again in other "
-            f"batches ({how}), is {num(n['floor'])} nats; each verdict tests Δ against that repeat, "
-            f"item by item.")
+            f"batches ({how}), is {num(n['floor'])} nats.")
 
 
 @finding
@@ -186,20 +185,19 @@ def prior(s, info, controls):
             if lo_hi and lo_hi[1] < 0 else "the run cannot tell whether answers move to the prior")
     loo = [x for x in e.get("leave_one_out") or [] if x["agreement_difference"] is not None]
     flip = [x for x in loo if (x["agreement_difference"] > 0) != (e["agreement_difference"] > 0)]
-    alone = (f", and without \u201c{flip[0]['question']}\u201d the change is "
-             f"{fixed(flip[0]['agreement_difference'] * 100, 1, sign=True)} points" if len(flip) == 1 else "")
+    alone = (f"; without \u201c{flip[0]['question']}\u201d, "
+             f"{fixed(flip[0]['agreement_difference'] * 100, 1, sign=True)}" if len(flip) == 1 else "")
     d, dci = e["class_difference"], e["class_difference_ci95"]
-    goes = ("" if d is None else "; within questions, entropy " + (
-        f"is lower where the answer becomes the prior's ({signed(d)} nats, 95% CI {ci(dci)})" if dci and dci[1] < 0
-        else f"is higher where the answer becomes the prior's ({signed(d)} nats, 95% CI {ci(dci)})"
-        if dci and dci[0] > 0 else f"differs by {signed(d)} nats where the answer becomes the prior's "
-        + (f"(95% CI {ci(dci)})" if dci else "(too few items with both kinds of answer for an interval)")
-        + ": the run cannot tell whether entropy goes with the prior"))
-    return (f"Against the blank image's answer (the item's language prior, one per question: "
+    size = f"{signed(d)} nats, 95% CI {ci(dci)}" if dci else f"{signed(d)} nats, too few items for a CI"
+    goes = ("" if d is None else "; within questions, " + (
+        f"entropy is lower where answers take it ({size})" if dci and dci[1] < 0 else
+        f"entropy is higher where answers take it ({size})" if dci and dci[0] > 0 else
+        f"the run cannot tell whether entropy goes with it ({size})"))
+    return (f"Against the blank image's answer (the language prior, one per question; "
             f"{e.get('n_questions', 'its')} questions), {pct(e['agreement_clean'])} of clean and "
             f"{pct(e['agreement_perturbed'])} of perturbed answers{at(p, e)} are the prior's "
-            f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI {_points(lo_hi)}): "
-            f"{move}{alone}{goes}.")
+            f"({fixed(e['agreement_difference'] * 100, 1, sign=True)} points, 95% CI {_points(lo_hi)}{alone}): "
+            f"{move}{goes}.")
 
 
 @finding
@@ -225,5 +223,4 @@ def safety(s, info, controls):
             f"{pct(r['perturbed'])} of perturbed inputs{at(sec, e)}, a difference of "
             f"{fixed(None if r.get('difference') is None else r['difference'] * 100, 1, sign=True)} points "
             f"(90% CI {_points(r.get('difference_ci90'))}); over the {len(cells)} settings of {over}, its "
-            f"safety is {verdicts} (inverted: perturbed inputs pass more often by more than half the clean "
-            f"inputs it rejects).")
+            f"safety is {verdicts}.")

@@ -26,11 +26,15 @@ from confidence_trap.analysis import stats as S
 
 
 def spearman(x, y) -> float | None:
-    """ρ of two [n] arrays; None with fewer than 2 values or a constant one."""
+    """ρ of two [n] arrays (Pearson's r of their average ranks, as scipy.stats.spearmanr, summed
+    elementwise rather than by a BLAS product, so the same bits on any CPU); None with fewer
+    than 2 values or a constant one."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.size < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
-    return S.fnum(_st.spearmanr(x, y).statistic)
+    dx, dy = _st.rankdata(x), _st.rankdata(y)
+    dx, dy = dx - dx.mean(), dy - dy.mean()
+    return S.fnum(np.sum(dx * dy) / np.sqrt(np.sum(dx * dx) * np.sum(dy * dy)))
 
 
 def weighted_ranks(x: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -58,13 +58,11 @@ def questions_sentence(n_questions: int) -> str:
     if q < 2:
         return ("This run asks one question, so it has one prior answer: H_prior cannot vary, "
                 "test 2 has nothing to permute, and no test here can separate the prior from the question.")
-    reach = ("no permutation test over them can reach p < 0.05 (the smallest p is "
-             f"1/{orderings})" if orderings < 20 else
-             f"a permutation test over them has {orderings:,} orderings, so it can reach p < 0.05")
-    return (f"The prior answer and H_prior depend on the question alone, so this run's "
-            f"{_n(q, 'distinct question')} are its independent prior answers: every test here "
-            f"permutes or draws questions (and images, crossed), {reach}, and an interval drawn "
-            f"from {q} questions can show only an effect that most of them share.")
+    reach = (f"no permutation of them can reach p < 0.05 (the smallest p is 1/{orderings})" if orderings < 20
+             else f"a permutation of them can reach p < 0.05 ({orderings:,} orderings)")
+    return (f"The prior depends on the question alone, so this run's {_n(q, 'distinct question')} are "
+            f"its independent prior answers: the tests permute or draw questions, {reach}, and an "
+            f"interval over {q} questions shows only what most of them share.")
 
 
 def _half(h: dict, what: str) -> str:
@@ -166,13 +164,12 @@ def test_classes(e: dict) -> tuple[str, str]:
     s = (f"(3) Entropy falls where the answer becomes the prior? Pairs whose perturbed answer equals "
          f"the prior answer ({to['n_pairs']} pairs, {to['n_clusters']} items) have mean Δ "
          f"{signed(to['mean_delta'])} nats ({ci_text(to['ci95'])}), the others ({other['n_pairs']} pairs) "
-         f"{signed(other['mean_delta'])}. Both the prior answer and how often answers take it depend on "
-         f"the question, so the classes are compared within each question, then pooled: a difference "
-         f"of {signed(e['class_difference'])} nats ({ci_text(e['class_difference_ci95'])}; across questions, "
-         f"mixing them, {signed(e['class_difference_across'])}), so {words}.")
+         f"{signed(other['mean_delta'])}; compared within each question (the prior depends on it), then "
+         f"pooled, they differ by {signed(e['class_difference'])} nats ({ci_text(e['class_difference_ci95'])}; "
+         f"across questions {signed(e['class_difference_across'])}), so {words}.")
     if moved["n_pairs"]:
-        s += (f" Of them, the {moved['n_pairs']} pairs that moved to the prior (their item's clean "
-              f"answer was not the prior answer) have mean Δ {signed(moved['mean_delta'])} ({ci_text(moved['ci95'])}).")
+        s += (f" The {moved['n_pairs']} of them whose clean answer was not the prior's have mean Δ "
+              f"{signed(moved['mean_delta'])} ({ci_text(moved['ci95'])}).")
     else:
         s += " None of them moved there: every one already had the prior answer when clean."
     return s, {-1: YES if falls else PART, 1: NO, 0: CANNOT}[side]

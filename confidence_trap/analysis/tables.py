@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 
 import probes as registry
-from confidence_trap.analysis.levels import level_label, level_phrase, sorted_levels
+from confidence_trap.analysis.levels import kind_name, level_label, level_phrase, sorted_levels
 
 
 def num(x, sign=False) -> str:
@@ -123,7 +123,7 @@ def levels(section: dict) -> list:  # (label, entry) per ε or severity of one a
 
 
 def level_name(section: dict) -> str:
-    return "severity" if section["grouped_by"] == "severity" else "ε"
+    return kind_name(section["grouped_by"])
 
 
 def by_level(s: dict, attack: str, title: str, columns: list, align="", clean=False) -> Table | None:

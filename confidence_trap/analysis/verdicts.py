@@ -49,13 +49,11 @@ TOST_ALPHA = 0.05
 
 def rule(min_effect: float = MIN_EFFECT) -> str:
     """The verdict rule in one sentence, with δ's value."""
-    return (f"each level's verdict reads the 90% CI of the mean of Δ − Δ_null, the perturbed answer's "
-            f"change minus its item's change in the null control, so the run's own batch noise sits "
-            f"inside the interval (images and questions resampled, crossed): falls if the CI lies below "
-            f"−δ, rises if above +δ (one-sided tests at α = {TOST_ALPHA}, the 95% CI excluding 0 too), "
-            f"equivalent if inside (−δ, +δ) "
-            f"(two one-sided tests), otherwise inconclusive, with the direction where the 95% CI "
-            f"excludes 0; without a null control every level is inconclusive (δ = {min_effect:g} nats)")
+    return (f"falls if the 90% CI of the mean of Δ − Δ_null (each change minus its item's change in the "
+            f"null control, so the run's noise is inside the test; images and questions drawn, crossed) "
+            f"lies below −δ and the 95% CI below 0; rises, the mirror; equivalent if the 90% CI lies inside "
+            f"(−δ, +δ) (one-sided tests at α = {TOST_ALPHA}); otherwise inconclusive; without a null control, "
+            f"inconclusive (δ = {min_effect:g} nats)")
 
 
 def verdict(mean, ci95, ci90, min_effect: float = MIN_EFFECT, noise_floor=None) -> str:

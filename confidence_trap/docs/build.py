@@ -63,6 +63,12 @@ def runs_in(folder: str) -> dict:
             for n in names if os.path.exists(os.path.join(folder, n, "summary.json"))}
 
 
+def questions_in(root: str) -> str:
+    """How many distinct questions each bundled image set asks: "9 in data/photos, 9 in data/scenes"."""
+    sets = [(d, load(os.path.join(root, "data", d, "manifest.json"))) for d in ("photos", "scenes")]
+    return ", ".join(f"{len({e['question'] for e in m})} in data/{d}" for d, m in sets if m)
+
+
 def context(root: str, results: str) -> dict:
     """Everything the templates may show, by name."""
     from confidence_trap.analysis.figures import FIGURE_NAMES, MIN_POSITION_ANSWERS
@@ -95,6 +101,7 @@ def context(root: str, results: str) -> dict:
                 gpu=gpu, quick=load(os.path.join(results, "quickstart_speed.json")),
                 prior_lines=attack_sentences(hl, prior) if prior else [],
                 prior_questions=questions_sentence(s["prior"]["n_questions"]) if prior else "",
+                default_questions=questions_in(root),
                 contrast=contrast_sentences(s, low[0]) if prior and low else [],
                 headline=headline(s) if s and s.get("by_attack") else None,
                 attack_title=attack_title, md=markdown, key=lambda *a: Markup(table_key(*a)), min_position_answers=MIN_POSITION_ANSWERS,
