@@ -58,7 +58,10 @@ run with a category column: a dataset's, or the photos' question kind), nonfinit
 records}, token_profile (token_position_profile), prior (confidence_trap/analysis/prior.py: the language-prior
 tests against the blank-image pass; None without one), meta {n_records, n_valid, n_unpaired, attacks,
 bootstrap_resamples, seed, cluster, min_effect (δ, nats), verdict_rule, noise_floor, alpha,
-pass_percentiles, probes, probe_sign, wrong_below, floor_nats}.
+pass_percentiles, probes, probe_sign, wrong_below, floor_nats}; original (confidence_trap/analysis/original.py:
+the original study's protocol, where records carry its teacher-forced probe). Records of that
+protocol have no answer: they enter only "original", meta's counts, nonfinite and, with no answers
+at all, "noise" (Δ_null of prompt_entropy).
 
 Probes: any probe of the registry (probes/__init__.py) beyond mean_entropy present in the
 records gets "probes"[key] = {"n", "n_clusters", "mean_delta", "ci95", "auroc_detect", "sign"}. mean_delta is in the
@@ -80,6 +83,7 @@ from confidence_trap.analysis import quality as Q
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis import verdicts as V
 from confidence_trap.analysis.noise import noise_block
+from confidence_trap.analysis.original import attach as attach_original, prompt_only
 
 CLEAN = "none"
 # The passes every run adds (attacks.PASSES): the prior's blank image and the null control's
@@ -293,10 +297,12 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
 
 
 def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
-              min_effect: float = V.MIN_EFFECT) -> dict:
+              min_effect: float = V.MIN_EFFECT, original_code: dict | None = None) -> dict:
     """The whole summary.json dict (see the module docstring for its layout); min_effect is the
-    verdicts' δ in nats (run.json's config.min_effect)."""
-    records = _canonical(records)
+    verdicts' δ in nats (run.json's config.min_effect); original_code is paper/original_study.json's
+    code block (the caller reads it), for summary["original"]."""
+    everything = _canonical(records)
+    records = [r for r in everything if not prompt_only(r)]  # the original protocol's have no answer
     valid = [r for r in records if is_valid(r)]
     probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
     by_attack, clean_block, noise = _sections(valid, probes, seed, n_boot, min_effect=min_effect)
@@ -325,4 +331,5 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
             sub = [r for r in valid if str(r.get("category")) == c]
             cat_attack, cat_clean, cat_noise = _sections(sub, probes, seed, n_boot, f"category={c}|", min_effect)
             summary["by_category"][c] = {"by_attack": cat_attack, "clean": cat_clean, "noise": cat_noise}
+    attach_original(summary, everything, seed, n_boot, min_effect, original_code)
     return json_clean(summary)
