@@ -273,6 +273,10 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
     from confidence_trap.analysis.figures_calibration import figure_reliability, figure_risk_coverage
     from confidence_trap.analysis.figures_prior import figure_prior
 
+    from confidence_trap.analysis.original_text import answerless
+
+    if answerless(summary):  # the original protocol: no answers to draw (figure 7 draws it)
+        return []
     os.makedirs(out_dir, exist_ok=True)
     ri = run_info or {}
     figs = {"figure_1_epsilon_delta.png": figure_epsilon_delta(summary, ri, original),
