@@ -27,6 +27,7 @@ from confidence_trap.analysis.figures_calibration import figure_reliability, fig
 from confidence_trap.analysis.figures_prior import figure_prior
 from confidence_trap.analysis.findings import attack_title
 from confidence_trap.analysis.levels import sorted_levels
+from confidence_trap.analysis.original_text import answerless
 from confidence_trap.analysis.plot import (EPS_AXIS, attacks_of, axis_label, colour, empty, label_axes,
                                            legend_below, level_legend, panels, save, stacked, styled)
 
@@ -160,6 +161,8 @@ def render_figures(summary: dict, out_dir: str, run_info: dict | None = None,
     original: paper/original_study.json's dict (the caller reads it), drawn in figure 1.
     Figures 4 and 5 (calibration, selective prediction) are confidence_trap/analysis/figures_calibration.py's,
     figure 6 (the language prior) confidence_trap/analysis/figures_prior.py's."""
+    if answerless(summary):  # the original protocol: no answers to draw (figure 7 draws it)
+        return []
     os.makedirs(out_dir, exist_ok=True)
     ri = run_info or {}
     figs = {"figure_1_epsilon_delta.png": figure_epsilon_delta(summary, ri, original),

@@ -17,6 +17,7 @@ import textwrap
 
 from confidence_trap.analysis.findings import takeaways
 from confidence_trap.analysis.levels import level_label
+from confidence_trap.analysis.original_text import TITLE as ORIGINAL_TITLE, answerless, section as original_section
 from confidence_trap.analysis.prior_text import prior_sentences
 from confidence_trap.analysis.tables import Table, build, levels, pct
 from confidence_trap.analysis.verdicts import MIN_EFFECT, MIN_EFFECT_WHY
@@ -132,6 +133,8 @@ def _noise_note(noise: dict | None) -> list[str]:
 
 def render_report(summary: dict, run_info: dict | None = None) -> str:
     """The whole report as one string, ending in a newline."""
+    if answerless(summary):  # the original protocol: one forward pass over the prompt, no answer
+        return _original_only(summary, run_info or {})
     tables = build(summary, run_info or {})
     lines = _header(summary, run_info or {}) + [""] + validity_warning(summary)
     found = takeaways(summary, run_info or {})  # the README's and the paper's sentences too
@@ -156,13 +159,29 @@ def render_report(summary: dict, run_info: dict | None = None) -> str:
     if "prior" in summary:  # a summary without the key predates the prior pass's analysis
         lines += ["== Is it the language prior? ==", ""]
         lines += [x for p in prior_sentences(summary) for x in (textwrap.fill(p, 100), "")]
+    return "\n".join(lines + _original(summary, run_info or {}) + _nonfinite(summary)).rstrip() + "\n"
+
+
+def _nonfinite(summary: dict) -> list[str]:
     nf = summary["nonfinite"]
-    if nf["count"]:
-        shown = nf["records"][:20]
-        lines += _block(Table(f"Excluded for non-finite logits ({nf['count']}):",
-                              ["image", "attack", "epsilon", "trial"],
-                              [[str(r.get(k)) for k in ("image", "attack", "epsilon", "trial")]
-                               for r in shown], "llrr"))
-        if nf["count"] > len(shown):
-            lines += [f"  ... and {nf['count'] - len(shown)} more (see summary.json)", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    if not nf["count"]:
+        return []
+    shown = nf["records"][:20]
+    lines = _block(Table(f"Excluded for non-finite logits ({nf['count']}):", ["image", "attack", "epsilon", "trial"],
+                         [[str(r.get(k)) for k in ("image", "attack", "epsilon", "trial")] for r in shown], "llrr"))
+    return lines + [f"  ... and {nf['count'] - len(shown)} more (see summary.json)", ""] * (nf["count"] > len(shown))
+
+
+def _original(summary: dict, run_info: dict) -> list[str]:
+    """The original protocol's section (confidence_trap/analysis/original_text.py), where the run has it."""
+    parts = original_section(summary, run_info)
+    return [f"== {ORIGINAL_TITLE} ==", ""] + [x for p in parts for x in (
+        _block(p) if isinstance(p, Table) else [textwrap.fill(p, 100), ""])] if parts else []
+
+
+def _original_only(summary: dict, run_info: dict) -> str:
+    """The report of a run of the original protocol alone: no answers, so no answer tables."""
+    head = _header(summary, run_info)
+    lines = head[:head.index(EPS_LINE)] + [""] + _original(summary, run_info)
+    lines += [x for t in build(summary, run_info, ["noise"]) for x in _block(t)] + _noise_note(summary.get("noise"))
+    return "\n".join(lines + _nonfinite(summary)).rstrip() + "\n"

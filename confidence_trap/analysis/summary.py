@@ -27,6 +27,7 @@ from confidence_trap.analysis.entropy_filter import filter_rates, inverted
 from confidence_trap.analysis.entropy_filter import rule as filter_rule
 from confidence_trap.analysis.noise import noise_block, null_shifts
 from confidence_trap.analysis.prior import prior_block
+from confidence_trap.analysis.original import attach as attach_original, prompt_only
 
 _unit, _value, _clean_means, _pairs = C.unit, C.value, C.clean_means, C.pair_deltas
 
@@ -208,10 +209,12 @@ def _sections(valid: list[dict], probes: list[str], seed: int, n_boot: int, tag:
 
 
 def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
-              min_effect: float = V.MIN_EFFECT) -> dict:
+              min_effect: float = V.MIN_EFFECT, original_code: dict | None = None) -> dict:
     """The whole summary.json dict (see the module docstring for its layout); min_effect is the
-    verdicts' δ in nats (run.json's config.min_effect)."""
-    records = canonical(records)
+    verdicts' δ in nats (run.json's config.min_effect); original_code is paper/original_study.json's
+    code block (the caller reads it), for summary["original"]."""
+    everything = canonical(records)
+    records = [r for r in everything if not prompt_only(r)]  # the original protocol's have no answer
     valid = [r for r in records if is_valid(r)]
     probes = [k for k in registry.names() if k != "mean_entropy" and any(_value(r, k) is not None for r in valid)]
     by_attack, clean_block, noise = _sections(valid, probes, seed, n_boot, min_effect=min_effect)
@@ -239,4 +242,5 @@ def summarize(records: list[dict], seed: int = 0, n_boot: int = S.N_BOOT,
             sub = [r for r in valid if str(r.get("category")) == c]
             cat_attack, cat_clean, cat_noise = _sections(sub, probes, seed, n_boot, f"category={c}|", min_effect)
             summary["by_category"][c] = {"by_attack": cat_attack, "clean": cat_clean, "noise": cat_noise}
+    attach_original(summary, everything, seed, n_boot, min_effect, original_code)
     return json_clean(summary)

@@ -190,6 +190,9 @@ def pairs(s, attack):
                         ("Wilcoxon p, item means", "wilcoxon_p", pval), ("Δ < 0", "frac_negative", pct)])
 
 
+FIRST_NOISE_ROW = {"prompt_entropy": "prompt entropy, every position"}  # a run without answers (the original's)
+
+
 @table("noise")
 def noise(s):
     n = s.get("noise")
@@ -197,7 +200,8 @@ def noise(s):
         return None
     rows = [[lab, word(b["n_clusters"]), signed(b["mean_delta"]), ci(b["ci95"]), floor_cell(b["floor"]),
              num(b["max_abs_delta"]), pct(n["answers_changed"]), value(b["exact_zero"])]
-            for lab, b in (("with the EOS step (headline)", n), ("without the EOS step", n.get("answer_entropy"))) if b]
+            for lab, b in ((FIRST_NOISE_ROW.get(n.get("entropy"), "with the EOS step (headline)"), n),
+                           ("without the EOS step", n.get("answer_entropy"))) if b]
     return Table("The noise floor: the null control generates every clean input again in another batch "
                  "(other neighbours, more padding); Δ_null = H_again − H_clean per item (nats), its 95% CI "
                  "(images and questions drawn), and the floor, the far end of that CI: how far the batch "

@@ -29,6 +29,7 @@ from confidence_trap.analysis.findings import attack_title, headline, takeaways
 from confidence_trap.analysis.levels import level_label
 from confidence_trap.analysis.tables import Table, build, run_label, side_by_side
 from confidence_trap.docs.render import kv, latex, markdown, original, table_key, tex
+from confidence_trap.docs.original import original_context
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # paper/ is in the repository
 
@@ -108,6 +109,7 @@ def context(root: str, results: str) -> dict:
                 sampled=sampled, sampled_tables=[strongest(t, sampled[0]) for t in build(*sampled, names=["signals"])]
                 if sampled else [],
         rel=rel, s=s, info=info, label=run_label(info), kv=kvs, study=study, original_table=original(study),
+        orig=original_context(root, results, study, (s, info)),  # results/original*: issue 25
         tables=build(s, info) if s else [], lib=lib,  # lib: the formatters, levels() and level_name()
         is_llava="llava-1.5" in str(info.get("model_id") or info.get("model")).lower(),
         figures=figures, figwidth={n: Markup(f"{min(w, TEXT_WIDTH_IN):.2f}in") for n, w in widths.items()},

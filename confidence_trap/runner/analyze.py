@@ -7,7 +7,9 @@
 Reads OUT/records.jsonl (or --records) and OUT/run.json when present (model, dtype and device
 for the report header and figure captions; config.min_effect, the verdicts' δ, which
 --min-effect overrides and confidence_trap.analysis.verdicts.MIN_EFFECT stands in for when absent); writes
-OUT/summary.json, OUT/entropy_report.txt and OUT/figures/*.png, each atomically. Loads no model and never imports torch. Bad input (missing
+OUT/summary.json, OUT/entropy_report.txt and OUT/figures/*.png, each atomically (a run of the
+original protocol: summary["original"], its report section and figure 7,
+confidence_trap/runner/original_image.py reading what they need). Loads no model and never imports torch. Bad input (missing
 or empty records, unreadable run.json) prints one line on stderr and exits with status 2;
 analyze_run raises ValueError with that line. confidence_trap.runner.pipeline calls analyze_run(out_dir)
 at the end of a run.
@@ -90,17 +92,21 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     run_info = read_info(out_dir, strict=True)
     # Imported here so bad input is reported without first paying for matplotlib's import.
     from confidence_trap.analysis.figures import render_figures
+    from confidence_trap.analysis.figures_original import render_original_figure
+    from confidence_trap.runner.original_image import figure_image
     from confidence_trap.analysis.report import render_report
     from confidence_trap.analysis.summary import summarize
 
     os.makedirs(out_dir, exist_ok=True)
+    study = original_study()
     summary = summarize(records, seed=seed, min_effect=min_effect_of(run_info, min_effect),
-                        **({} if n_boot is None else {"n_boot": n_boot}))
+                        original_code=(study or {}).get("code"), **({} if n_boot is None else {"n_boot": n_boot}))
     atomic_write_json(os.path.join(out_dir, "summary.json"), summary)
     atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
                       render_report(summary, run_info))
     if figures:
-        render_figures(summary, os.path.join(out_dir, "figures"), run_info, original_study())
+        render_figures(summary, os.path.join(out_dir, "figures"), run_info, study)
+        render_original_figure(summary, os.path.join(out_dir, "figures"), run_info, **figure_image(summary, run_info))
     return summary
 
 

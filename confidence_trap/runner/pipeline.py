@@ -122,6 +122,13 @@ def dataset_items(cfg: Config):
     return items, DatasetImages(data, [r.index for r in rows]), data.info(), task.prompt_format
 
 
+def image_norm(processor) -> dict:
+    """The processor's normalisation, for run.json: the analysis maps a normalised clamp back to
+    pixels with it (figure 7's clamped image) without loading the processor."""
+    ip = getattr(processor, "image_processor", None)
+    return {k: [float(v) for v in getattr(ip, k)] for k in ("image_mean", "image_std") if getattr(ip, k, None) is not None}
+
+
 def prepare(p: Plan):
     """Load the model and build the Sweep of the plan."""
     from confidence_trap.models import load
@@ -233,6 +240,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
             "parameters": sum(t.numel() for t in sweep.model.parameters()),
             "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(sweep.model),
             "scored_vocab_size": sweep.vocab.size, "prompt_format": p.fmt, "batch_size": batch,
+            **image_norm(sweep.processor),
             "decode": d.info(), "processes": world.size, **({"data": p.data_info} if p.data_info else {})})
         runs.write_info(out, info)
 
