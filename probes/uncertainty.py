@@ -85,7 +85,10 @@ def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tenso
 
 
 def mean_entropy(t: TokenStats):
-    return t.mean(t.entropy)
+    """The mean of the used token entropies, summed in float64 in token order: the very number
+    a record's token_entropies list averages to, so the record's mean_entropy is computed once."""
+    rows = [[e for e, u in zip(es, us) if u] for es, us in zip(t.entropy.tolist(), t.use.tolist())]
+    return torch.tensor([sum(r) / len(r) if r else float("nan") for r in rows], dtype=torch.float64)
 
 
 def answer_entropy(t: TokenStats):

@@ -20,13 +20,13 @@ def preset(path, *flags):
 
 def test_the_study_and_small_eps_presets_load():
     study = preset("configs/study.yaml")
-    assert (study.model, study.epsilons, study.trials, study.attack) == ("llava-1.5-7b", [0.1, 0.2, 0.3, 0.5], 5, "proxy")
+    assert (study.model, study.epsilons, study.trials, study.attack) == ("llava-1.5-7b", [0.1, 0.2, 0.3, 0.5], 5, ["proxy"])
     small = preset("configs/small_eps.yaml")
     assert small.epsilons == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255])
     assert (small.model, small.trials, small.attack) == (study.model, study.trials, study.attack)
     assert small.out != Config().out  # its own folder: never mixed with the study's records
     pgd = preset("configs/small_eps.yaml", "--attack", "pgd", "--objective", "ce")
-    assert (pgd.attack, pgd.objective, pgd.epsilons) == ("pgd", "ce", small.epsilons)
+    assert (pgd.attack, pgd.objective, pgd.epsilons) == (["pgd"], "ce", small.epsilons)
 
 
 def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):

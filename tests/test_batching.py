@@ -131,7 +131,7 @@ def _run(ckpt, out, *extra):
 
 
 def test_oom_backoff_run_equals_a_run_at_the_smaller_batch(tiny_ckpt, tmp_path, monkeypatch, capsys):
-    import confidence_trap.runner.sweep as sweep
+    import confidence_trap.models.vlm as sweep  # VLM.generate calls this module's generate
 
     small, _ = _run(tiny_ckpt, tmp_path / "b3", "--batch-size", "3")
     real = sweep.generate

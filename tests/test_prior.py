@@ -16,7 +16,7 @@ from confidence_trap.analysis.figures_prior import FIGURE_6, figure_prior
 from confidence_trap.analysis.prior import weighted_spearman
 from confidence_trap.analysis.prior_text import contrast_sentences, controls_contrast, prior_sentences
 from confidence_trap.analysis.report import render_report
-from confidence_trap.analysis.scoring import normalize
+from confidence_trap.tasks.scoring import normalize
 from confidence_trap.analysis.summary import summarize
 
 N_BOOT = 200  # enough for the CIs' signs; keeps the file fast

@@ -10,7 +10,7 @@ The prior pass (records with attack "blank", attacks/blank.py) asks each item's 
 image of nothing but the model's padding colour: its answer is the item's PRIOR ANSWER, its
 mean_entropy H_PRIOR. The blank image is the same for every item, so the prior answer depends
 on the question alone.
-Answers are compared after the task's own normalisation (confidence_trap.analysis.scoring.normalize: the
+Answers are compared after the task's own normalisation (confidence_trap.tasks.scoring.normalize: the
 record's "metric" where it has one, else VQA's normalisation), so "Yes." equals "yes".
 
 None when the run has no valid blank record paired with a clean one (--no-prior). Otherwise
@@ -46,7 +46,7 @@ from scipy import stats as _st
 
 from confidence_trap.analysis import clusters as C
 from confidence_trap.analysis import stats as S
-from confidence_trap.analysis.scoring import normalize
+from confidence_trap.tasks.scoring import normalize
 from confidence_trap.analysis.summary import CLEAN, NOT_PERTURBED, _canonical, is_valid, level_of
 
 _unit = C.unit

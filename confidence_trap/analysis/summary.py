@@ -43,7 +43,7 @@ overconfidence, bins: 10 × {lo, hi, n, accuracy, confidence}}, calibration_max_
 confidence = mean_max_prob), selective {probe: {n, aurc, aurc_random, aurc_oracle, prr, prr_ci95,
 auroc_wrong, auroc_wrong_ci95, inverted, curve {coverage, risk}}} and, for POPE records, pope
 {accuracy, precision, recall, f1, yes_ratio, n, tp, fp, tn, fn} and valid_rate (the share of
-answers a closed-answer metric can read: confidence_trap.analysis.scoring.closed_validity; in the clean block
+answers a closed-answer metric can read: confidence_trap.tasks.scoring.closed_validity; in the clean block
 too); with extra probes, probes.
 Undefined numbers are None: std with fewer than 2 values, CIs with fewer than 2 clusters (AUROC:
 values per class), means with none, Wilcoxon with fewer than 2 clusters or all cluster means 0,
@@ -75,7 +75,7 @@ import numpy as np
 
 import probes as registry
 from confidence_trap.analysis import clusters as C
-from confidence_trap.analysis.scoring import closed_validity
+from confidence_trap.tasks.scoring import closed_validity
 from confidence_trap.analysis import quality as Q
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis import verdicts as V

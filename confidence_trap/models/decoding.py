@@ -130,11 +130,13 @@ def gpu_name(device: str) -> str | None:
 
 def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int, cfg,
            stored: dict | None = None, world_size: int = 1, available=compile_available,
-           free_bytes: int | None = None, log=None, gpu: str | None = None) -> Decoding:
+           free_bytes: int | None = None, log=None, gpu: str | None = None, generates: bool = True) -> Decoding:
     """The batch and the path of a run (module docstring). `stored`: the run.json of the run
     being resumed, whose batch and path a resumed run keeps (batch composition and kernels move
     the last float digits). `log` gets the one-line notice when compiling is unavailable; `gpu`
-    names the GPU the rule's floor is for (default: the device's own)."""
+    names the GPU the rule's floor is for (default: the device's own). generates=False: a run of
+    forward passes only (the prompt protocol), which has no decode step to compile; new_tokens
+    is then the logit rows a sequence keeps, for the memory estimate."""
     from confidence_trap.models.batching import knee, pick_batch_size, weight_bytes
 
     cuda = str(device).startswith("cuda")
@@ -156,6 +158,8 @@ def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int
                         attention="eager" if cfg.deterministic else None,
                         max_cache_len=prompt_tokens + new_tokens if path != "eager" else None)
 
+    if not generates:
+        return done(*batch_for(False), "eager", "no decoding: forward passes only (--protocol prompt)")
     if off:
         return done(*batch_for(False), "eager", f"{off}")
     if not cuda:

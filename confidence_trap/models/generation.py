@@ -102,6 +102,15 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
     return enc
 
 
+def extra_pad_id(model, processor) -> int:
+    """The id pad_more pads with: the tokenizer's padding token, else the first EOS, and never an
+    id the model could count as an image token (that would break the image layout)."""
+    eos = eos_token_ids(model, processor)[0]
+    pad = processor.tokenizer.pad_token_id
+    pad = eos if pad is None else pad
+    return eos if pad == getattr(processor, "image_token_id", None) else pad
+
+
 def pad_more(enc, n: int, pad_id: int):
     """`n` more left-padding positions on every row of a batch (masked out), so the same
     prompts run at another padded length: the null control's other batch composition."""
@@ -130,9 +139,7 @@ def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new
     enc = encode(processor, prompts, pixels, model.device, text_dtype(model), original_ids)
     tok = processor.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_token_ids(model, processor)[0]
-    if pad_left:  # a padding id the model could count as an image token would break the layout
-        image = getattr(processor, "image_token_id", None)
-        enc = pad_more(enc, pad_left, eos_token_ids(model, processor)[0] if pad == image else pad)
+    enc = pad_more(enc, pad_left, extra_pad_id(model, processor))
     processors = LogitsProcessorList([suppressor(vocab)] if vocab.excluded else [])
     processors.extend(generate_kwargs.pop("logits_processor", []))
     sampling = generate_kwargs.pop("do_sample", False)  # greedy unless asked (--samples)

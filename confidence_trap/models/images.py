@@ -74,6 +74,13 @@ def load_image(path: str) -> Image.Image:
         raise InputError(f"cannot read image {path}: {reason}") from None
     if im.width < 1 or im.height < 1:
         raise InputError(f"image {path} is empty")
+    return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """A decoded image of any mode -> 8-bit RGB: 16- and 32-bit scaled to 8 bits, palette and
+    alpha composited on white, anything else converted (load_image's rules, which a dataset's
+    images follow too: confidence_trap/tasks/datasets.py)."""
     if im.mode.startswith("I") or im.mode == "F":
         im = _to_8bit(im)
     if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:
