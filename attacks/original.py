@@ -22,9 +22,10 @@ Three attacks take it apart (the level is ε; σ = sigma(ε)):
 The engine's contract is x_adv in [0,1] pixel units, so each maps back, x = x_norm·std + mean.
 For noise and clamp the result lies in [mean, mean + std], inside [0, 1] for any processor whose
 mean + std <= 1 (CLIP's: at most 0.75). The noise alone is σ·std·z in pixel units (std 0.0027 at
-σ 0.01 for CLIP); it is then clipped to [0, 1] to stay an image, which binds only at saturated
-pixels pushed outwards: on the logo at 336 px on 2.2 %, 3.0 % and 3.7 % of the values at σ 0.01,
-0.03 and 0.05, at the embedded model's 48 px on 1.4 %, 2.0 % and 2.7 % (the test measures it).
+σ 0.01 for CLIP); it is then clipped to [0, 1] to stay an image. The clip binds where the noise
+pushes a value past 0 or 1, i.e. at the logo's white and black: at 336 px on 2.2 %, 3.0 % and
+3.7 % of the values at σ 0.01, 0.03 and 0.05, at the embedded model's 48 px on 1.4 %, 2.0 % and
+2.7 % (one draw; tests/test_original.py checks where it binds against numpy).
 The math is float32; the original added the noise in FP16 (its image tensor's dtype), which
 rounds x_norm + σ·z to about 3 significant digits before the model sees it.
 """

@@ -34,11 +34,14 @@ def _record_problem(rec) -> str | None:
     missing = [k for k in REQUIRED if k not in rec]
     if missing:
         return f"lacks {', '.join(missing)}"
+    # the record's level kind (the attack registry's); a record from before level_kind was
+    # written has a severity where its attack had one
+    kind = rec.get("level_kind") or ("severity" if "severity" in rec else "epsilon")
     try:
         int(rec["trial"])
-        if str(rec["attack"]).startswith("corruption:"):  # a severity stands in for ε
+        if kind == "severity":  # a severity stands in for ε
             int(rec["severity"])
-        else:
+        elif kind == "epsilon":
             float(rec["epsilon"])
     except (TypeError, ValueError, KeyError):
         return "has a non-numeric epsilon, severity or trial"

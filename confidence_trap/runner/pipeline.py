@@ -287,7 +287,9 @@ def describe(result: Result) -> list[str]:
     out, info = result.out, result.info
     lines = []
     nf = result.summary.get("nonfinite", {"count": 0})
-    if nf["count"]:  # FP16 overflow: these records are excluded from every statistic
+    answers = (info.get("config") or {}).get("protocol", "answer") == "answer"
+    if nf["count"] and answers:  # FP16 overflow: these records are excluded from every statistic
+        # (a prompt-protocol record has no answer entropy for the summary's answer statistics)
         shown = "; ".join(f"{r['image']} {r['attack']} ε={r['epsilon']} trial {r['trial']}"
                           for r in nf["records"][:5])
         more = f"; and {nf['count'] - 5} more" if nf["count"] > 5 else ""
