@@ -15,7 +15,7 @@ the engine must know about it, so the engine has no case of its own for any name
   params     the confidence_trap.runner.config.Config fields it reads (the command line derives
              its flags from them and refuses one the run's attacks do not use)
   needs      what it takes from the model beside the Config: "image_mean", "image_std" (the
-             processor's normalisation), handed in `params` under those names
+             processor's normalization), handed in `params` under those names
   record_as  its name in records, formatted with its params ("pgd:{objective}"); "" : its name
   record_fields  (level) -> the extra fields its records carry (original_noise's "sigma")
   apply      runs it on a batch with one level and one torch.Generator per image

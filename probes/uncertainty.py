@@ -21,7 +21,7 @@ functions below each reduce the per-position statistics of `token_stats`):
     min_max_prob         smallest top-token probability              higher = LESS uncertain
     seq_nll              sum of -log p(token) over counted tokens    higher = more uncertain
     perplexity           exp(mean per-token -log p(token))           higher = more uncertain
-seq_nll grows with answer length; perplexity is its length-normalised form. answer_entropy needs
+seq_nll grows with answer length; perplexity is its length-normalized form. answer_entropy needs
 the end-of-sequence ids (`eos_ids`): an answer cut at max_new_tokens keeps every token, and an
 empty answer (EOS first) has none left, so NaN. The study does not say which of the two it
 averaged; mean_entropy (with the EOS step, as generated) is this project's headline.

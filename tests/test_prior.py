@@ -160,7 +160,7 @@ def test_per_category_split():
     assert p["by_category"]["one-word"]["n_items"] == 10
 
 
-def test_answers_compare_after_the_tasks_normalisation():
+def test_answers_compare_after_the_tasks_normalization():
     assert normalize("Yes.") == normalize("yes") == "yes"
     assert normalize("Two") == normalize("2")                      # VQA: number words
     assert normalize("There is no dog.", "pope") == normalize("No", "pope") == "no"

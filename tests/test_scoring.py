@@ -1,5 +1,5 @@
 """confidence_trap/tasks/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
-normalisation, and exact/contains agreeing with experiments/imagesets.is_correct."""
+normalization, and exact/contains agreeing with experiments/imagesets.is_correct."""
 import pytest
 
 from confidence_trap.tasks.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
@@ -100,7 +100,7 @@ def test_vqa_normalize_values(text, normal):
     assert vqa_normalize(text) == normal
 
 
-def test_vqa_accuracy_normalises_both_sides():
+def test_vqa_accuracy_normalizes_both_sides():
     assert vqa_accuracy("Two.", ["2"] * 3 + ["3"] * 7) == pytest.approx(0.9)
     assert vqa_accuracy("2", ["Two"] * 4 + ["three"] * 6) == 1.0
     assert vqa_accuracy("The dog.", ["dog", "a dog", "Dog"] + ["cat"] * 7) == pytest.approx(0.9)

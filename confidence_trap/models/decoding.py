@@ -49,8 +49,11 @@ import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+# a decode step at batch 1 (benchmark_gpu*.json): batching's knee reads the same figures
+from confidence_trap.models.batching import DECODE_STEP_S as STEP_S
+from confidence_trap.models.batching import knee, pick_batch_size, weight_bytes
+
 COMPILE_S = 54.0
-STEP_S = {"eager": 20.3e-3, "compiled": 7.7e-3}   # a decode step at batch 1 (benchmark_gpu*.json)
 STEP_SAVED_S = STEP_S["eager"] - STEP_S["compiled"]
 CUBLAS_WORKSPACE = ":4096:8"
 # Peak memory bandwidth, GB/s, by device name (first match wins).
@@ -137,8 +140,6 @@ def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int
     names the GPU the rule's floor is for (default: the device's own). generates=False: a run of
     forward passes only (the prompt protocol), which has no decode step to compile; new_tokens
     is then the logit rows a sequence keeps, for the memory estimate."""
-    from confidence_trap.models.batching import knee, pick_batch_size, weight_bytes
-
     cuda = str(device).startswith("cuda")
     shapes = 2 if getattr(cfg, "samples", 0) else 1
     off = "--deterministic" if cfg.deterministic else "--no-compile" if not cfg.compile else None

@@ -5,7 +5,7 @@
 
 `pixels` are float [B,3,H,W] in [0,1] at the model's input size (see confidence_trap.models.images); the
 processor expands `<image>` into the vision tokens, and pixel_values are laid out from `pixels`
-in torch (confidence_trap.models.architectures: normalised, no second resize or rescale). With
+in torch (confidence_trap.models.architectures: normalized, no second resize or rescale). With
 `original_ids=True` (the original LLaVA conversations, confidence_trap.models.prompts.original_ids) the token
 ids are built as the original LLaVA builds them (confidence_trap.models.prompts.llava_input_ids) instead of by
 the processor. Decoding and scoring use confidence_trap.models.vocab.scored_vocab: V is the scored vocabulary
@@ -75,7 +75,7 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
     The processor expands `<image>` into vision tokens and returns the side inputs
     (image_grid_thw, pixel_attention_mask, image_sizes ...); with `original_ids` the ids are
     rebuilt as the original LLaVA tokenises (see the module docstring). pixel_values are built
-    from `pixels` in torch by the model family's layout (confidence_trap.models.architectures): normalised, and
+    from `pixels` in torch by the model family's layout (confidence_trap.models.architectures): normalized, and
     cut into patches or tiles where the family does. So they keep the attack's float pixels, and
     carry gradients to `pixels` when it requires them (true-gradient PGD).
     """

@@ -21,6 +21,7 @@ import torch
 
 from confidence_trap.models import batching, decoding
 from confidence_trap.models.architectures import pixel_layout
+from confidence_trap.models.dtypes import vision_dtype_of
 from confidence_trap.models.generation import (Generation, encode, eos_token_ids, extra_pad_id, generate, pad_more,
                                               text_dtype)
 from confidence_trap.models.prompts import IMAGE, build_prompt, original_ids
@@ -88,8 +89,6 @@ class VLM:
 
     def info(self) -> dict:
         """What run.json says about the loaded model."""
-        from confidence_trap.models.dtypes import vision_dtype_of
-
         return {"model_class": type(self.model).__name__,
                 "parameters": sum(t.numel() for t in self.model.parameters()),
                 "vision_dtype": vision_dtype_of(self.model), "scored_vocab_size": self.vocab.size}

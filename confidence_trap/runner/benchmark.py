@@ -202,6 +202,17 @@ def baselines(sweep, units: list, batch: int, why: str, repeats: int, device: st
             "agreement": {"same_answers": same, "of": len(units), "max_mean_entropy_diff": dh}}
 
 
+def decode_steps(sweep, xs, ps, steps: int, device: str, wbytes: int, kv_per_seq: int) -> dict:
+    """Milliseconds a decode step at batch 1 and at the batch, against the memory-bandwidth floor."""
+    gbs, gbs_from = bandwidth(device)
+    return {"ms_batch_1": decode_ms(sweep, xs[:1], ps[:1], steps, device),
+            f"ms_batch_{len(xs)}": decode_ms(sweep, xs, ps, steps, device), "batch": len(xs),
+            "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
+            "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
+            "floor_ms_with_kv_at_batch": round(1000 * (wbytes + len(xs) * kv_per_seq) / (gbs * 1e9), 3)
+            if gbs else None}
+
+
 def hardware(device: str) -> dict:
     return {"device": device, "device_name": runs.device_name(device), "cpu": runs.cpu_name(),
             "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -233,11 +244,7 @@ def main(argv=None) -> int:
     xs = sweep.images.pixels([u.item for u in units[:batch]])
     ps = [sweep.prompts[u.item] for u in units[:batch]]
     steps = max(cfg.max_new_tokens, 8)
-    step1 = decode_ms(sweep, xs[:1], ps[:1], steps, device)
-    stepb = decode_ms(sweep, xs, ps, steps, device)
     wbytes = weight_bytes(model)
-    gbs, gbs_from = bandwidth(device)
-    kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, dtype)["kv_cache"]
     result = {
         "hardware": hardware(device),
         "model": {"model": label, "class": type(model).__name__,
@@ -250,11 +257,8 @@ def main(argv=None) -> int:
                  "prompt_tokens": n_prompt, "prompt_format": vlm.prompt_format},
         **{k: v for k, v in base.items() if k != "backoff"},
         "decode": "eager (dynamic cache, nothing compiled), both baselines",
-        "decode_step": {"ms_batch_1": step1, f"ms_batch_{len(xs)}": stepb, "batch": len(xs),
-                        "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
-                        "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
-                        "floor_ms_with_kv_at_batch": round(1000 * (wbytes + len(xs) * kv_per_seq)
-                                                           / (gbs * 1e9), 3) if gbs else None},
+        "decode_step": decode_steps(sweep, xs, ps, steps, device, wbytes,
+                                    sample_bytes(model.config, n_prompt, cfg.max_new_tokens, dtype)["kv_cache"]),
         "peak_memory_note": "GPU: torch max_memory_allocated per pass" if device.startswith("cuda")
         else "CPU: the process's peak resident set, all passes together",
         "versions": runs.versions(), "git_commit": runs.git_commit(),

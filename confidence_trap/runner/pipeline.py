@@ -6,16 +6,17 @@ analyse). The command line, the benchmark and the tests call it in process.
     result = pipeline.run(Config(model="tiny", out="/tmp/run"))
     result.summary["by_epsilon"]["0.3"]["mean_delta"], result.generated
 
-plan(cfg) checks every name and input (model, attack and its parameters, images or dataset
+plan(cfg) checks every name and input (model, attacks and their parameters, images or dataset
 columns, the output folder's earlier config) before any model loads or any file is written;
-prepare(plan) loads the model and builds the Sweep (confidence_trap/runner/sweep.py); run(cfg) does both,
-then generates what --out does not hold yet in fixed batches (resumable, split over processes by
-confidence_trap/runner/distributed.py), merges, writes run.json and analyses (experiments/analyze.py).
-When --out already holds every generation of a finished run, nothing loads: re-analysis only.
-The batch and the decode path (compiled or eager, --deterministic) come from confidence_trap/models/decoding.py;
-on a static-cache path the last partial batch is padded with repeats of its own units, whose
-records are dropped, so the run keeps one shape (not with --samples, whose sampling would draw
-differently in a longer batch).
+prepare(plan) loads the model (one confidence_trap.models.vlm.VLM: everything the run asks of
+it) and builds the Sweep (confidence_trap/runner/sweep.py); run(cfg) does both, then runs what
+--out does not hold yet in fixed batches (resumable, split over processes by
+confidence_trap/runner/distributed.py), merges, writes run.json and analyses
+(confidence_trap/runner/analyze.py). When --out already holds every unit of a finished run,
+nothing loads: re-analysis only. The batch and the decode path (compiled or eager,
+--deterministic) come from confidence_trap/models/decoding.py; on a static-cache path the last
+partial batch is padded with repeats of its own units, whose records are dropped, so the run
+keeps one shape (not with --samples, whose sampling would draw differently in a longer batch).
 """
 from __future__ import annotations
 

@@ -36,14 +36,14 @@ rule behind LLaVA-1.5's published POPE numbers (scripts/v1_5/eval/pope.sh).
 VQA accuracy. The official VQA evaluation (GT-Vision-Lab/VQA, PythonEvaluationTools/
 vqaEvaluation/vqaEval.py) scores an answer against the ten human answers as the mean, over the
 ten ways of leaving one human out, of min(#matching humans among the other nine / 3, 1).
-Normalisation follows lmms-eval's VQAv2 task (lmms_eval/tasks/vqav2/utils.py with
+Normalization follows lmms-eval's VQAv2 task (lmms_eval/tasks/vqav2/utils.py with
 EvalAIAnswerProcessor in lmms_eval/tasks/_task_utils/vqa_eval_metric.py, the EvalAI/MMF version
 of vqaEval's processing): newlines and tabs to spaces, strip, punctuation, then lower-case,
 number words to digits ("none", "zero" … "ten"), articles dropped and the contraction table
 applied word by word — to the prediction and to every human answer alike. Differences from
 vqaEval.py, where they matter: vqaEval's punctuation list has ":" and "'" but not "{", "}", "-",
-"!"; it normalises the human answers only when they disagree, and only their punctuation (the
-official annotation files are already normalised); its leave-one-out drops every answer *equal*
+"!"; it normalizes the human answers only when they disagree, and only their punctuation (the
+official annotation files are already normalized); its leave-one-out drops every answer *equal*
 to the held-out one (all answer dicts differ there, by answer_id). We leave out by position, so
 answers given as plain strings behave the same as dicts with ids.
 """
