@@ -11,8 +11,10 @@ Inputs, as for `probes.entropy.mean_token_entropy`: logits float [B,T,V], the ra
 were generated (greedy); mask bool/float [B,T], the counted tokens (every token up to and
 including the first end-of-sequence token). Everything is float32 via log_softmax, in nats.
 
-Measures, each float32 [B] (the "logits" probes of the registry in probes/__init__.py, whose
-functions below each reduce the per-position statistics of `token_stats`):
+Measures, each float32 [B] (mean_entropy: float64, its float32 token entropies summed in token
+order, so that it is exactly the mean of a record's token_entropies) (the "logits" probes of the
+registry in probes/__init__.py, whose functions below each reduce the per-position statistics of
+`token_stats`):
     mean_entropy         mean token entropy over counted tokens      higher = more uncertain
     answer_entropy       the same without the step that emits EOS    higher = more uncertain
     max_entropy          largest token entropy                       higher = more uncertain

@@ -191,11 +191,26 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
             "within_budget": peak <= parse_memory(BUDGET) / 2 ** 30 if cuda else None}
 
 
+def header(p, sweep, model_label: str, device: str, tiny: bool, load_s: float, wbytes: int) -> dict:
+    """gpu_throughput.json's opening: what was measured, on what, when."""
+    from confidence_trap.models import vision_dtype_of
+
+    name, model = runs.device_name(device), sweep.vlm.model
+    return {
+        "label": f"{name}; {model_label}; git {(runs.git_commit() or '')[:7]}; {time.strftime('%Y-%m-%d')}",
+        "hardware": {"device_name": name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory
+                                                                  / 2 ** 30, 1) if not tiny else None},
+        "versions": runs.versions(), "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"model": model_label, "checkpoint": p.model.checkpoint, "load_s": round(load_s, 1),
+                  "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(model), "prompt_format": p.fmt,
+                  "scored_vocab_size": sweep.vlm.vocab.size, "weights_gib": round(wbytes / 2 ** 30, 3),
+                  "parameters": sum(q.numel() for q in model.parameters())}}
+
+
 def measure(results: str, tiny: bool, deadline: float | None) -> int:
-    from confidence_trap.runner.agreement import agreement, tie_gaps
     from confidence_trap.runner.benchmark import bandwidth, decode_ms
     from attacks import NULL_PAD
-    from confidence_trap.models import vision_dtype_of, vision_parts
+    from confidence_trap.models import vision_parts
     from confidence_trap.models.batching import knee, prompt_tokens, weight_bytes
 
     size = SIZES["tiny" if tiny else "gpu"]
@@ -215,19 +230,11 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     floor_ms = 1000 * wbytes / (gbs * 1e9) if gbs else None  # all weights, as benchmark.py and the issue count
     tower, projector = vision_parts(model)  # a decode step reads the language model's alone
     text_bytes = wbytes - sum(weight_bytes(m) for m in (tower, projector) if m is not None)
-    name = runs.device_name(device)
     label = {"model": f"LLaVA-1.5-7B architecture, random weights{' (tiny widths: dry run)' if tiny else ''}",
              "config_source": "models.load('llava-1.5-7b') from a local Hugging Face cache ("
                               + ("configs/llava-1.5-7b.json, shrunk" if tiny else "configs/llava-1.5-7b.json") + ")"}
     book = Book(os.path.join(results, "gpu_throughput.json"), {
-        "label": f"{name}; {label['model']}; git {(runs.git_commit() or '')[:7]}; {time.strftime('%Y-%m-%d')}",
-        "hardware": {"device_name": name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory
-                                                                  / 2 ** 30, 1) if not tiny else None},
-        "versions": runs.versions(), "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": {"model": label["model"], "checkpoint": p.model.checkpoint, "load_s": round(load_s, 1),
-                  "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(model), "prompt_format": p.fmt,
-                  "scored_vocab_size": sweep.vlm.vocab.size, "weights_gib": round(wbytes / 2 ** 30, 3),
-                  "parameters": sum(q.numel() for q in model.parameters())},
+        **header(p, sweep, label["model"], device, tiny, load_s, wbytes),
         "work": {"grid": "configs/study.yaml", "units": len(units), "prompt_tokens": n_prompt, "max_new_tokens": new},
         "knee": {"compiled": knee(n_prompt, new), "eager": knee(n_prompt, new, compiled=False)}}, deadline)
     book.put("memory", lambda: memory(sweep, results, device, label), need_s=20)
@@ -244,25 +251,7 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     check = size["check"]
     book.put("eager_attention", lambda: eager_attention(sweep, take(units, check), device, eager.get(str(check)),
                                                         xs, ps, steps), need_s=20)
-    path = "static" if tiny else "compiled"  # transformers compiles on CUDA only
-    for b in size["compiled"]:
-        def run(b=b):
-            if not tiny:  # each size compiled afresh, as a run compiles its one shape
-                import torch._dynamo
-
-                torch._dynamo.reset()
-            on_path(model, path, max_cache_len=n_prompt + NULL_PAD + steps)  # one length: one shape per batch
-            try:
-                pt, recs = point(sweep, take(units, b), device)
-                pt["compile_s"] = round(pt["first_pass_s"] - pt["seconds"], 1)
-                if b == 1:
-                    pt["ms_per_decode_step"] = decode_ms(sweep, xs, ps, steps, device)
-            finally:
-                on_path(model, "eager")
-            if b in kept:
-                pt["agreement_with_eager"] = agreement(kept[b], recs, tie_gaps(sweep, take(units, b), kept[b], recs))
-            return pt
-        book.put(str(b), run, need_s=size["compile_s"], into="compiled")
+    put_compiled(book, sweep, units, size, tiny, device, kept, n_prompt + NULL_PAD + steps, (xs, ps, steps))
     compiled = book.data["compiled"]
     step = (compiled.get("1") or {}).get("ms_per_decode_step")
     book.data["decode_step"] = {
@@ -277,6 +266,35 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     book.save()
     print(f"wrote {book.path}, gpu_memory.json, gpu_memory_fp16_vision.json")
     return 0
+
+
+def put_compiled(book, sweep, units, size: dict, tiny: bool, device: str, kept: dict, cache_len: int,
+                 timing: tuple) -> None:
+    """Samples/s at each compiled batch size (a static cache of one length, `cache_len`, so one
+    shape per batch; compiled on CUDA), the decode step at batch 1, and the records' agreement
+    with the eager pass at the same batch (`kept`)."""
+    from confidence_trap.runner.agreement import agreement, tie_gaps
+    from confidence_trap.runner.benchmark import decode_ms
+
+    model, path = sweep.vlm.model, "static" if tiny else "compiled"  # transformers compiles on CUDA only
+    for b in size["compiled"]:
+        def run(b=b):
+            if not tiny:  # each size compiled afresh, as a run compiles its one shape
+                import torch._dynamo
+
+                torch._dynamo.reset()
+            on_path(model, path, max_cache_len=cache_len)
+            try:
+                pt, recs = point(sweep, take(units, b), device)
+                pt["compile_s"] = round(pt["first_pass_s"] - pt["seconds"], 1)
+                if b == 1:
+                    pt["ms_per_decode_step"] = decode_ms(sweep, *timing, device)
+            finally:
+                on_path(model, "eager")
+            if b in kept:
+                pt["agreement_with_eager"] = agreement(kept[b], recs, tie_gaps(sweep, take(units, b), kept[b], recs))
+            return pt
+        book.put(str(b), run, need_s=size["compile_s"], into="compiled")
 
 
 def eager_attention(sweep, units, device, sdpa: dict | None, xs, ps, steps) -> dict:

@@ -61,7 +61,8 @@ class Config:
     vision_dtype: str = opt("auto", "vision tower dtype: auto (float32 for LLaVA-1.5 on CUDA, as the "
                             "original; else --dtype), float16, bfloat16 or float32")
     prompt_format: str | None = opt(None, "llava_v1 (default for LLaVA-1.5, as the original's "
-                                    "run_llava.py), vicuna_v1 (LLaVA's benchmark scripts) or chat_template")
+                                    "run_llava.py), vicuna_v1 (LLaVA's benchmark scripts), plain (the image "
+                                    "and the question, no conversation: the study's own code) or chat_template")
     revision: str | None = opt(None, "hub revision (commit, branch or tag)")
     batch_size: int | None = opt(None, "generations per batch (default: the smaller of what fits and the "
                                  "throughput curve's knee)", result=False)
