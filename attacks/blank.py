@@ -10,7 +10,7 @@ Every pixel takes the model's padding colour: its image mean stored as 8-bit, in
 the colour the original LLaVA pads non-square images with (`expand2square` with
 `tuple(int(x * 255) for x in image_mean)`; confidence_trap/models/images.py pads alike). So the blank image is a
 photo of nothing but padding. It has the model's input size and goes through the same pixel path
-(normalise, vision tower) as every other input. After normalisation it is near zero but not zero,
+(normalize, vision tower) as every other input. After normalization it is near zero but not zero,
 which matters: Idefics3-family models drop an all-zero image as batch padding. No level, no
 randomness: one blank answer per (image, question) item is that item's prior answer, and its
 mean token entropy is H_prior (confidence_trap/analysis/prior.py).

@@ -7,7 +7,7 @@
     (torch.Size([2, 3, 64, 64]), True, True)
 
 Threat model: none adversarial. A corruption is a model-agnostic, non-norm-bounded shift of the
-image the model sees (after pad-to-square and resize, before CLIP normalisation); the severity
+image the model sees (after pad-to-square and resize, before CLIP normalization); the severity
 1..5 plays the part that ε plays for PGD. Pixels are in [0,1] units throughout.
 
 Parameters are the severity tables of Hendrycks & Dietterich (2019, `make_imagenet_c.py`), which

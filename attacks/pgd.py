@@ -9,7 +9,7 @@
     True
 
 Threat model: an L-inf budget ε on the pixels of the image the model sees, after pad-to-square
-and resize, before CLIP normalisation, in [0,1] pixel units; the attacker sees the model's
+and resize, before CLIP normalization, in [0,1] pixel units; the attacker sees the model's
 gradients (Madry et al. 2018). pgd_gradient knows nothing of models: it is handed a loss
 callable. OBJECTIVES are the losses of the logits that the sweep's callable
 (confidence_trap/runner/objectives.py) evaluates at the positions of the clean answer, teacher forced:
@@ -41,6 +41,18 @@ OBJECTIVES = {
     "entropy_max": lambda logits, answer: -_entropy(logits, answer),
     "ce": lambda logits, answer: -_ce(logits, answer),
 }
+
+
+def _keep_better(best: torch.Tensor, best_loss, loss: torch.Tensor, x_adv: torch.Tensor):
+    """Copy into `best` the images whose loss beats best_loss (NaN never wins; a scalar loss
+    judges the batch as a whole); returns the new best losses ([B], or [1] for a scalar loss)."""
+    value = loss.detach().reshape(-1).float()
+    if best_loss is None:
+        return value
+    better = value < best_loss
+    pick = better if better.numel() == best.shape[0] else better.expand(best.shape[0])
+    best[pick] = x_adv.detach()[pick]
+    return torch.where(better, value, best_loss)
 
 
 def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
@@ -93,14 +105,7 @@ def pgd_gradient(images: torch.Tensor, eps: float, loss_fn, *, steps: int = 10,
             if not last:
                 (grad,) = torch.autograd.grad(loss.sum(), x_adv)
         if keep_best:
-            value = loss.detach().reshape(-1).float()  # [B], or [1] for a scalar loss
-            if best_loss is None:
-                best_loss = value
-            else:
-                better = value < best_loss  # NaN never wins
-                best_loss = torch.where(better, value, best_loss)
-                pick = better if better.numel() == x.shape[0] else better.expand(x.shape[0])
-                best[pick] = x_adv.detach()[pick]
+            best_loss = _keep_better(best, best_loss, loss, x_adv)
         if last:
             break
         step = grad.sign().nan_to_num(0.0)  # an FP16 overflow's NaN leaves its pixels in place

@@ -7,7 +7,7 @@
     (True, True, True)
 
 Threat model: an L-inf budget ε on the pixels of the image the model sees, after pad-to-square
-and resize, before CLIP normalisation. ε is in [0,1] pixel units: ε = 0.3 (≈77/255). The
+and resize, before CLIP normalization. ε is in [0,1] pixel units: ε = 0.3 (≈77/255). The
 directions ignore the model, so this is dense random noise with a PGD-shaped schedule, not an
 adversarial attack.
 """

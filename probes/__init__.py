@@ -8,11 +8,22 @@
 The sign follows LM-Polygraph's estimator contract: +1 where higher = more uncertain, -1 for the
 probes that read the other way (a probability of the chosen token). Analysis multiplies by it
 wherever "more uncertain" must point one way (detection and wrong-answer AUROCs, AURC, PRR).
-The source says what a probe needs: "logits", the raw logits of the one greedy answer
-(probes/uncertainty.py, all computed in one pass); "samples", K answers sampled at a temperature;
-"perturbations", the greedy answers under M small seeded perturbations of the same input (both
-in probes/semantic.py). Functions are named as "module:function" and imported on demand, so
-reading this registry costs no torch import. Adding a probe is one function and one entry.
+The source says what a probe needs, and the engine serves each source once per batch to every
+probe that names it (confidence_trap/runner/sources.py), so adding a probe of any source is one
+function and one entry, with no engine edit:
+  "logits"         the raw logits of the one greedy answer: fn(probes.uncertainty.TokenStats) -> [B]
+                   (probes/uncertainty.py; the record also keeps the answer and its token entropies)
+  "samples"        K answers sampled at a temperature (--samples K): fn(list[str]) -> float
+  "perturbations"  the greedy answers under K small seeded shifts of the same input: fn(list[str])
+                   -> float (both in probes/semantic.py; the records keep the answers, as
+                   "samples" and "perturbed_answers")
+  "prompt"         one teacher-forced forward pass over the prompt, no generation:
+                   fn(probes.prompt.PromptStats) -> [B] (probes/prompt.py; the record also keeps
+                   n_positions and n_image_positions)
+Which sources a run serves is its protocol (confidence_trap.runner.config: "answer" serves logits,
+and samples and perturbations with --samples; "prompt" serves prompt). Functions are named as
+"module:function" and imported on demand, so reading this registry costs no torch import (a
+callable works too, for a probe defined in a test).
 """
 from __future__ import annotations
 
@@ -24,17 +35,20 @@ from dataclasses import dataclass
 class Probe:
     name: str
     sign: float     # +1: higher = more uncertain; -1: higher = more confident
-    source: str     # "logits", "samples" or "perturbations"
-    fn: str         # "module:function"
+    source: str     # "logits", "samples", "perturbations" or "prompt"
+    fn: object      # "module:function", or the function itself
     doc: str
     label: str = "" # its name in a table ("" : the name with spaces)
 
     def function(self):
+        if callable(self.fn):
+            return self.fn
         module, name = self.fn.split(":")
         return getattr(importlib.import_module(module), name)
 
 
-_U, _S = "probes.uncertainty", "probes.semantic"
+_U, _S, _P = "probes.uncertainty", "probes.semantic", "probes.prompt"
+SOURCES = ("logits", "samples", "perturbations", "prompt")
 PROBES = {p.name: p for p in [
     Probe("mean_entropy", +1, "logits", f"{_U}:mean_entropy", "mean token entropy over the counted tokens (nats)"),
     Probe("answer_entropy", +1, "logits", f"{_U}:answer_entropy",
@@ -54,11 +68,28 @@ PROBES = {p.name: p for p in [
           "entropy over the meaning clusters of K sampled answers (nats)"),
     Probe("consistency_entropy", +1, "perturbations", f"{_S}:consistency_entropy",
           "entropy over the clusters of the greedy answers under M small perturbations (nats)"),
+    Probe("prompt_entropy", +1, "prompt", f"{_P}:prompt_entropy",
+          "mean next-token entropy over every prompt position, teacher-forced (nats; the study's code)"),
+    Probe("prompt_entropy_image", +1, "prompt", f"{_P}:prompt_entropy_image",
+          "the same over the image positions (nats)", "prompt entropy, image positions"),
+    Probe("prompt_entropy_text", +1, "prompt", f"{_P}:prompt_entropy_text",
+          "the same over the text positions (nats)", "prompt entropy, text positions"),
+    Probe("prompt_entropy_last", +1, "prompt", f"{_P}:prompt_entropy_last",
+          "the entropy at the prompt's last position: the answer's first token (nats)",
+          "prompt entropy, last position"),
 ]}
 
 
 def names(source: str | None = None) -> list[str]:
     return [n for n, p in PROBES.items() if source is None or p.source == source]
+
+
+def register(probe: Probe) -> Probe:
+    """Add a probe (its source must be one the engine serves); returns it."""
+    if probe.source not in SOURCES:
+        raise ValueError(f"unknown probe source {probe.source!r}; choose from {', '.join(SOURCES)}")
+    PROBES[probe.name] = probe
+    return probe
 
 
 def get(name: str) -> Probe:
@@ -78,4 +109,4 @@ def label(name: str) -> str:
     return p.label if p and p.label else name.replace("_", " ")
 
 
-__all__ = ["PROBES", "Probe", "get", "label", "names", "sign"]
+__all__ = ["PROBES", "SOURCES", "Probe", "get", "label", "names", "register", "sign"]

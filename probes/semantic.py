@@ -1,7 +1,7 @@
 """Uncertainty from several answers to one input: cluster the answers, take the entropy.
 
-    >>> from probes.semantic import cluster_entropy, normalise_answer
-    >>> normalise_answer("The Two cats."), normalise_answer("2 cats")
+    >>> from probes.semantic import cluster_entropy, normalize_answer
+    >>> normalize_answer("The Two cats."), normalize_answer("2 cats")
     ('2 cats', '2 cats')
     >>> round(cluster_entropy(["Two", "2.", "two", "three"]), 4)   # clusters of 3 and 1
     0.5623
@@ -16,13 +16,13 @@ Two probes, one computation over different answer sets (both in nats, higher = m
 Each is the entropy of the empirical distribution over answer clusters:
 H = -sum_c (n_c / K) ln(n_c / K), 0 when every answer agrees, ln K when all differ.
 semantic_entropy_weighted(answers, logprobs) is the likelihood-weighted variant (Kuhn et al.,
-ICLR 2023; Farquhar et al. 2024): p(c) = sum of exp(logprob) over the members of c, normalised
+ICLR 2023; Farquhar et al. 2024): p(c) = sum of exp(logprob) over the members of c, normalized
 over the clusters, H = -sum_c p(c) ln p(c).
 
 Clusterers: CLUSTERERS maps a name to a function `answers: Sequence[str] -> list[int]` giving
 each answer a cluster id, ids numbered 0, 1, ... in order of first appearance (so [1, 0] never
-occurs; the first answer is always in cluster 0). "normalised" puts answers in one cluster when
-normalise_answer makes them equal. A semantic (NLI) clusterer plugs in with the same signature,
+occurs; the first answer is always in cluster 0). "normalized" puts answers in one cluster when
+normalize_answer makes them equal. A semantic (NLI) clusterer plugs in with the same signature,
 e.g. CLUSTERERS["nli"] = functools.partial(cluster_by_equivalence, equivalent=bidirectional)
 with `bidirectional(a, b) -> bool` backed by an entailment model (a entails b and b entails a,
 Kuhn et al.'s rule); this module stays pure Python and never loads one.
@@ -53,7 +53,7 @@ _APOSTROPHES = "'\u2019\u2018`"
 _POINT = "\x00"                                     # placeholder while punctuation goes
 
 
-def normalise_answer(text) -> str:
+def normalize_answer(text) -> str:
     """The canonical form two answers must share to count as the same answer.
 
     Rule, in order:
@@ -92,10 +92,10 @@ def normalise_answer(text) -> str:
     return " ".join(out)
 
 
-def cluster_by_normalised_match(answers: Sequence[str]) -> list[int]:
-    """Cluster ids (first-seen order): same id iff normalise_answer gives the same string."""
+def cluster_by_normalized_match(answers: Sequence[str]) -> list[int]:
+    """Cluster ids (first-seen order): same id iff normalize_answer gives the same string."""
     ids: dict[str, int] = {}
-    return [ids.setdefault(normalise_answer(a), len(ids)) for a in answers]
+    return [ids.setdefault(normalize_answer(a), len(ids)) for a in answers]
 
 
 def cluster_by_equivalence(answers: Sequence[str],
@@ -123,7 +123,7 @@ def cluster_by_equivalence(answers: Sequence[str],
 
 
 CLUSTERERS: dict[str, Callable[[Sequence[str]], list[int]]] = {
-    "normalised": cluster_by_normalised_match,
+    "normalized": cluster_by_normalized_match,
 }
 
 
@@ -136,7 +136,7 @@ def _clusterer(clusterer) -> Callable[[Sequence[str]], list[int]]:
         raise ValueError(f"unknown clusterer {clusterer!r}; known: {sorted(CLUSTERERS)}") from None
 
 
-def cluster_ids(answers: Sequence[str], clusterer="normalised") -> list[int]:
+def cluster_ids(answers: Sequence[str], clusterer="normalized") -> list[int]:
     """The clusterer's ids for `answers` (a name in CLUSTERERS or a callable)."""
     return list(_clusterer(clusterer)(list(answers)))
 
@@ -155,7 +155,7 @@ def _entropy_of_counts(sizes: Sequence[int]) -> float:
     return float(sum((s / k) * math.log(k / s) for s in sorted(sizes) if s > 0))
 
 
-def cluster_entropy(answers: Sequence[str], clusterer="normalised") -> float | None:
+def cluster_entropy(answers: Sequence[str], clusterer="normalized") -> float | None:
     """Entropy (nats) of the empirical distribution over the answers' clusters; None if empty."""
     answers = list(answers)
     if not answers:
@@ -163,22 +163,22 @@ def cluster_entropy(answers: Sequence[str], clusterer="normalised") -> float | N
     return _entropy_of_counts(cluster_sizes(cluster_ids(answers, clusterer)))
 
 
-def semantic_entropy(sampled_answers: Sequence[str], clusterer="normalised") -> float | None:
+def semantic_entropy(sampled_answers: Sequence[str], clusterer="normalized") -> float | None:
     """Discrete semantic entropy of K answers sampled at temperature T for one input."""
     return cluster_entropy(sampled_answers, clusterer)
 
 
-def consistency_entropy(perturbed_answers: Sequence[str], clusterer="normalised") -> float | None:
+def consistency_entropy(perturbed_answers: Sequence[str], clusterer="normalized") -> float | None:
     """Cluster entropy of the greedy answers under M seeded perturbations of one input."""
     return cluster_entropy(perturbed_answers, clusterer)
 
 
 def semantic_entropy_weighted(answers: Sequence[str], logprobs: Sequence[float],
-                              clusterer="normalised") -> float | None:
+                              clusterer="normalized") -> float | None:
     """Likelihood-weighted semantic entropy (nats): p(c) proportional to sum exp(logprob).
 
     logprobs[i] is the log-likelihood of answers[i] under the model: -seq_nll (the joint
-    probability) or the mean token log-probability (length-normalised; Farquhar et al.'s code,
+    probability) or the mean token log-probability (length-normalized; Farquhar et al.'s code,
     compute_uncertainty_measures.py, averages the token log-likelihoods before this step).
     Each sample counts once per occurrence, duplicates included, as in their logsumexp_by_id
     with agg="sum_normalized" followed by predictive_entropy_rao. The sums run in log space
@@ -186,7 +186,7 @@ def semantic_entropy_weighted(answers: Sequence[str], logprobs: Sequence[float],
     or a logprob is None / nan / +inf; a -inf logprob is an answer of probability 0.
     Kuhn et al. 2023 define SE = -sum_c p(c|x) ln p(c|x) with p(c|x) = sum over the sequences s
     in c of p(s|x); over a finite sample the cluster masses do not sum to 1, so, like Farquhar
-    et al.'s code, we normalise them over the sampled answers before taking the entropy.
+    et al.'s code, we normalize them over the sampled answers before taking the entropy.
     """
     answers, lp = list(answers), list(logprobs)
     if len(answers) != len(lp):
@@ -217,7 +217,7 @@ def _logsumexp(values: Sequence[float]) -> float:
     return m + math.log(sum(math.exp(v - m) for v in sorted(values)))
 
 
-def answer_clusters(answer_lists: Sequence[Sequence[str]], clusterer="normalised") -> list[dict]:
+def answer_clusters(answer_lists: Sequence[Sequence[str]], clusterer="normalized") -> list[dict]:
     """Per input, what a record keeps about its answer set:
 
         [{"cluster_ids": [...], "cluster_sizes": [...], "n_clusters", "n_answers",

@@ -11,8 +11,10 @@ Inputs, as for `probes.entropy.mean_token_entropy`: logits float [B,T,V], the ra
 were generated (greedy); mask bool/float [B,T], the counted tokens (every token up to and
 including the first end-of-sequence token). Everything is float32 via log_softmax, in nats.
 
-Measures, each float32 [B] (the "logits" probes of the registry in probes/__init__.py, whose
-functions below each reduce the per-position statistics of `token_stats`):
+Measures, each float32 [B] (mean_entropy: float64, its float32 token entropies summed in token
+order, so that it is exactly the mean of a record's token_entropies) (the "logits" probes of the
+registry in probes/__init__.py, whose functions below each reduce the per-position statistics of
+`token_stats`):
     mean_entropy         mean token entropy over counted tokens      higher = more uncertain
     answer_entropy       the same without the step that emits EOS    higher = more uncertain
     max_entropy          largest token entropy                       higher = more uncertain
@@ -21,7 +23,7 @@ functions below each reduce the per-position statistics of `token_stats`):
     min_max_prob         smallest top-token probability              higher = LESS uncertain
     seq_nll              sum of -log p(token) over counted tokens    higher = more uncertain
     perplexity           exp(mean per-token -log p(token))           higher = more uncertain
-seq_nll grows with answer length; perplexity is its length-normalised form. answer_entropy needs
+seq_nll grows with answer length; perplexity is its length-normalized form. answer_entropy needs
 the end-of-sequence ids (`eos_ids`): an answer cut at max_new_tokens keeps every token, and an
 empty answer (EOS first) has none left, so NaN. The study does not say which of the two it
 averaged; mean_entropy (with the EOS step, as generated) is this project's headline.
@@ -85,7 +87,10 @@ def token_stats(logits: torch.Tensor, token_ids: torch.Tensor, mask: torch.Tenso
 
 
 def mean_entropy(t: TokenStats):
-    return t.mean(t.entropy)
+    """The mean of the used token entropies, summed in float64 in token order: the very number
+    a record's token_entropies list averages to, so the record's mean_entropy is computed once."""
+    rows = [[e for e, u in zip(es, us) if u] for es, us in zip(t.entropy.tolist(), t.use.tolist())]
+    return torch.tensor([sum(r) / len(r) if r else float("nan") for r in rows], dtype=torch.float64)
 
 
 def answer_entropy(t: TokenStats):

@@ -62,7 +62,7 @@ JPEG_QUALITY = 90
 # One entry per image, kept sorted by output file name.
 # ``loader``: the function in skimage/data/_fetchers.py whose docstring holds
 # the licence; ``licence_quote``: a sentence that must appear (whitespace
-# normalised) in that docstring.
+# normalized) in that docstring.
 PHOTOS = [
     {
         "file": "astronaut.jpg",

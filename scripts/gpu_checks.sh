@@ -4,7 +4,8 @@
 # Every GPU measurement issue 20 asks for, on LLaVA-1.5-7B's architecture with random weights,
 # in at most 8 minutes on one H100/H200, offline (nothing is downloaded), writing RESULTS_DIR
 # (relative to the repository; default results/) gpu_memory.json, gpu_memory_fp16_vision.json, gpu_throughput.json,
-# gpu_study.json, gpu_determinism.json and gpu_checks.json, then printing a summary. Then
+# gpu_study.json, gpu_determinism.json and gpu_checks.json (with the original protocol's run), then
+# printing a summary. Then
 # `python scripts/render_docs.py` shows them in the README's *Speed and memory* section.
 # Steps, in order, each with its own time limit inside one 460 s deadline; a step that fails or
 # times out is recorded and the script goes on (each step's output: WORK/logs/STEP.log):
@@ -15,6 +16,9 @@
 #   study        configs/study.yaml (368 generations) through the CLI on the default path (its
 #                batch and decode path as a user gets them) (~45 s)
 #   resume       the same command again: a finished run, so no weights load (~10 s)
+#   original     configs/original.yaml through the CLI: the study's own protocol (the plain prompt,
+#                one teacher-forced forward pass a unit, its noise and clamp on the normalized
+#                tensor) on the 7B's architecture: 586 positions, 576 of them the image's (~30 s)
 #   determinism  two identical CLI runs with --deterministic side by side, then two without, on a
 #                reduced grid (ε 0.3, 2 trials, batch 20: 80 generations), each pair compared byte
 #                for byte (~70 s)
@@ -47,10 +51,11 @@ PY="${PYTHON:-$(command -v python3 || command -v python)}"
 if (( dry )); then
   tiny=(--tiny); dev=(--device cpu)
   grid=(--epsilons 0.3 --trials 1 --max-new-tokens 4)
+  original=(--epsilons 0.3 --trials 1)
   pairs=(--epsilons 0.3 --trials 1 --max-new-tokens 4 --batch-size 4)
   omp=1
 else
-  tiny=(); dev=(); grid=()
+  tiny=(); dev=(); grid=(); original=()
   pairs=(--epsilons 0.3 --trials 2 --batch-size 20)
   omp=4
 fi
@@ -106,6 +111,7 @@ fi
 step cache 150 "$PY" scripts/gpu_measure.py cache "$HF_HUB_CACHE" "${tiny[@]}"
 step study 150 "$PY" experiments/entropy_analysis.py "${dev[@]}" --config configs/study.yaml "${grid[@]}" --out "$work/runs/study"
 step resume 60 "$PY" experiments/entropy_analysis.py "${dev[@]}" --config configs/study.yaml "${grid[@]}" --out "$work/runs/study"
+step original 90 "$PY" experiments/entropy_analysis.py "${dev[@]}" --config configs/original.yaml "${original[@]}" --out "$work/runs/original"
 step determinism 180 bash -c 'dev=($dev_s); pairs=($pairs_s); determinism'
 step measure 400 "$PY" scripts/gpu_measure.py measure "$out" "${tiny[@]}" --deadline $(( deadline - 15 ))
 "$PY" scripts/gpu_report.py "$work" "$out"

@@ -147,14 +147,14 @@ def memory(sweep, results: str, device: str, label: dict) -> dict:
     from confidence_trap.runner.memory import measure
     from confidence_trap.models import set_vision_dtype, vision_parts
 
-    model, out = sweep.model, {}
+    model, out = sweep.vlm.model, {}
     tower, _ = vision_parts(model)
     kept = {k: v.detach().to("cpu", copy=True) for k, v in tower.state_dict().items()}
     try:
         for name, dtype in (("gpu_memory.json", None), ("gpu_memory_fp16_vision.json", torch.float16)):
             if dtype is not None:
                 set_vision_dtype(model, dtype)
-            report = {**label, **measure(model, sweep.processor, device, original=sweep.original_ids)}
+            report = {**label, **measure(model, sweep.vlm.processor, device, original=sweep.vlm.original_ids)}
             runs.atomic_write_json(os.path.join(results, name), report)
             out[name] = {k: report.get(k) for k in ("vision_dtype", "peak_gib", "fits_t4", "seconds_per_step")}
     finally:
@@ -170,8 +170,8 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
     from confidence_trap.models.decoding import apply, choose
 
     c = dataclasses.replace(cfg, max_memory=BUDGET)
-    d = choose(sweep.model, device, len(units), n_prompt, c.max_new_tokens, c, gpu="Tesla T4")
-    apply(sweep.model, d)
+    d = choose(sweep.vlm.model, device, len(units), n_prompt, c.max_new_tokens, c, gpu="Tesla T4")
+    apply(sweep.vlm.model, d)
     try:
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
@@ -183,7 +183,7 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
         sync(device)
         seconds = time.perf_counter() - t
     finally:
-        on_path(sweep.model, "eager")
+        on_path(sweep.vlm.model, "eager")
     cuda = device.startswith("cuda")
     peak = round(torch.cuda.max_memory_allocated() / 2 ** 30, 3) if cuda else None
     return {"max_memory": BUDGET, "batch_size": d.batch, "chosen_by": d.why, "path": d.path,
@@ -191,11 +191,26 @@ def budget(sweep, cfg, units, n_prompt, device) -> dict:
             "within_budget": peak <= parse_memory(BUDGET) / 2 ** 30 if cuda else None}
 
 
+def header(p, sweep, model_label: str, device: str, tiny: bool, load_s: float, wbytes: int) -> dict:
+    """gpu_throughput.json's opening: what was measured, on what, when."""
+    from confidence_trap.models import vision_dtype_of
+
+    name, model = runs.device_name(device), sweep.vlm.model
+    return {
+        "label": f"{name}; {model_label}; git {(runs.git_commit() or '')[:7]}; {time.strftime('%Y-%m-%d')}",
+        "hardware": {"device_name": name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory
+                                                                  / 2 ** 30, 1) if not tiny else None},
+        "versions": runs.versions(), "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"model": model_label, "checkpoint": p.model.checkpoint, "load_s": round(load_s, 1),
+                  "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(model), "prompt_format": p.fmt,
+                  "scored_vocab_size": sweep.vlm.vocab.size, "weights_gib": round(wbytes / 2 ** 30, 3),
+                  "parameters": sum(q.numel() for q in model.parameters())}}
+
+
 def measure(results: str, tiny: bool, deadline: float | None) -> int:
-    from confidence_trap.runner.agreement import agreement, tie_gaps
     from confidence_trap.runner.benchmark import bandwidth, decode_ms
-    from confidence_trap.runner.sweep import NULL_PAD
-    from confidence_trap.models import vision_dtype_of, vision_parts
+    from attacks import NULL_PAD
+    from confidence_trap.models import vision_parts
     from confidence_trap.models.batching import knee, prompt_tokens, weight_bytes
 
     size = SIZES["tiny" if tiny else "gpu"]
@@ -207,27 +222,19 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     p = pipeline.plan(cfg, check_out=False)
     sweep = pipeline.prepare(p)
     load_s = time.perf_counter() - t
-    model, units = sweep.model, pipeline.make_units(cfg, sweep.items)
-    n_prompt = prompt_tokens(sweep.processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
+    model, units = sweep.vlm.model, pipeline.make_units(cfg, sweep.items)
+    n_prompt = prompt_tokens(sweep.vlm.processor, sweep.prompts, sweep.images.pixels([0]), sweep.vlm.original_ids)
     new, steps = cfg.max_new_tokens, max(cfg.max_new_tokens, 8)
     gbs, gbs_from = bandwidth(device)
     wbytes = weight_bytes(model)
     floor_ms = 1000 * wbytes / (gbs * 1e9) if gbs else None  # all weights, as benchmark.py and the issue count
     tower, projector = vision_parts(model)  # a decode step reads the language model's alone
     text_bytes = wbytes - sum(weight_bytes(m) for m in (tower, projector) if m is not None)
-    name = runs.device_name(device)
     label = {"model": f"LLaVA-1.5-7B architecture, random weights{' (tiny widths: dry run)' if tiny else ''}",
              "config_source": "models.load('llava-1.5-7b') from a local Hugging Face cache ("
                               + ("configs/llava-1.5-7b.json, shrunk" if tiny else "configs/llava-1.5-7b.json") + ")"}
     book = Book(os.path.join(results, "gpu_throughput.json"), {
-        "label": f"{name}; {label['model']}; git {(runs.git_commit() or '')[:7]}; {time.strftime('%Y-%m-%d')}",
-        "hardware": {"device_name": name, "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory
-                                                                  / 2 ** 30, 1) if not tiny else None},
-        "versions": runs.versions(), "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "model": {"model": label["model"], "checkpoint": p.checkpoint, "load_s": round(load_s, 1),
-                  "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(model), "prompt_format": p.fmt,
-                  "scored_vocab_size": sweep.vocab.size, "weights_gib": round(wbytes / 2 ** 30, 3),
-                  "parameters": sum(q.numel() for q in model.parameters())},
+        **header(p, sweep, label["model"], device, tiny, load_s, wbytes),
         "work": {"grid": "configs/study.yaml", "units": len(units), "prompt_tokens": n_prompt, "max_new_tokens": new},
         "knee": {"compiled": knee(n_prompt, new), "eager": knee(n_prompt, new, compiled=False)}}, deadline)
     book.put("memory", lambda: memory(sweep, results, device, label), need_s=20)
@@ -244,25 +251,7 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     check = size["check"]
     book.put("eager_attention", lambda: eager_attention(sweep, take(units, check), device, eager.get(str(check)),
                                                         xs, ps, steps), need_s=20)
-    path = "static" if tiny else "compiled"  # transformers compiles on CUDA only
-    for b in size["compiled"]:
-        def run(b=b):
-            if not tiny:  # each size compiled afresh, as a run compiles its one shape
-                import torch._dynamo
-
-                torch._dynamo.reset()
-            on_path(model, path, max_cache_len=n_prompt + NULL_PAD + steps)  # one length: one shape per batch
-            try:
-                pt, recs = point(sweep, take(units, b), device)
-                pt["compile_s"] = round(pt["first_pass_s"] - pt["seconds"], 1)
-                if b == 1:
-                    pt["ms_per_decode_step"] = decode_ms(sweep, xs, ps, steps, device)
-            finally:
-                on_path(model, "eager")
-            if b in kept:
-                pt["agreement_with_eager"] = agreement(kept[b], recs, tie_gaps(sweep, take(units, b), kept[b], recs))
-            return pt
-        book.put(str(b), run, need_s=size["compile_s"], into="compiled")
+    put_compiled(book, sweep, units, size, tiny, device, kept, n_prompt + NULL_PAD + steps, (xs, ps, steps))
     compiled = book.data["compiled"]
     step = (compiled.get("1") or {}).get("ms_per_decode_step")
     book.data["decode_step"] = {
@@ -279,18 +268,47 @@ def measure(results: str, tiny: bool, deadline: float | None) -> int:
     return 0
 
 
+def put_compiled(book, sweep, units, size: dict, tiny: bool, device: str, kept: dict, cache_len: int,
+                 timing: tuple) -> None:
+    """Samples/s at each compiled batch size (a static cache of one length, `cache_len`, so one
+    shape per batch; compiled on CUDA), the decode step at batch 1, and the records' agreement
+    with the eager pass at the same batch (`kept`)."""
+    from confidence_trap.runner.agreement import agreement, tie_gaps
+    from confidence_trap.runner.benchmark import decode_ms
+
+    model, path = sweep.vlm.model, "static" if tiny else "compiled"  # transformers compiles on CUDA only
+    for b in size["compiled"]:
+        def run(b=b):
+            if not tiny:  # each size compiled afresh, as a run compiles its one shape
+                import torch._dynamo
+
+                torch._dynamo.reset()
+            on_path(model, path, max_cache_len=cache_len)
+            try:
+                pt, recs = point(sweep, take(units, b), device)
+                pt["compile_s"] = round(pt["first_pass_s"] - pt["seconds"], 1)
+                if b == 1:
+                    pt["ms_per_decode_step"] = decode_ms(sweep, *timing, device)
+            finally:
+                on_path(model, "eager")
+            if b in kept:
+                pt["agreement_with_eager"] = agreement(kept[b], recs, tie_gaps(sweep, take(units, b), kept[b], recs))
+            return pt
+        book.put(str(b), run, need_s=size["compile_s"], into="compiled")
+
+
 def eager_attention(sweep, units, device, sdpa: dict | None, xs, ps, steps) -> dict:
     """The same batch with eager attention and --deterministic's other settings, then SDPA again."""
     from confidence_trap.runner.benchmark import decode_ms
     from confidence_trap.models.decoding import repeatable
 
-    d = on_path(sweep.model, "eager", deterministic=True)
+    d = on_path(sweep.vlm.model, "eager", deterministic=True)
     try:
         with repeatable(d):
             pt, _ = point(sweep, units, device)
             ms = decode_ms(sweep, xs, ps, steps, device)
     finally:
-        sweep.model.set_attn_implementation("sdpa")
+        sweep.vlm.model.set_attn_implementation("sdpa")
     out = {"batch": len(units), "eager_attention": pt, "ms_per_decode_step_batch_1": ms,
            "settings": "eager attention, use_deterministic_algorithms(warn_only), cuDNN deterministic "
                        "(CUBLAS_WORKSPACE_CONFIG is the CLI's, not set here)"}

@@ -9,7 +9,9 @@ logs/, steps.tsv: one line per step, name, exit status, seconds, note) and write
   gpu_determinism.json  two identical runs with --deterministic and two without, on a reduced grid
                         (the command is in the file): byte comparison of records.jsonl (as cmp),
                         differing answers, largest mean-entropy difference, generation times
-  gpu_checks.json       every step's exit status and time, the machine, the versions
+  gpu_checks.json       every step's exit status and time, the machine, the versions, and the
+                        original protocol's run (configs/original.yaml): its positions and its
+                        clean and clamped prompt entropies (random weights: the path, not a finding)
 then prints a summary of all gpu_*.json against the targets of issue 20. A missing file or a
 failed step shows as such; nothing here raises on a partial run.
 """
@@ -74,6 +76,21 @@ def study(work: str, done: dict) -> dict:
     if os.path.exists(log):
         text = open(log, encoding="utf-8", errors="replace").read()
         out["resume_loaded_no_weights"] = "no weights loaded" in text
+    return out
+
+
+def original(work: str, done: dict) -> dict:
+    """The original protocol's run on the 7B architecture: what its records say."""
+    recs = records(os.path.join(work, "runs", "original"))
+    out = {"step": done.get("original"), "records": len(recs)}
+    clean = next((r for r in recs if r.get("attack") == "none"), None)
+    clamp = next((r for r in recs if r.get("attack") == "original_clamp"), None)
+    keys = ("prompt_entropy", "prompt_entropy_image", "prompt_entropy_text", "prompt_entropy_last")
+    if clean:
+        out.update(n_positions=clean.get("n_positions"), n_image_positions=clean.get("n_image_positions"),
+                   clean={k: clean.get(k) for k in keys})
+    if clean and clamp and all(isinstance(clean.get(k), float) and isinstance(clamp.get(k), float) for k in keys):
+        out["clamp_delta"] = {k: clamp[k] - clean[k] for k in keys}
     return out
 
 
@@ -177,6 +194,11 @@ def summary(res: str) -> list[str]:
                      f"{p.get('differing_answers')}/{p.get('of')}, max |dH| {p.get('max_mean_entropy_diff')}")
     lines.append(f"  --deterministic's generation time over the default's: {d.get('slowdown')} "
                  f"(reduced grid, each pair side by side)")
+    c = read(os.path.join(res, "gpu_checks.json")) or {}
+    o = c.get("original") or {}
+    lines.append(f"  original protocol (configs/original.yaml): {o.get('records')} records, "
+                 f"{o.get('n_positions')} positions ({o.get('n_image_positions')} image), clean prompt entropy "
+                 f"{get(o, 'clean', 'prompt_entropy')}, clamp Δ {get(o, 'clamp_delta', 'prompt_entropy')}")
     b = t.get("budget") or {}
     lines.append(f"  T4 budget {T4_GIB} GiB: PGD step peak {get(mem, 'gpu_memory.json', 'peak_gib')} GiB "
                  f"(CLIP fp32), {get(mem, 'gpu_memory_fp16_vision.json', 'peak_gib')} (fp16); batch picked "
@@ -200,7 +222,7 @@ def main(argv=None) -> int:
     runs.atomic_write_json(os.path.join(res, "gpu_checks.json"), {
         "steps": list(done.values()), "total_s": round(sum(s["seconds"] or 0 for s in done.values()), 1),
         "failed": [s["name"] for s in done.values() if s["rc"] != 0], "versions": runs.versions(),
-        "gpu": gpu_line(work),
+        "gpu": gpu_line(work), "original": original(work, done),
         "git_commit": runs.git_commit(), "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     print("\n".join(summary(res)))
     for s in done.values():

@@ -20,13 +20,13 @@ def preset(path, *flags):
 
 def test_the_study_and_small_eps_presets_load():
     study = preset("configs/study.yaml")
-    assert (study.model, study.epsilons, study.trials, study.attack) == ("llava-1.5-7b", [0.1, 0.2, 0.3, 0.5], 5, "proxy")
+    assert (study.model, study.epsilons, study.trials, study.attack) == ("llava-1.5-7b", [0.1, 0.2, 0.3, 0.5], 5, ["proxy"])
     small = preset("configs/small_eps.yaml")
     assert small.epsilons == pytest.approx([1 / 255, 2 / 255, 4 / 255, 8 / 255, 16 / 255])
     assert (small.model, small.trials, small.attack) == (study.model, study.trials, study.attack)
     assert small.out != Config().out  # its own folder: never mixed with the study's records
     pgd = preset("configs/small_eps.yaml", "--attack", "pgd", "--objective", "ce")
-    assert (pgd.attack, pgd.objective, pgd.epsilons) == ("pgd", "ce", small.epsilons)
+    assert (pgd.attack, pgd.objective, pgd.epsilons) == (["pgd"], "ce", small.epsilons)
 
 
 def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
@@ -62,7 +62,7 @@ def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
 
 def test_blank_is_a_photo_of_padding_through_the_same_pixel_path():
     """The prior pass's image = what confidence_trap.models.images makes of an image of nothing but the padding
-    colour; after CLIP's normalisation it is near zero, not zero (Idefics3 drops all-zero images)."""
+    colour; after CLIP's normalization it is near zero, not zero (Idefics3 drops all-zero images)."""
     import torch
     from PIL import Image
 
@@ -73,7 +73,7 @@ def test_blank_is_a_photo_of_padding_through_the_same_pixel_path():
     got = attacks.get("blank").apply(x.clone(), [0.0, 0.0], None, {"image_mean": CLIP_MEAN})
     pad = Image.new("RGB", (7, 5), tuple(int(m * 255) for m in CLIP_MEAN))
     assert torch.equal(got[1], to_model_input(pad, 24, CLIP_MEAN))
-    normalised = (got - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / 0.27
-    assert 0 < float(normalised.abs().max()) < 0.05
+    normalized = (got - torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)) / 0.27
+    assert 0 < float(normalized.abs().max()) < 0.05
     assert torch.equal(attacks.get("repeat").apply(x, [0.0, 0.0], None, {}), x)
     assert "blank" not in attacks.names(perturbations=True) and "blank" in attacks.names()

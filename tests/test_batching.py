@@ -131,21 +131,22 @@ def _run(ckpt, out, *extra):
 
 
 def test_oom_backoff_run_equals_a_run_at_the_smaller_batch(tiny_ckpt, tmp_path, monkeypatch, capsys):
-    import confidence_trap.runner.sweep as sweep
+    import confidence_trap.models.vlm as sweep  # VLM.generate calls this module's generate
 
-    small, _ = _run(tiny_ckpt, tmp_path / "b3", "--batch-size", "3")
+    small, _ = _run(tiny_ckpt, tmp_path / "b5", "--batch-size", "5", "--no-null-control")
     real = sweep.generate
 
     def scarce(model, processor, pixels, prompts, *a, **k):
-        if pixels.shape[0] > 3:
+        if pixels.shape[0] > 5:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(model, processor, pixels, prompts, *a, **k)
 
     monkeypatch.setattr(sweep, "generate", scarce)
-    backed, info = _run(tiny_ckpt, tmp_path / "b12", "--batch-size", "12")  # all 12 units at once
+    # without the null control (whose repeats start a batch of their own) the 10 units are one batch
+    backed, info = _run(tiny_ckpt, tmp_path / "b12", "--batch-size", "12", "--no-null-control")
     assert backed == small                           # the same pieces, the same bytes
-    assert info["batch_size"] == 12 and info["oom_backoff_depth"] == 2   # resume cuts as before
-    assert "out of memory on a batch of 12" in capsys.readouterr().err
+    assert info["batch_size"] == 12 and info["oom_backoff_depth"] == 1   # resume cuts as before
+    assert "out of memory on a batch of 10" in capsys.readouterr().err
 
 
 def test_automatic_batch_is_printed_stored_and_reused(tiny_ckpt, tmp_path, capsys):

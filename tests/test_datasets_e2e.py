@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from confidence_trap.analysis.scoring import pope_metrics, vqa_accuracy
+from confidence_trap.tasks.scoring import pope_metrics, vqa_accuracy
 from confidence_trap.cli import main
 from confidence_trap.tasks.scene_datasets import build_pope, build_vqa
 from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows

@@ -124,7 +124,7 @@ def test_deterministic_is_eager_with_eager_attention(llava_7b):
 # --- through the pipeline, on CPU -------------------------------------------------------------
 
 def _spy(monkeypatch):
-    import confidence_trap.runner.sweep as sweep
+    import confidence_trap.models.vlm as sweep  # VLM.generate calls this module's generate
 
     sizes, real = [], sweep.generate  # (batch, cache implementation, static cache length)
 
@@ -182,7 +182,7 @@ def test_a_padded_run_resumes_to_the_same_bytes(peaky_ckpt, tmp_path):
 
 
 def test_a_failing_static_cache_falls_back_to_eager_once(peaky_ckpt, tmp_path, monkeypatch, capsys):
-    import confidence_trap.runner.sweep as sweep
+    import confidence_trap.models.vlm as sweep  # VLM.generate calls this module's generate
 
     eager, _ = _run(peaky_ckpt, tmp_path / "eager", "--batch-size", "4")
     real, failed = sweep.generate, []

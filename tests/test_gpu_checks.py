@@ -43,7 +43,7 @@ def test_the_dry_run_runs_every_step_on_cpu(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     data = {n: json.loads((out / n).read_text()) for n in FILES}
     steps = [s["name"] for s in data["gpu_checks.json"]["steps"]]
-    assert steps == ["cache", "study", "resume", "determinism", "measure"]
+    assert steps == ["cache", "study", "resume", "original", "determinism", "measure"]
     assert data["gpu_checks.json"]["failed"] == []
     assert not [e for n in FILES for e in errors(data[n], n)]
     t = data["gpu_throughput.json"]
@@ -56,3 +56,7 @@ def test_the_dry_run_runs_every_step_on_cpu(tmp_path):
     det = data["gpu_determinism.json"]
     assert det["deterministic"]["identical"] and det["deterministic"]["decode"]["deterministic"]
     assert "two identical runs, deterministic: byte-identical True" in r.stdout
+    # the study's own protocol on the 7B's geometry: 11 ids, the image expanded to 576 features
+    o = data["gpu_checks.json"]["original"]
+    assert (o["n_positions"], o["n_image_positions"], o["records"]) == (586, 576, 5)  # clean, noise, clamp, noise alone, repeat
+    assert set(o["clamp_delta"]) == {"prompt_entropy", "prompt_entropy_image", "prompt_entropy_text", "prompt_entropy_last"}

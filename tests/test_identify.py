@@ -46,7 +46,7 @@ def test_the_plan_decides_before_any_load(llava7b, tmp_path, monkeypatch):
 
     monkeypatch.setattr(models, "load", lambda *a, **k: pytest.fail("plan() loaded the model"))
     p = pipeline.plan(Config(model=llava7b, device="cpu", images=[PHOTO], out=str(tmp_path / "o")))
-    assert p.fmt == "llava_v1" and p.checkpoint.startswith("LLaVA-1.5")
+    assert p.fmt == "llava_v1" and p.model.checkpoint.startswith("LLaVA-1.5")
 
 
 def test_the_files_decide_not_the_name(llava7b, tiny_ckpt, tmp_path):

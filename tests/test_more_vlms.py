@@ -169,7 +169,7 @@ def test_the_torch_layout_is_the_processors_own(name):
     noise = torch.rand(2, 3, s, s, generator=torch.Generator().manual_seed(0))
     smooth = F.interpolate(torch.rand(2, 3, 3, 3, generator=torch.Generator().manual_seed(1)),
                            size=(s, s), mode="bilinear", align_corners=True)
-    # Processors that round-trip through PIL floor x to 8 bits: at most 1/255 before normalising.
+    # Processors that round-trip through PIL floor x to 8 bits: at most 1/255 before normalizing.
     quantum = 1 / 255 / min(ip.image_std) + 1e-5
     for x, check_resampled in ((noise, False), (smooth, True)):
         ours = layout.pixel_values(x)
@@ -237,7 +237,7 @@ def ckpt(request, ckpts):
 
 
 def test_the_attack_reaches_the_model_in_float_pixels(ckpt):
-    """A perturbation below one 8-bit step survives into pixel_values, unrounded and normalised."""
+    """A perturbation below one 8-bit step survives into pixel_values, unrounded and normalized."""
     from confidence_trap.models import load
     from confidence_trap.models.generation import encode
     from confidence_trap.models.prompts import build_prompt

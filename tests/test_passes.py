@@ -11,7 +11,7 @@ import torch
 from confidence_trap.runner.config import Config
 from confidence_trap.cli import main
 from confidence_trap.tasks.imagesets import Item
-from confidence_trap.runner.sweep import NULL_PAD, make_units
+from confidence_trap.runner.sweep import NULL_PAD, batch_spans, make_units
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENES = [os.path.join(REPO, "data", "scenes", f"scene_00{i}.png") for i in range(6)]
@@ -26,7 +26,7 @@ def test_the_null_pass_meets_other_neighbours():
     clean unit was generated with."""
     items, batch = _items(40), 8
     units = make_units(Config(model="tiny", epsilons=[0.1], trials=1), items)
-    batches = [units[s:s + batch] for s in range(0, len(units), batch)]
+    batches = [units[s:e] for s, e in batch_spans(units, batch)]
     where = {}
     for b in batches:
         for u in b:
@@ -34,6 +34,20 @@ def test_the_null_pass_meets_other_neighbours():
     moved = sum(where[("repeat", i)] != where[("none", i)] for i in range(len(items)))
     assert moved == len(items)
     assert [u.attack for u in units].count("repeat") == len(items) == [u.attack for u in units].count("blank")
+
+
+@pytest.mark.parametrize("n_items, batch", [(1, 64), (3, 64), (5, 4)])
+def test_a_repeat_never_shares_a_batch_with_its_clean_unit(n_items, batch):
+    """Even where the whole run fits in one batch (the original protocol's 43 forward passes), the
+    null control's repeats start a batch of their own: generated beside their clean unit, with the
+    same padding, they could only agree and the noise floor would be 0 by construction."""
+    units = make_units(Config(model="tiny", epsilons=[0.1], trials=2), _items(n_items))
+    spans = batch_spans(units, batch)
+    assert [i for s, e in spans for i in range(s, e)] == list(range(len(units)))  # every unit once, in order
+    assert all(0 < e - s <= batch for s, e in spans)
+    for s, e in spans:
+        kinds = {units[i].attack == "repeat" for i in range(s, e)}
+        assert len(kinds) == 1, "a batch mixes repeats with the units they repeat"
 
 
 def test_the_passes_can_be_turned_off():

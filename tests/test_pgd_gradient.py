@@ -162,8 +162,10 @@ def make_sweep(model, processor, items, pixels, prompts, clean=None, **overrides
     from confidence_trap.runner.pipeline import Pixels
     from confidence_trap.runner.sweep import Sweep
 
+    from confidence_trap.models.vlm import VLM
+
     cfg = Config(model="tiny", trials=1, max_new_tokens=6, **overrides)
-    return Sweep(model, processor, cfg, items, prompts, Pixels.of(pixels), clean=dict(clean or {}))
+    return Sweep(VLM(model, processor), cfg, items, prompts, Pixels.of(pixels), clean=dict(clean or {}))
 
 
 def sweep(model, processor, items, pixels, prompts, **overrides):
@@ -177,6 +179,7 @@ def sweep(model, processor, items, pixels, prompts, **overrides):
 
 def test_pgd_units_attack_the_clean_records_answer(tiny):
     from confidence_trap.tasks.imagesets import Item
+    from confidence_trap.models.vlm import VLM
     from confidence_trap.runner.sweep import clean_answers, run_batch
 
     model, processor, prompt, x, _ = tiny
@@ -188,7 +191,7 @@ def test_pgd_units_attack_the_clean_records_answer(tiny):
     assert [r["attack"] for r in records] == ["none", "none", "blank", "blank", "pgd:entropy_min",
                                               "pgd:entropy_min", "repeat", "repeat"]
     assert clean == {0: records[0]["answer_ids"], 1: records[1]["answer_ids"]}
-    assert clean_answers(records, items, model, processor) == clean
+    assert clean_answers(records, items, VLM(model, processor)) == clean
     # a resumed run: the pgd units alone, with the clean answers handed in, regenerated, or
     # re-tokenised from an older record without ids, give the same records
     pgd = units[4:6]
@@ -200,7 +203,7 @@ def test_pgd_units_attack_the_clean_records_answer(tiny):
         assert a["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
         assert c["mean_entropy"] == pytest.approx(b["mean_entropy"], abs=1e-4)
     old = [{k: v for k, v in r.items() if k != "answer_ids"} for r in records[:2]]
-    retok = clean_answers(old, items, model, processor)
+    retok = clean_answers(old, items, VLM(model, processor))
     assert set(retok) == {0, 1} and all(ids[-1] == processor.tokenizer.eos_token_id for ids in retok.values())
 
 

@@ -294,7 +294,7 @@ def test_sweep_perturbs_a_batch_as_it_perturbs_each_unit():
         levels = dict(epsilons=[0.1, 0.5]) if attack == "proxy" else dict(severities=[1, 5])
         cfg = Config(model="tiny", attack=attack, trials=2, **levels)
         mean = (0.25, 0.5, 0.75)
-        sweep = Sweep(None, SimpleNamespace(image_processor=SimpleNamespace(image_mean=mean)), cfg, items, [], None)
+        sweep = Sweep(SimpleNamespace(image_mean=mean), cfg, items, [], None)  # what the blank pass needs
         units = make_units(cfg, items)
         assert [u.attack for u in units][:6] == ["none"] * 3 + ["blank"] * 3
         assert sorted(u.item for u in units[-3:]) == [0, 1, 2] and {u.attack for u in units[-3:]} == {"repeat"}

@@ -18,7 +18,7 @@ from confidence_trap.analysis.prior import weighted_spearman
 from confidence_trap.analysis.prior_contrast import contrast_sentences, controls_contrast
 from confidence_trap.analysis.prior_text import prior_sentences
 from confidence_trap.analysis.report import render_report
-from confidence_trap.analysis.scoring import normalize
+from confidence_trap.tasks.scoring import normalize
 from confidence_trap.analysis.summary import summarize
 
 N_BOOT = 200  # enough for the CIs' signs; keeps the file fast
@@ -162,7 +162,7 @@ def test_per_category_split():
     assert p["by_category"]["one-word"]["n_items"] == 10
 
 
-def test_answers_compare_after_the_tasks_normalisation():
+def test_answers_compare_after_the_tasks_normalization():
     assert normalize("Yes.") == normalize("yes") == "yes"
     assert normalize("Two") == normalize("2")                      # VQA: number words
     assert normalize("There is no dog.", "pope") == normalize("No", "pope") == "no"

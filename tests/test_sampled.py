@@ -79,7 +79,7 @@ def test_sampled_probes_are_summarised_like_the_others(sampled):
 
 
 def test_the_nudge_is_a_small_whole_pixel_shift():
-    from confidence_trap.runner.sweep import shift
+    from confidence_trap.runner.sources import shift
 
     x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     moved = [shift(x, torch.Generator().manual_seed(s)) for s in range(20)]

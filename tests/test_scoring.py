@@ -1,8 +1,8 @@
-"""confidence_trap/analysis/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
-normalisation, and exact/contains agreeing with experiments/imagesets.is_correct."""
+"""confidence_trap/tasks/scoring.py against hand-computed cases: POPE parsing and metrics, VQA accuracy and
+normalization, and exact/contains agreeing with experiments/imagesets.is_correct."""
 import pytest
 
-from confidence_trap.analysis.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
+from confidence_trap.tasks.scoring import (METRICS, pope_metrics, pope_metrics_by, pope_parse, score,
                               vqa_accuracy, vqa_normalize)
 
 
@@ -100,7 +100,7 @@ def test_vqa_normalize_values(text, normal):
     assert vqa_normalize(text) == normal
 
 
-def test_vqa_accuracy_normalises_both_sides():
+def test_vqa_accuracy_normalizes_both_sides():
     assert vqa_accuracy("Two.", ["2"] * 3 + ["3"] * 7) == pytest.approx(0.9)
     assert vqa_accuracy("2", ["Two"] * 4 + ["three"] * 6) == 1.0
     assert vqa_accuracy("The dog.", ["dog", "a dog", "Dog"] + ["cat"] * 7) == pytest.approx(0.9)
@@ -133,11 +133,17 @@ def test_score_dispatch():
     ("A RED square", ("red square",)), ("two", ("two", "2")), (" 2 ", ("2",)), ("blue", ("red",)),
     ("a red, and blue", ("red and blue",)), ("", ("red",)), ("red.", ("red.",)),
 ])
-def test_exact_and_contains_match_imagesets(answer, refs):
-    from confidence_trap.tasks.imagesets import is_correct
+def test_exact_and_contains_as_the_manifests_define_them(answer, refs):
+    """exact: equal after lower-casing and a final period; contains: a reference as whole words.
+    A record of a manifest holds True/False, as it always has."""
+    import re
 
-    for metric in ("exact", "contains"):
-        assert score(metric, answer, refs) == float(is_correct(answer, refs, metric))
+    def words(text):  # punctuation to spaces, runs of spaces to one, padded
+        return " " + " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split()) + " "
+
+    exact = any(answer.strip().lower().rstrip(".").strip() == r.strip().lower() for r in refs)
+    contains = any(words(r) in words(answer) for r in refs)
+    assert score("exact", answer, refs) is exact and score("contains", answer, refs) is contains
 
 
 # ------------------------------------------------------------------- closed answers
@@ -147,7 +153,7 @@ def test_exact_and_contains_match_imagesets(answer, refs):
     ("There is no dog.", "no"), ("red circle", None), ("", None), ("NO", None), ("Not really", None),
 ])
 def test_pope_answer_reads_only_a_stated_yes_or_no(answer, read):
-    from confidence_trap.analysis.scoring import pope_answer
+    from confidence_trap.tasks.scoring import pope_answer
     assert pope_answer(answer) == read
     assert read is None or read == pope_parse(answer)  # one parser: where it reads, it agrees
 

@@ -32,7 +32,7 @@ def aurc_of_order(loss_in_order):
 
 def quality_prr(uncertainty, quality):
     """Prediction-rejection ratio in quality terms, written from its description: quality
-    min-max normalised, area = mean over k of the mean quality of the k most certain; oracle
+    min-max normalized, area = mean over k of the mean quality of the k most certain; oracle
     ranks by quality itself; random = the expected area of a random order (the mean quality)."""
     q = np.asarray(quality, float)
     q = (q - q.min()) / (q.max() - q.min())

@@ -1,4 +1,4 @@
-"""Tests of probes/semantic.py: answer normalisation, clustering, and cluster entropies computed
+"""Tests of probes/semantic.py: answer normalization, clustering, and cluster entropies computed
 by hand.
 
     python -m pytest tests/test_semantic.py -q
@@ -11,8 +11,8 @@ import math
 import pytest
 
 from probes.semantic import (CLUSTERERS, answer_clusters, cluster_by_equivalence,
-                             cluster_by_normalised_match, cluster_entropy, cluster_ids,
-                             cluster_sizes, consistency_entropy, normalise_answer,
+                             cluster_by_normalized_match, cluster_entropy, cluster_ids,
+                             cluster_sizes, consistency_entropy, normalize_answer,
                              semantic_entropy, semantic_entropy_weighted)
 
 H_31 = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))  # clusters of 3 and 1 among 4
@@ -25,24 +25,24 @@ ANSWERS_31 = ["Two", "2.", "two", "three"]
     ("1,000", "1000"), ("T-shirt", "t shirt"), ("An apple", "apple"), ("Yes!", "yes"),
     ("It's red", "its red"),
 ])
-def test_normalised_equal(a, b):
-    assert normalise_answer(a) == normalise_answer(b)
+def test_normalized_equal(a, b):
+    assert normalize_answer(a) == normalize_answer(b)
 
 
 @pytest.mark.parametrize("a, b", [
     ("3.5", "35"), ("two", "three"), ("cat", "cats"), ("theater", "ater"), ("12", "1 2"),
 ])
-def test_normalised_different(a, b):
-    assert normalise_answer(a) != normalise_answer(b)
+def test_normalized_different(a, b):
+    assert normalize_answer(a) != normalize_answer(b)
 
 
-def test_normalised_forms():
-    assert normalise_answer("The cat.") == "cat"
-    assert normalise_answer("Two.") == "2"
-    assert normalise_answer("There are three dogs") == "there are 3 dogs"
-    assert normalise_answer(None) == "" and normalise_answer("the") == ""
+def test_normalized_forms():
+    assert normalize_answer("The cat.") == "cat"
+    assert normalize_answer("Two.") == "2"
+    assert normalize_answer("There are three dogs") == "there are 3 dogs"
+    assert normalize_answer(None) == "" and normalize_answer("the") == ""
     words = ["zero", "one", "ten", "nineteen"]
-    assert [normalise_answer(w) for w in words] == ["0", "1", "10", "19"]
+    assert [normalize_answer(w) for w in words] == ["0", "1", "10", "19"]
 
 
 def test_hand_computed_semantic_entropy():
@@ -63,16 +63,16 @@ def test_entropy_limits():
 
 
 def test_cluster_ids_first_seen_order():
-    assert cluster_by_normalised_match(["b", "a", "B", "c", "a"]) == [0, 1, 0, 2, 1]
+    assert cluster_by_normalized_match(["b", "a", "B", "c", "a"]) == [0, 1, 0, 2, 1]
     assert cluster_sizes([0, 1, 0, 2, 1]) == [2, 2, 1] and cluster_sizes([]) == []
 
 
 def test_registry_and_equivalence_clusterer():
-    assert CLUSTERERS["normalised"] is cluster_by_normalised_match
+    assert CLUSTERERS["normalized"] is cluster_by_normalized_match
     answers = ["Two", "three", "2", "The three", "four"]
     same = functools.partial(cluster_by_equivalence,
-                             equivalent=lambda a, b: normalise_answer(a) == normalise_answer(b))
-    assert same(answers) == cluster_by_normalised_match(answers) == [0, 1, 0, 1, 2]
+                             equivalent=lambda a, b: normalize_answer(a) == normalize_answer(b))
+    assert same(answers) == cluster_by_normalized_match(answers) == [0, 1, 0, 1, 2]
     assert cluster_entropy(answers, clusterer=same) == cluster_entropy(answers)
     # a non-transitive test: each answer joins the first cluster whose first member matches
     near = functools.partial(cluster_by_equivalence,

@@ -1,4 +1,4 @@
-"""confidence_trap/tasks/datasets.py on small local datasets built from drawn scenes (nothing downloads):
+"""confidence_trap/tasks/ (task.py, storage.py, datasets.py) on small local datasets built from drawn scenes (nothing downloads):
 task YAML, every dataset layout, the one-line errors, seeded stratified subsets, lazy images."""
 import io
 import os
@@ -6,8 +6,11 @@ from collections import Counter
 
 import pytest
 
-from confidence_trap.analysis.scoring import score
+from confidence_trap.tasks.scoring import score
+from confidence_trap import models
 from confidence_trap.tasks import datasets as T
+from confidence_trap.tasks import storage
+from confidence_trap.tasks import task as task_spec
 from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
 from confidence_trap.errors import InputError
 from confidence_trap.tasks.scene_datasets import (LAYOUTS, agree, build_pope, build_vqa, pope_columns,
@@ -56,7 +59,7 @@ def one_line(excinfo):
 
 def test_shipped_tasks(pope_task, vqa_task):
     assert set(T.available_tasks()) >= {"pope", "vqav2"}
-    assert load_task(os.path.join(T.TASKS_DIR, "pope.yaml")) == pope_task
+    assert load_task(os.path.join(task_spec.TASKS_DIR, "pope.yaml")) == pope_task
     assert (pope_task.name, pope_task.dataset, pope_task.split, pope_task.metric) == (
         "pope", "lmms-lab/POPE", "test", "pope")
     assert pope_task.columns.named() == {"id": "id", "image": "image", "question": "question",
@@ -136,8 +139,8 @@ def test_dataset_label_is_repo_relative_inside_the_repo(pope_task, tmp_path):
     assert data.dataset == str(tmp_path / "p")
     # a folder inside the repository is named relative to it, as imagesets names images
     from confidence_trap.tasks.imagesets import image_key
-    inside = os.path.join(T.REPO, "data", "x")
-    assert T._label(inside) == image_key(inside) == "data/x"
+    inside = os.path.join(task_spec.REPO, "data", "x")
+    assert storage.label(inside) == image_key(inside) == "data/x"
 
 
 @pytest.mark.parametrize("layout", ("disk_dict", "parquet"))
@@ -334,12 +337,10 @@ def test_hub_id_offline_is_one_line_and_writes_nothing(tmp_path, pope_task, name
 
 def test_hub_id_offline_probe_when_no_env(tmp_path, pope_task, monkeypatch):
     """Env unset but the hub unreachable: the one TCP probe decides, and the cache is tried."""
-    import confidence_trap.models as models
-
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE")
     calls = []
-    monkeypatch.setattr(models, "_hub_reachable", lambda *a, **k: calls.append(1) or False)
+    monkeypatch.setattr(models, "hub_reachable", lambda *a, **k: calls.append(1) or False)
     with pytest.raises(InputError) as e:
         open_dataset("lmms-lab/POPE", None, pope_task)
     assert calls == [1] and "cannot be downloaded here" in one_line(e)
@@ -348,7 +349,7 @@ def test_hub_id_offline_probe_when_no_env(tmp_path, pope_task, monkeypatch):
 def test_hub_id_from_a_cached_snapshot(tmp_path, pope_task, monkeypatch):
     snap = tmp_path / "snapshots" / ("ab" * 20)
     build_pope(snap, 6, layout="parquet")
-    monkeypatch.setattr(T, "_cached_snapshot", lambda name: str(snap))
+    monkeypatch.setattr(storage, "_cached_snapshot", lambda name: str(snap))
     data = open_dataset("lmms-lab/POPE", None, pope_task)
     assert (data.dataset, data.revision, len(data)) == ("lmms-lab/POPE", "ab" * 20, 6)
     assert data.key(0) == "lmms-lab/POPE:test:0"
@@ -373,9 +374,9 @@ def test_hub_id_online_fetches_only_the_split(tmp_path, vqa_task, monkeypatch):
         fetched.append((name, allow_patterns, local_files_only))
         return str(repo)
 
-    monkeypatch.setattr(T, "_hub_online", lambda: True)
-    monkeypatch.setattr(T, "_remote_split_files", lambda name: listing)
-    monkeypatch.setattr(T, "_snapshot", snapshot)
+    monkeypatch.setattr(storage, "_hub_online", lambda: True)
+    monkeypatch.setattr(storage, "_remote_split_files", lambda name: listing)
+    monkeypatch.setattr(storage, "_snapshot", snapshot)
     data = open_dataset("lmms-lab/VQAv2", None, vqa_task)
     assert fetched == [("lmms-lab/VQAv2", listing["validation"], False)]
     assert len(data) == 4 and data.dataset == "lmms-lab/VQAv2"

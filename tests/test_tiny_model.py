@@ -197,14 +197,14 @@ def bundled_answers(tiny_llava):
     pipeline's path: (entries, right [bool], mean token entropies)."""
     from PIL import Image
 
-    from confidence_trap.tasks.imagesets import is_correct
+    from confidence_trap.tasks.scoring import score
 
     model, processor = tiny_llava
     folder = os.path.join(REPO, "data", "scenes")
     entries = json.load(open(os.path.join(folder, "manifest.json")))
     images = [Image.open(os.path.join(folder, e["file"])).convert("RGB") for e in entries]
     got, entropies = answer(model, processor, images, [e["question"] for e in entries])
-    right = [is_correct(g, e["answers"], e["match"]) for g, e in zip(got, entries)]
+    right = [score(e["match"], g, e["answers"]) for g, e in zip(got, entries)]
     return entries, right, entropies
 
 

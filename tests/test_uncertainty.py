@@ -21,9 +21,21 @@ def test_keys_and_shapes():
                                torch.ones(3, 5, dtype=torch.bool))
     assert set(out) == set(PROBES) | {"n_nonfinite"}
     assert len(PROBES) == 8
-    for k in PROBES:
-        assert out[k].shape == (3,) and out[k].dtype == torch.float32
+    for k in PROBES:  # mean_entropy sums the float32 entropies in float64, as the record's list reads
+        assert out[k].shape == (3,) and out[k].dtype == (torch.float64 if k == "mean_entropy" else torch.float32)
     assert out["n_nonfinite"].tolist() == [0, 0, 0]
+
+
+def test_mean_entropy_is_the_mean_of_the_records_token_entropies():
+    """Computed once: the record's mean_entropy is exactly the Python mean of its token_entropies."""
+    from probes.uncertainty import mean_entropy, token_stats
+
+    g = torch.Generator().manual_seed(3)
+    logits, mask = torch.randn(4, 9, 13, generator=g) * 4, torch.rand(4, 9, generator=g) > 0.3
+    stats, _ = token_stats(logits, logits.argmax(-1), mask)
+    for row, h, use in zip(mean_entropy(stats).tolist(), stats.entropy.tolist(), stats.use.tolist()):
+        kept = [e for e, u in zip(h, use) if u]
+        assert row == sum(kept) / len(kept)
 
 
 def test_uniform_logits():
@@ -85,7 +97,7 @@ def test_matches_mean_token_entropy():
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 0, 0, 0, 0, 0]]).bool()
     ids = logits.argmax(-1)
     out = uncertainty_measures(logits, ids, mask)
-    assert torch.allclose(out["mean_entropy"], mean_token_entropy(logits, mask), atol=1e-6)
+    assert torch.allclose(out["mean_entropy"].float(), mean_token_entropy(logits, mask), atol=1e-6)
     # greedy tokens: per-token NLL is -log max_prob, so min_max_prob bounds it
     assert (out["seq_nll"] >= -torch.log(out["min_max_prob"]) - 1e-5).all()
 
@@ -131,7 +143,7 @@ def test_no_finite_counted_token_gives_nan():
 def test_half_precision_input_is_computed_in_float32():
     logits = torch.zeros(1, 2, 8, dtype=torch.float16)
     out = uncertainty_measures(logits, torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2))
-    assert out["mean_entropy"].dtype == torch.float32
+    assert out["max_entropy"].dtype == torch.float32
     assert float(out["mean_entropy"]) == pytest.approx(math.log(8), abs=1e-6)
 
 

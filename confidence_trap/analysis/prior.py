@@ -14,7 +14,7 @@ has as many independent prior answers as it asks distinct questions. Every test 
 therefore made at that level: permutations permute questions, bootstraps draw questions (and
 images, crossed: confidence_trap/analysis/clusters.py), test 1 is repeated with each question left
 out, and test 3 compares within questions.
-Answers are compared after the task's own normalisation (confidence_trap.analysis.scoring.normalize: the
+Answers are compared after the task's own normalisation (confidence_trap.tasks.scoring.normalize: the
 record's "metric" where it has one, else VQA's normalisation), so "Yes." equals "yes".
 
 None when the run has no valid blank record paired with a clean one (--no-prior). Otherwise
@@ -56,7 +56,7 @@ from confidence_trap.analysis import clusters as C
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis.levels import CLEAN, NOT_PERTURBED, canonical, group_kind, is_valid, level_of
 from confidence_trap.analysis.prior_rank import shuffled_questions, spearman, weighted_spearman
-from confidence_trap.analysis.scoring import normalize
+from confidence_trap.tasks.scoring import normalize
 
 _unit = C.unit
 

@@ -16,7 +16,7 @@ the same way.
 quality(records): calibration of two confidences (the answer's sequence probability
 exp(-seq_nll), and the mean top-token probability), selective prediction (AURC, PRR) of every
 probe, and POPE's metrics where the records are POPE's; see confidence_trap/analysis/calibration.py,
-confidence_trap/analysis/selective.py and confidence_trap/analysis/scoring.py for the definitions.
+confidence_trap/analysis/selective.py and confidence_trap/tasks/scoring.py for the definitions.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import probes as registry
 from confidence_trap.analysis import clusters as C
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis.calibration import calibration, sequence_prob
-from confidence_trap.analysis.scoring import pope_metrics
+from confidence_trap.tasks.scoring import pope_metrics
 from confidence_trap.analysis.selective import bootstrap_prr_cis, selective
 
 WRONG_BELOW = 0.5

@@ -17,7 +17,7 @@ import numpy as np
 
 import probes as registry
 from confidence_trap.analysis import clusters as C
-from confidence_trap.analysis.scoring import closed_validity
+from confidence_trap.tasks.scoring import closed_validity
 from confidence_trap.analysis import quality as Q
 from confidence_trap.analysis import stats as S
 from confidence_trap.analysis import verdicts as V

@@ -1,18 +1,24 @@
-"""The model registry and loader: `available_models()` and `load(name) -> (model, processor)`.
+"""The model registry and loader: `available_models()` and `load(name) -> VLM`.
 
     from confidence_trap.models import load
-    model, processor = load("tiny")            # the embedded checkpoint, offline, CPU float32
-    model, processor = load("llava-1.5-7b")    # llava-hf/llava-1.5-7b-hf, FP16 on the GPU, CLIP in float32
+    vlm = load("tiny")                         # the embedded checkpoint, offline, CPU float32
+    vlm = load("llava-1.5-7b")                 # llava-hf/llava-1.5-7b-hf, FP16 on the GPU, CLIP in float32
+    vlm.generate(pixels, prompts, 32), vlm.forward(pixels, prompts), vlm.vocab
+    model, processor = load("tiny")            # the transformers parts (a VLM unpacks into them)
 
-`name` is a registry name, a Hugging Face hub id, or a local folder in Hugging Face layout.
+`name` is a registry name, a Hugging Face hub id, or a local folder in Hugging Face layout. What
+the engine asks of a loaded model is one object, confidence_trap.models.vlm.VLM.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
 from confidence_trap.errors import InputError
+from confidence_trap.models.dtypes import (DTYPES, default_dtype, parse_dtype, set_vision_dtype, vision_dtype_for,
+                                          vision_dtype_of, vision_parts)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_DIR = os.path.join(REPO, "models", "tiny-llava")  # the checkpoint is data: models/ at the top
@@ -49,74 +55,6 @@ def resolve(name: str) -> str:
 
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def default_dtype(device: str) -> torch.dtype:
-    """FP16 on CUDA (a T4 has no bf16), float32 on CPU."""
-    return torch.float16 if str(device).startswith("cuda") else torch.float32
-
-
-DTYPES = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16,
-          "bf16": torch.bfloat16, "float32": torch.float32, "fp32": torch.float32}
-
-
-def parse_dtype(dtype, device: str) -> torch.dtype:
-    if dtype is None or dtype == "auto":
-        return default_dtype(device)
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise InputError(f"unknown dtype {dtype!r}; choose from auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def vision_dtype_for(vision_dtype, source: str, device: str, dtype: torch.dtype,
-                     revision: str | None = None) -> torch.dtype:
-    """The vision tower's dtype. auto: float32 for LLaVA-1.5 on CUDA (a checkpoint told by its
-    files, confidence_trap/models/identify.py), else the model's dtype.
-
-    The original `load_pretrained_model` (llava/model/builder.py) loads CLIP with
-    device_map="auto" by default and casts it to FP16 only when device_map != "auto", so on its
-    usual path CLIP runs in float32 and its features are cast to FP16 before the projector
-    (docs/LLAVA_NOTES.md). That costs about 0.6 GB more than an all-FP16 model (0.30 B
-    parameters at 4 bytes instead of 2)."""
-    from confidence_trap.models.prompts import is_llava_1_5
-
-    if vision_dtype is None or vision_dtype == "auto":
-        llava = str(device).startswith("cuda") and is_llava_1_5(source, revision)
-        return torch.float32 if llava else dtype
-    return parse_dtype(vision_dtype, device)
-
-
-def vision_parts(model):
-    """(vision tower, projector) of a Llava-family model, or (None, None)."""
-    inner = getattr(model, "model", model)
-    return getattr(inner, "vision_tower", None), getattr(inner, "multi_modal_projector", None)
-
-
-def set_vision_dtype(model, dtype: torch.dtype) -> None:
-    """Run the vision tower in `dtype`; its features are cast to the projector's dtype before
-    the projector, as the original's CLIPVisionTower casts them back to the images' dtype.
-    (CLIP casts its own input to its weights' dtype.)"""
-    tower, projector = vision_parts(model)
-    if tower is None or projector is None:
-        raise InputError(f"--vision-dtype applies to Llava-family checkpoints (a vision_tower and a "
-                         f"multi_modal_projector); {type(model).__name__} has none: leave it at auto")
-    tower.to(dtype)
-    if not getattr(projector, "_casts_input", False):
-        def cast(module, args):
-            w = next(module.parameters())
-            return tuple(a.to(w.dtype) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
-
-        projector.register_forward_pre_hook(cast)
-        projector._casts_input = True
-
-
-def vision_dtype_of(model) -> str:
-    """The vision tower's dtype as run.json writes it ("float32"), or the model's."""
-    tower, _ = vision_parts(model)
-    p = next((tower or model).parameters())
-    return str(p.dtype).split(".")[-1]
 
 
 def cpu_quota() -> int | None:
@@ -157,7 +95,7 @@ def _offline_message(name: str, source: str) -> str:
             f"{source}) or run the embedded model instead: --model tiny")
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connect to the hub, so an offline machine fails in seconds, not minutes."""
     import socket
     from urllib.parse import urlparse
@@ -187,18 +125,23 @@ def preflight(name: str, revision: str | None = None) -> str:
     if local and not os.path.isfile(os.path.join(source, "config.json")):
         hint = " (the embedded model: run models/tiny-llava/train.py)" if source == TINY_DIR else ""
         raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
-    if not local and not _cached(source, revision) and not _hub_reachable():
+    if not local and not _cached(source, revision) and not hub_reachable():
         raise InputError(_offline_message(name, source))
     return source
 
 
 def load(name: str, device: str | None = None, dtype=None, revision: str | None = None,
-         attn_implementation: str = "sdpa", vision_dtype=None):
-    """Load a vision-language model and its processor, weights straight onto `device`.
+         attn_implementation: str = "sdpa", vision_dtype=None, prompt_format: str | None = None):
+    """Load a vision-language model and its processor, weights straight onto `device`: a VLM.
 
     dtype: auto (FP16 on CUDA, float32 on CPU) or a name; vision_dtype: auto (see
-    vision_dtype_for: float32 for LLaVA-1.5 on CUDA, as the original) or a name."""
+    vision_dtype_for: float32 for LLaVA-1.5 on CUDA, as the original) or a name; prompt_format:
+    how its prompts are written and tokenised (default: llava_v1 for LLaVA-1.5, else the chat
+    template; confidence_trap.models.prompts)."""
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    from confidence_trap.models.prompts import default_format
+    from confidence_trap.models.vlm import VLM
 
     source = preflight(name, revision)
     device = check_device(device)
@@ -223,4 +166,47 @@ def load(name: str, device: str | None = None, dtype=None, revision: str | None 
     model.eval()
     model.config_source = source
     model.config_revision = getattr(config, "_commit_hash", None)
-    return model, processor
+    return VLM(model, processor, prompt_format or default_format(source, revision))
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What a run will load, decided from names and files before any weights load."""
+    source: str                # what from_pretrained takes
+    device: str
+    dtype: torch.dtype
+    vision_dtype: torch.dtype
+    prompt_format: str
+    llava_1_5: bool            # told by its files (confidence_trap/models/identify.py)
+    evidence: str              # why, in words
+
+    @property
+    def original_ids(self) -> bool:
+        from confidence_trap.models.prompts import original_ids
+
+        return original_ids(self.prompt_format)
+
+    @property
+    def checkpoint(self) -> str:
+        return f"{'LLaVA-1.5' if self.llava_1_5 else 'not LLaVA-1.5'} ({self.evidence})"
+
+
+def plan(name: str, revision: str | None = None, device: str | None = None, dtype="auto",
+         vision_dtype="auto", prompt_format: str | None = None) -> ModelPlan:
+    """The cheap checks and choices before a load: a known name, the device, the dtypes, the
+    prompt format (llava_v1 for LLaVA-1.5, else the chat template). Raises InputError."""
+    from confidence_trap.models.identify import llava_1_5_evidence
+
+    source = preflight(name, revision)  # a wrong --model is named as such
+    device = check_device(device)
+    dtype = parse_dtype(dtype, device)
+    llava, said = llava_1_5_evidence(source, revision)  # by its files, not its folder's name
+    vdtype = vision_dtype_for(vision_dtype, source, device, dtype, revision)
+    fmt = prompt_format or ("llava_v1" if llava else "chat_template")
+    return ModelPlan(source, device, dtype, vdtype, fmt, llava, said)
+
+
+def load_plan(mp: ModelPlan, revision: str | None = None):
+    """load() what `mp` planned: a VLM."""
+    return load(mp.source, device=mp.device, dtype=mp.dtype, revision=revision,
+                vision_dtype=mp.vision_dtype, prompt_format=mp.prompt_format)

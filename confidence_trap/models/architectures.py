@@ -13,9 +13,9 @@ perturbation away), and a loss taken through the model has a gradient in x.
 
 Families, told apart by the image processor's attributes; the side S is chosen so that the
 processor's own geometry acts on an S×S image as identity plus cropping wherever possible:
-  plain    LLaVA-1.5, PaliGemma (SigLIP), BLIP-2 ...      normalise -> [B,3,S,S]
+  plain    LLaVA-1.5, PaliGemma (SigLIP), BLIP-2 ...      normalize -> [B,3,S,S]
   patches  Qwen2-VL, Qwen2.5-VL (merge_size, temporal_patch_size): S a multiple of patch·merge,
-           the processor's smart_resize of a DYNAMIC_SIDE square; normalise, cut into patches,
+           the processor's smart_resize of a DYNAMIC_SIDE square; normalize, cut into patches,
            repeat over the temporal patch -> [B·gh·gw, 3·t·p·p] (the processor's flat layout)
   tiles    Idefics3, SmolVLM (max_image_size M, do_image_splitting): S = M·ceil(L/M) for the
            processor's longest_edge L, cut into M×M tiles plus a global view -> [B,n+1,3,M,M]
@@ -47,7 +47,7 @@ def _get(obj, key):
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
-def _normalise(x: torch.Tensor, ip) -> torch.Tensor:
+def _normalize(x: torch.Tensor, ip) -> torch.Tensor:
     mean = torch.tensor(ip.image_mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     std = torch.tensor(ip.image_std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
     return (x - mean) / std if getattr(ip, "do_normalize", True) else x
@@ -81,20 +81,20 @@ class PixelLayout:
             raise ValueError(f"{self.family} layout takes [B,3,{self.side},{self.side}], got {tuple(x.shape)}")
         ip = self.image_processor
         if self.family == "plain":
-            return _normalise(x, ip)
+            return _normalize(x, ip)
         if self.family == "patches":
-            return _patchify(_normalise(x, ip), ip.patch_size, ip.merge_size, ip.temporal_patch_size)
+            return _patchify(_normalize(x, ip), ip.patch_size, ip.merge_size, ip.temporal_patch_size)
         if self.family == "tiles":
             m = int(ip.max_image_size["longest_edge"])
             if self.side > m:  # Idefics3's split_images: the tiles, then the global view
                 views = torch.cat([_tiles(x, m), _resize(x, m)[:, None]], dim=1)
             else:
                 views = x[:, None]
-            return _normalise(views.flatten(0, 1), ip).unflatten(0, views.shape[:2])
+            return _normalize(views.flatten(0, 1), ip).unflatten(0, views.shape[:2])
         if self.family == "anyres":
             p = _anyres_patch(ip)
             views = torch.cat([_resize(x, p)[:, None], _tiles(x, p)], dim=1)  # base view first
-            return _normalise(views.flatten(0, 1), ip).unflatten(0, views.shape[:2])
+            return _normalize(views.flatten(0, 1), ip).unflatten(0, views.shape[:2])
         raise AssertionError(self.family)
 
 

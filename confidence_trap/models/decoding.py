@@ -49,8 +49,11 @@ import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+# a decode step at batch 1 (benchmark_gpu*.json): batching's knee reads the same figures
+from confidence_trap.models.batching import DECODE_STEP_S as STEP_S
+from confidence_trap.models.batching import knee, pick_batch_size, weight_bytes
+
 COMPILE_S = 54.0
-STEP_S = {"eager": 20.3e-3, "compiled": 7.7e-3}   # a decode step at batch 1 (benchmark_gpu*.json)
 STEP_SAVED_S = STEP_S["eager"] - STEP_S["compiled"]
 CUBLAS_WORKSPACE = ":4096:8"
 # Peak memory bandwidth, GB/s, by device name (first match wins).
@@ -130,13 +133,13 @@ def gpu_name(device: str) -> str | None:
 
 def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int, cfg,
            stored: dict | None = None, world_size: int = 1, available=compile_available,
-           free_bytes: int | None = None, log=None, gpu: str | None = None) -> Decoding:
+           free_bytes: int | None = None, log=None, gpu: str | None = None, generates: bool = True) -> Decoding:
     """The batch and the path of a run (module docstring). `stored`: the run.json of the run
     being resumed, whose batch and path a resumed run keeps (batch composition and kernels move
     the last float digits). `log` gets the one-line notice when compiling is unavailable; `gpu`
-    names the GPU the rule's floor is for (default: the device's own)."""
-    from confidence_trap.models.batching import knee, pick_batch_size, weight_bytes
-
+    names the GPU the rule's floor is for (default: the device's own). generates=False: a run of
+    forward passes only (the prompt protocol), which has no decode step to compile; new_tokens
+    is then the logit rows a sequence keeps, for the memory estimate."""
     cuda = str(device).startswith("cuda")
     shapes = 2 if getattr(cfg, "samples", 0) else 1
     off = "--deterministic" if cfg.deterministic else "--no-compile" if not cfg.compile else None
@@ -156,6 +159,8 @@ def choose(model, device: str, n_units: int, prompt_tokens: int, new_tokens: int
                         attention="eager" if cfg.deterministic else None,
                         max_cache_len=prompt_tokens + new_tokens if path != "eager" else None)
 
+    if not generates:
+        return done(*batch_for(False), "eager", "no decoding: forward passes only (--protocol prompt)")
     if off:
         return done(*batch_for(False), "eager", f"{off}")
     if not cuda:

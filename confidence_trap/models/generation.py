@@ -5,7 +5,7 @@
 
 `pixels` are float [B,3,H,W] in [0,1] at the model's input size (see confidence_trap.models.images); the
 processor expands `<image>` into the vision tokens, and pixel_values are laid out from `pixels`
-in torch (confidence_trap.models.architectures: normalised, no second resize or rescale). With
+in torch (confidence_trap.models.architectures: normalized, no second resize or rescale). With
 `original_ids=True` (the original LLaVA conversations, confidence_trap.models.prompts.original_ids) the token
 ids are built as the original LLaVA builds them (confidence_trap.models.prompts.llava_input_ids) instead of by
 the processor. Decoding and scoring use confidence_trap.models.vocab.scored_vocab: V is the scored vocabulary
@@ -75,7 +75,7 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
     The processor expands `<image>` into vision tokens and returns the side inputs
     (image_grid_thw, pixel_attention_mask, image_sizes ...); with `original_ids` the ids are
     rebuilt as the original LLaVA tokenises (see the module docstring). pixel_values are built
-    from `pixels` in torch by the model family's layout (confidence_trap.models.architectures): normalised, and
+    from `pixels` in torch by the model family's layout (confidence_trap.models.architectures): normalized, and
     cut into patches or tiles where the family does. So they keep the attack's float pixels, and
     carry gradients to `pixels` when it requires them (true-gradient PGD).
     """
@@ -100,6 +100,15 @@ def encode(processor, prompts: list[str], pixels: torch.Tensor, device, dtype, o
                              f"{tuple(pv.shape)}: confidence_trap/models/architectures.py needs this family")
         enc["pixel_values"] = pv.to(dtype) if dtype is not None else pv
     return enc
+
+
+def extra_pad_id(model, processor) -> int:
+    """The id pad_more pads with: the tokenizer's padding token, else the first EOS, and never an
+    id the model could count as an image token (that would break the image layout)."""
+    eos = eos_token_ids(model, processor)[0]
+    pad = processor.tokenizer.pad_token_id
+    pad = eos if pad is None else pad
+    return eos if pad == getattr(processor, "image_token_id", None) else pad
 
 
 def pad_more(enc, n: int, pad_id: int):
@@ -130,9 +139,7 @@ def generate(model, processor, pixels: torch.Tensor, prompts: list[str], max_new
     enc = encode(processor, prompts, pixels, model.device, text_dtype(model), original_ids)
     tok = processor.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_token_ids(model, processor)[0]
-    if pad_left:  # a padding id the model could count as an image token would break the layout
-        image = getattr(processor, "image_token_id", None)
-        enc = pad_more(enc, pad_left, eos_token_ids(model, processor)[0] if pad == image else pad)
+    enc = pad_more(enc, pad_left, extra_pad_id(model, processor))
     processors = LogitsProcessorList([suppressor(vocab)] if vocab.excluded else [])
     processors.extend(generate_kwargs.pop("logits_processor", []))
     sampling = generate_kwargs.pop("do_sample", False)  # greedy unless asked (--samples)

@@ -7,8 +7,8 @@ image_aspect_ratio "pad") and then resizes bicubically to 336 (CLIPImageProcesso
 preprocessor_config.json has no pad step: its CLIPImageProcessor resizes the shortest edge to 336
 and centre-crops, which cuts the sides off a non-square image (LlavaImageProcessor's do_pad=True
 would pad). So we pad here, in PIL on uint8 exactly as the original does, and stop before the
-normalisation so the attack acts on pixels in [0,1]; at ε = 0 the pixels equal the original's
-bit for bit (docs/LLAVA_NOTES.md). confidence_trap.models.architectures normalises afterwards.
+normalization so the attack acts on pixels in [0,1]; at ε = 0 the pixels equal the original's
+bit for bit (docs/LLAVA_NOTES.md). confidence_trap.models.architectures normalizes afterwards.
 
 Image loading differs from the original on purpose: the original does
 `Image.open(path).convert("RGB")`, which ignores EXIF orientation and drops an alpha channel
@@ -27,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from confidence_trap.errors import InputError
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's normalisation, as LLaVA-1.5 uses it
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # CLIP's normalization, as LLaVA-1.5 uses it
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 # An 8000×6000 photo is fine; PIL's default warns at 89 MP. Past this we refuse, never warn.
@@ -74,6 +74,13 @@ def load_image(path: str) -> Image.Image:
         raise InputError(f"cannot read image {path}: {reason}") from None
     if im.width < 1 or im.height < 1:
         raise InputError(f"image {path} is empty")
+    return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """A decoded image of any mode -> 8-bit RGB: 16- and 32-bit scaled to 8 bits, palette and
+    alpha composited on white, anything else converted (load_image's rules, which a dataset's
+    images follow too: confidence_trap/tasks/datasets.py)."""
     if im.mode.startswith("I") or im.mode == "F":
         im = _to_8bit(im)
     if im.mode in ("P", "PA", "LA", "La", "RGBa") or "transparency" in im.info:

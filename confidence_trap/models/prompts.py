@@ -1,7 +1,9 @@
-"""Prompt formats and token ids: LLaVA's own conversations, and the processor's chat template.
+"""Prompt formats and token ids: LLaVA's own conversations, the plain prompt, the chat template.
 
     build_prompt(processor, "What is shown?", "llava_v1")
     # "A chat between ... human's questions. USER: <image>\nWhat is shown? ASSISTANT:"
+    build_prompt(processor, "Describe this image in detail.", "plain")
+    # "<image>\nDescribe this image in detail."  (the study's code: no conversation at all)
     llava_input_ids(processor.tokenizer, prompt, image_token_id=32000, n_image_tokens=576)
 
 The original LLaVA conversations (`llava/conversation.py`) are `llava_v1`, which `run_llava.py`
@@ -12,7 +14,10 @@ system sentence ("human" against "user"). Both are tokenised as the original doe
 so each chunk gets SentencePiece's leading "▁" (`USER: <image>\\nWhat` -> `... 29901 29871
 <image> 29871 13 5618 ...`), whatever tokenizer class transformers picks for the folder (see
 docs/LLAVA_NOTES.md: a whole-prompt `LlamaTokenizer(legacy=False)` drops the 29871 after the
-image). Other formats are tokenised by the processor.
+image). `plain` is what the study's own code fed LLaVA-1.5 (`qs = DEFAULT_IMAGE_TOKEN + '\\n' +
+PROMPT`, no conversation template): the image, a newline and the question, tokenised the same
+way, so for LLaVA-1.5 `[1, <image>, 29871, 13, ...]` (the chunk after the image keeps its own
+leading "▁", 29871). Other formats are tokenised by the processor.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ SYSTEMS = {
                   "The assistant gives helpful, detailed, and polite answers to the user's questions."),
 }
 LLAVA_V1_SYSTEM = SYSTEMS["llava_v1"]
-PROMPT_FORMATS = (*SYSTEMS, "chat_template")
+PLAIN = "plain"  # the image and the question, no conversation (the study's own code)
+PROMPT_FORMATS = (*SYSTEMS, PLAIN, "chat_template")
 IMAGE = "<image>"
 
 
@@ -49,8 +55,8 @@ def check_format(fmt: str) -> str:
 
 
 def original_ids(fmt: str) -> bool:
-    """Whether `fmt` is one of the original LLaVA conversations, tokenised as the original does."""
-    return fmt in SYSTEMS
+    """Whether `fmt` is tokenised as the original LLaVA does: its conversations and the plain prompt."""
+    return fmt in SYSTEMS or fmt == PLAIN
 
 
 def build_prompt(processor, question: str, fmt: str) -> str:
@@ -58,6 +64,8 @@ def build_prompt(processor, question: str, fmt: str) -> str:
     if check_format(fmt) in SYSTEMS:
         # conv_llava_v1 / conv_vicuna_v1: system, sep " ", roles USER/ASSISTANT, image first in the turn
         return f"{SYSTEMS[fmt]} USER: {IMAGE}\n{question} ASSISTANT:"
+    if fmt == PLAIN:
+        return f"{IMAGE}\n{question}"
     if not getattr(processor, "chat_template", None):
         raise InputError("this processor has no chat template: use --prompt-format llava_v1")
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]

@@ -60,25 +60,22 @@ def tie_gaps(sweep, units: list, ref: list[dict], other: list[dict]) -> list:
     None too for an attack that needs a loss (its input would cost a gradient attack to redo)."""
     import torch
 
-    from confidence_trap.models.generation import encode, text_dtype
-
     from confidence_trap.runner.sweep import perturb_batch
 
     out = []
     for u, ra, rb in zip(units, ref, other):
         a, b = ra.get("answer_ids") or [], rb.get("answer_ids") or []
         t = first_difference(a, b)
-        if t is None or t >= min(len(a), len(b)) or sweep.attack.needs_loss:
+        if t is None or t >= min(len(a), len(b)) or (u.spec is not None and u.spec.needs_loss):
             out.append(None)
             continue
         x = perturb_batch(sweep, sweep.images.pixels([u.item]), [u], {})
-        model = sweep.model
-        enc = encode(sweep.processor, [sweep.prompts[u.item]], x, model.device, text_dtype(model), sweep.original_ids)
-        prefix = torch.tensor([a[:t]], dtype=enc["input_ids"].dtype, device=model.device)
+        enc = sweep.vlm.encode(x, [sweep.prompts[u.item]])
+        prefix = torch.tensor([a[:t]], dtype=enc["input_ids"].dtype, device=enc["input_ids"].device)
         enc["input_ids"] = torch.cat([enc["input_ids"], prefix], 1)
         enc["attention_mask"] = torch.cat([enc["attention_mask"], torch.ones_like(prefix)], 1)
         with torch.inference_mode():
-            logits = model(**enc).logits[0, -1].float()
+            logits = sweep.vlm.model(**enc).logits[0, -1].float()
         out.append(round(float((logits[a[t]] - logits[b[t]]).abs()), 6))
     return out
 

@@ -38,11 +38,18 @@ import time
 try:
     import torch
 
+    import attacks
+    from confidence_trap import models
+    from confidence_trap.models.batching import GIB, Backoff, knee, parse_memory, pick_batch_size, sample_bytes, weight_bytes
+    from confidence_trap.models.checkpoint import random_llava
+    from confidence_trap.models.decoding import Decoding, table_bandwidth
+    from confidence_trap.models.images import load_image
+    from confidence_trap.models.vlm import VLM
     from confidence_trap.runner import pipeline, runs
-    from confidence_trap.runner.config import Config, add_arguments, build_config
-    from confidence_trap.models.batching import GIB, Backoff, knee, pick_batch_size, prompt_tokens, sample_bytes, weight_bytes
-    from confidence_trap.models.decoding import table_bandwidth
-    from confidence_trap.models.generation import generate, text_dtype
+    from confidence_trap.runner.agreement import agreement, tie_gaps
+    from confidence_trap.runner.config import Config, add_arguments, build_config, plain
+    from confidence_trap.runner.sweep import Sweep
+    from confidence_trap.tasks.imagesets import resolve_items
 except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
     sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
@@ -115,8 +122,8 @@ def decode_ms(sweep, xs, prompts, steps: int, device: str, reps: int = 2) -> flo
         for _ in range(reps):
             sync(device)
             t = time.perf_counter()
-            generate(sweep.model, sweep.processor, xs, prompts, steps, min_new_tokens=steps,
-                     stopping_criteria=StoppingCriteriaList([StopAfter(n)]), **sweep.text)
+            sweep.vlm.generate(xs, prompts, steps, min_new_tokens=steps,
+                               stopping_criteria=StoppingCriteriaList([StopAfter(n)]))
             sync(device)
             best = min(best, time.perf_counter() - t)
         return best
@@ -149,61 +156,32 @@ def parse_args(argv):
 
 def build(args, cfg: Config):
     """(sweep, label, seconds to build): the experiment's Sweep on --model or a random-weight build."""
-    from confidence_trap.models import set_vision_dtype, vision_dtype_for
-    from confidence_trap.models.checkpoint import random_llava
-    from confidence_trap.models.images import load_image
-    from confidence_trap.models.prompts import build_prompt, original_ids
-    from confidence_trap.models.vocab import scored_vocab
-
-    from confidence_trap.tasks.imagesets import resolve_items
-    from confidence_trap.runner.sweep import Sweep
-
     t = time.perf_counter()
     if not args.random_weights:
         p = pipeline.plan(cfg, check_out=False)
-        return pipeline.prepare(p), runs.model_label(p.source), time.perf_counter() - t, p.fmt
+        return pipeline.prepare(p), runs.model_label(p.source), time.perf_counter() - t
     device = pipeline.plan_device(cfg)
-    dtype = pipeline.parse_dtype(cfg.dtype, device)
+    dtype = models.parse_dtype(cfg.dtype, device)
     model, processor = random_llava(args.random_weights, device, dtype)
-    vdtype = vision_dtype_for(cfg.vision_dtype, "llava-1.5", device, dtype)  # the config is LLaVA-1.5's
+    vdtype = models.vision_dtype_for(cfg.vision_dtype, "llava-1.5", device, dtype)  # the config is LLaVA-1.5's
     if vdtype != dtype:
-        set_vision_dtype(model, vdtype)
+        models.set_vision_dtype(model, vdtype)
+    vlm = VLM(model, processor, "llava_v1")
     items = resolve_items(cfg.images, None, "photos")
-    from confidence_trap.models.images import input_size
-
-    images = pipeline.Pixels([load_image(it.path) for it in items], input_size(processor),
-                             processor.image_processor.image_mean, device)
-    prompts = [build_prompt(processor, it.question, "llava_v1") for it in items]
-    sweep = Sweep(model, processor, cfg, items, prompts, images, original_ids("llava_v1"),
-                  scored_vocab(model, processor))
-    return sweep, f"random weights ({args.random_weights})", time.perf_counter() - t, "llava_v1"
+    images = pipeline.Pixels([load_image(it.path) for it in items], vlm.image_size, vlm.image_mean, device)
+    sweep = Sweep(vlm, cfg, items, [vlm.prompt(it.question) for it in items], images)
+    return sweep, f"random weights ({args.random_weights})", time.perf_counter() - t
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    cfg, _ = build_config(args)
-    sweep, label, build_s, fmt = build(args, cfg)
-    model, processor, items = sweep.model, sweep.processor, sweep.items
-    model.generation_config.cache_implementation = None  # the baselines decode eagerly, as loaded
-    device, dtype = str(model.device), text_dtype(model)
-    units = pipeline.make_units(cfg, items)[:args.units]
-    n_prompt = prompt_tokens(processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
-    if cfg.batch_size:
-        batch, why = cfg.batch_size, "--batch-size"
-    else:
-        limit = knee(n_prompt, cfg.max_new_tokens, compiled=False) if device.startswith("cuda") else None
-        batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units), knee=limit)
-    print(f"{len(units)} units, {n_prompt} prompt tokens, batch {batch} ({why})", file=sys.stderr)
-
+def baselines(sweep, units: list, batch: int, why: str, repeats: int, device: str) -> dict:
+    """Both passes, one unit at a time and batched, `repeats` times each, the best of each kept."""
     def fn(piece):
         return pipeline.run_batch(sweep, piece)
 
     backoff = Backoff()
     fn(units[:1]), backoff(fn, units[:batch])  # warm both paths (kernels, allocator, lazy imports)
     one_s = many_s = float("inf")
-    for _ in range(args.repeats):  # the best of each: what the machine's other load left alone
+    for _ in range(repeats):  # the best of each: what the machine's other load left alone
         reset_peak(device)
         one, seconds = timed_sweep(fn, units, 1, Backoff(), device)
         one_s, one_peak = min(one_s, seconds), peak_gib(device)
@@ -214,42 +192,73 @@ def main(argv=None) -> int:
     dh = max((abs(a["mean_entropy"] - b["mean_entropy"]) for a, b in zip(one, many)
               if a["answer"] == b["answer"] and a["mean_entropy"] is not None
               and b["mean_entropy"] is not None), default=None)
+    return {"fn": fn, "many": many, "many_s": many_s, "backoff": backoff, "one_at_a_time": {
+                "batch_size": 1, "seconds": round(one_s, 3), "samples_per_s": round(len(units) / one_s, 3),
+                "peak_memory_gib": one_peak},
+            "batched": {"batch_size": batch, "chosen_by": why, "seconds": round(many_s, 3),
+                        "samples_per_s": round(len(units) / many_s, 3), "peak_memory_gib": many_peak,
+                        "oom_backoff_depth": backoff.depth},
+            "speedup": round(one_s / many_s, 2),
+            "agreement": {"same_answers": same, "of": len(units), "max_mean_entropy_diff": dh}}
+
+
+def decode_steps(sweep, xs, ps, steps: int, device: str, wbytes: int, kv_per_seq: int) -> dict:
+    """Milliseconds a decode step at batch 1 and at the batch, against the memory-bandwidth floor."""
+    gbs, gbs_from = bandwidth(device)
+    return {"ms_batch_1": decode_ms(sweep, xs[:1], ps[:1], steps, device),
+            f"ms_batch_{len(xs)}": decode_ms(sweep, xs, ps, steps, device), "batch": len(xs),
+            "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
+            "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
+            "floor_ms_with_kv_at_batch": round(1000 * (wbytes + len(xs) * kv_per_seq) / (gbs * 1e9), 3)
+            if gbs else None}
+
+
+def hardware(device: str) -> dict:
+    return {"device": device, "device_name": runs.device_name(device), "cpu": runs.cpu_name(),
+            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu_memory_gib": round(torch.cuda.get_device_properties(torch.device(device)).total_memory / GIB, 2)
+            if device.startswith("cuda") else None}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg, _ = build_config(args)
+    sweep, label, build_s = build(args, cfg)
+    vlm, items = sweep.vlm, sweep.items
+    model = vlm.model
+    model.generation_config.cache_implementation = None  # the baselines decode eagerly, as loaded
+    device, dtype = str(vlm.device), vlm.text_dtype
+    units = pipeline.make_units(cfg, items)[:args.units]
+    n_prompt = vlm.prompt_tokens(sweep.prompts, sweep.images.pixels([0]))
+    if cfg.batch_size:
+        batch, why = cfg.batch_size, "--batch-size"
+    else:
+        limit = knee(n_prompt, cfg.max_new_tokens, compiled=False) if device.startswith("cuda") else None
+        batch, why = pick_batch_size(model, n_prompt, cfg.max_new_tokens, device, None, len(units), knee=limit)
+    print(f"{len(units)} units, {n_prompt} prompt tokens, batch {batch} ({why})", file=sys.stderr)
+    base = baselines(sweep, units, batch, why, args.repeats, device)
+    fn, many, many_s = base.pop("fn"), base.pop("many"), base.pop("many_s")
 
     xs = sweep.images.pixels([u.item for u in units[:batch]])
     ps = [sweep.prompts[u.item] for u in units[:batch]]
     steps = max(cfg.max_new_tokens, 8)
-    step1 = decode_ms(sweep, xs[:1], ps[:1], steps, device)
-    stepb = decode_ms(sweep, xs, ps, steps, device)
     wbytes = weight_bytes(model)
-    gbs, gbs_from = bandwidth(device)
-    kv_per_seq = sample_bytes(model.config, n_prompt, cfg.max_new_tokens, text_dtype(model))["kv_cache"]
     result = {
-        "hardware": {"device": device, "device_name": runs.device_name(device),
-                     "cpu": runs.cpu_name(), "cores": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads(),
-                     "gpu_memory_gib": round(torch.cuda.get_device_properties(torch.device(device)).total_memory / GIB, 2)
-                     if device.startswith("cuda") else None},
+        "hardware": hardware(device),
         "model": {"model": label, "class": type(model).__name__,
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "weights_gib": round(wbytes / GIB, 4), "dtype": str(dtype).split(".")[-1],
-                  "vision_dtype": __import__("confidence_trap.models", fromlist=["vision_dtype_of"]).vision_dtype_of(model),
+                  "vision_dtype": models.vision_dtype_of(model),
                   "random_weights": bool(args.random_weights), "build_or_load_s": round(build_s, 2)},
-        "work": {"units": len(units), "items": len(items), "attack": cfg.attack, "repeats": args.repeats,
+        "work": {"units": len(units), "items": len(items), "attack": plain(cfg)["attack"], "repeats": args.repeats,
                  "epsilons": cfg.epsilons, "trials": cfg.trials, "max_new_tokens": cfg.max_new_tokens,
-                 "prompt_tokens": n_prompt, "prompt_format": fmt},
-        "one_at_a_time": {"batch_size": 1, "seconds": round(one_s, 3),
-                          "samples_per_s": round(len(units) / one_s, 3), "peak_memory_gib": one_peak},
-        "batched": {"batch_size": batch, "chosen_by": why, "seconds": round(many_s, 3),
-                    "samples_per_s": round(len(units) / many_s, 3), "peak_memory_gib": many_peak,
-                    "oom_backoff_depth": backoff.depth},
-        "speedup": round(one_s / many_s, 2),
-        "agreement": {"same_answers": same, "of": len(units), "max_mean_entropy_diff": dh},
+                 "prompt_tokens": n_prompt, "prompt_format": vlm.prompt_format},
+        **{k: v for k, v in base.items() if k != "backoff"},
         "decode": "eager (dynamic cache, nothing compiled), both baselines",
-        "decode_step": {"ms_batch_1": step1, f"ms_batch_{len(xs)}": stepb, "batch": len(xs),
-                        "steps_timed": steps, "bandwidth_gb_s": gbs, "bandwidth_from": gbs_from,
-                        "floor_ms": round(1000 * wbytes / (gbs * 1e9), 3) if gbs else None,
-                        "floor_ms_with_kv_at_batch": round(1000 * (wbytes + len(xs) * kv_per_seq)
-                                                           / (gbs * 1e9), 3) if gbs else None},
+        "decode_step": decode_steps(sweep, xs, ps, steps, device, wbytes,
+                                    sample_bytes(model.config, n_prompt, cfg.max_new_tokens, dtype)["kv_cache"]),
         "peak_memory_note": "GPU: torch max_memory_allocated per pass" if device.startswith("cuda")
         else "CPU: the process's peak resident set, all passes together",
         "versions": runs.versions(), "git_commit": runs.git_commit(),
@@ -263,8 +272,8 @@ def main(argv=None) -> int:
         result["budget"] = budget_pass(model, n_prompt, cfg, device, args, units, fn)
     if cfg.static_cache:
         try:
-            result["static_cache"] = static_pass(sweep, device, units, batch, fn, many_s, steps, xs, ps, many,
-                                                 n_prompt)
+            result["static_cache"] = static_pass(sweep, device, units, batch, fn, many_s,
+                                                 steps, xs, ps, many, n_prompt)
         except Exception as e:  # noqa: BLE001 - a compile failure must not lose the figures above
             result["static_cache"] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -282,8 +291,6 @@ def budget_pass(model, n_prompt, cfg, device, args, units, fn) -> dict:
     backoff = Backoff()
     _, seconds = timed_sweep(fn, work, batch, backoff, device)
     peak = peak_gib(device)
-    from confidence_trap.models.batching import parse_memory
-
     limit = parse_memory(cfg.max_memory) / GIB
     return {"max_memory": cfg.max_memory, "batch_size": batch, "chosen_by": why, "units": len(work),
             "samples_per_s": round(len(work) / seconds, 3), "peak_memory_gib": peak,
@@ -294,17 +301,11 @@ def budget_pass(model, n_prompt, cfg, device, args, units, fn) -> dict:
 def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager, n_prompt) -> dict:
     """The batched pass again on the compiled path (a static KV cache, compiled on CUDA), then the
     model is put back on the eager path."""
-    from confidence_trap.models.decoding import Decoding, apply
-
-    from confidence_trap.runner.agreement import agreement, tie_gaps
-    from confidence_trap.runner.sweep import NULL_PAD
-
-    model = sweep.model
     path = "compiled" if device.startswith("cuda") else "static"
     # one cache length covers the run (the null control's extra padding too) and decode_ms's
     # `steps` tokens: one shape, one compile
-    apply(model, Decoding(batch, "the benchmark's", path, "--static-cache",
-                          max_cache_len=n_prompt + NULL_PAD + steps))
+    sweep.vlm.use(Decoding(batch, "the benchmark's", path, "--static-cache",
+                           max_cache_len=n_prompt + attacks.NULL_PAD + steps))
     try:
         sync(device)
         t = time.perf_counter()
@@ -314,7 +315,7 @@ def static_pass(sweep, device, units, batch, fn, eager_s, steps, xs, ps, eager, 
         records, seconds = timed_sweep(fn, units, batch, Backoff(), device, pad=True)
         step = decode_ms(sweep, xs, ps, steps, device)
     finally:
-        apply(model, Decoding(batch, "", "eager", ""))
+        sweep.vlm.use(Decoding(batch, "", "eager", ""))
     agree = agreement(eager, records, tie_gaps(sweep, units, eager, records))
     return {"same_answers_as_eager": agree["same_answers"], "max_token_entropy_diff": agree["max_token_entropy_diff"],
             "agreement_with_eager": agree, "path": path,

@@ -40,7 +40,11 @@ class Config:
                               "(default: the task's)")
     split: str | None = opt(None, "dataset split (default: the task's)")
     limit: int | None = opt(None, "a seeded subset of N dataset rows, stratified by the task's category")
-    attack: str = opt("proxy", "proxy, pgd or corruption:NAME (see attacks/__init__.py)")
+    attack: list[str] = opt(None, "one or more of proxy, pgd, corruption:NAME, original_noise, original_clamp, "
+                            "original_noise_unclamped (attacks/__init__.py); each record names its own",
+                            factory=lambda: ["proxy"])
+    protocol: str = opt("answer", "answer: the entropy of the generated answer (the study's paper); prompt: "
+                        "one teacher-forced pass over the prompt, no generation (the study's own code)")
     epsilons: list[float] = opt(None, "L-inf budgets in [0,1] pixel units; 8/255 works",
                                 factory=lambda: [0.1, 0.2, 0.3, 0.5])
     severities: list[int] = opt(None, "corruption severities, 1..5", factory=lambda: [1, 2, 3, 4, 5])
@@ -57,7 +61,8 @@ class Config:
     vision_dtype: str = opt("auto", "vision tower dtype: auto (float32 for LLaVA-1.5 on CUDA, as the "
                             "original; else --dtype), float16, bfloat16 or float32")
     prompt_format: str | None = opt(None, "llava_v1 (default for LLaVA-1.5, as the original's "
-                                    "run_llava.py), vicuna_v1 (LLaVA's benchmark scripts) or chat_template")
+                                    "run_llava.py), vicuna_v1 (LLaVA's benchmark scripts), plain (the image "
+                                    "and the question, no conversation: the study's own code) or chat_template")
     revision: str | None = opt(None, "hub revision (commit, branch or tag)")
     batch_size: int | None = opt(None, "generations per batch (default: the smaller of what fits and the "
                                  "throughput curve's knee)", result=False)
@@ -78,6 +83,10 @@ class Config:
     device: str | None = opt(None, "cpu, cuda or cuda:N (default: cuda if available)", result=False)
     out: str = opt("results", "output folder", result=False)
     fresh: bool = opt(False, "discard earlier records in --out and start over", result=False)
+
+    def __post_init__(self):
+        if isinstance(self.attack, str):  # Config(attack="pgd"): one attack
+            self.attack = [self.attack]
 
 
 # Keys that change what is generated: a rerun into the same --out must agree on all of them.
@@ -208,39 +217,12 @@ def build_config(args: argparse.Namespace) -> tuple[Config, dict]:
 
 def validate(cfg: Config) -> None:
     """Everything that can be checked without a model or a file: one line for the first problem."""
-    import attacks
     from attacks.pgd import OBJECTIVES
     from confidence_trap.models import DTYPES
     from confidence_trap.models.prompts import check_format
 
-    try:
-        attack = attacks.get(cfg.attack)
-    except ValueError as e:
-        raise InputError(str(e)) from None
-    if attack.level == "none":
-        flag = "--no-" + attacks.PASSES[attack.name].replace("_", "-")
-        raise InputError(f"--attack {cfg.attack} is a pass every run makes ({attack.doc}; {flag} "
-                         f"skips it), not a perturbation: choose from {', '.join(attacks.names(True))}")
-    defaults = Config()
-    uses = {n: [a.name for a in attacks.ATTACKS.values() if n in a.params]
-            for n in {p for a in attacks.ATTACKS.values() for p in a.params}}
-    for name, users in sorted(uses.items()):
-        if name not in attack.params and getattr(cfg, name) != getattr(defaults, name):
-            users = ", ".join(u for u in users if not u.startswith("corruption:"))
-            raise InputError(f"--{name.replace('_', '-')} applies to --attack {users}, not {cfg.attack}")
-    for kind, name in LEVELS.items():
-        if kind != attack.level and getattr(cfg, name) != getattr(defaults, name):
-            raise InputError(f"--{name} applies to attacks with a {kind}; --attack {cfg.attack} "
-                             f"takes --{LEVELS[attack.level]}")
-    levels = getattr(cfg, LEVELS[attack.level])
-    if not levels:
-        raise InputError(f"give at least one value of --{LEVELS[attack.level]}")
-    for e in cfg.epsilons:
-        if not 0.0 <= e <= 1.0:
-            raise InputError(f"ε must lie in [0, 1] (pixel units; 8/255 ≈ 0.031), got {e}")
-    for s in cfg.severities:
-        if s not in (1, 2, 3, 4, 5):
-            raise InputError(f"severities must be 1..5, got {s}")
+    validate_attacks(cfg)
+    validate_protocol(cfg)
     if cfg.objective not in OBJECTIVES:
         raise InputError(f"unknown --objective {cfg.objective!r}; choose from {', '.join(OBJECTIVES)}")
     for name in ("trials", "max_new_tokens", "steps"):
@@ -273,9 +255,78 @@ def validate(cfg: Config) -> None:
         raise InputError("--task runs a dataset; --images and --prompt are for image runs: give one or the other")
 
 
+def validate_attacks(cfg: Config) -> None:
+    """The run's attacks: registered perturbations, each once; the parameters and level lists
+    given are ones they read, and every level list they read has a value."""
+    import attacks
+
+    try:
+        specs = [attacks.get(a) for a in cfg.attack]
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    named = ", ".join(cfg.attack)
+    if not specs:
+        raise InputError(f"give at least one --attack: {', '.join(attacks.names(True))}")
+    if len(set(cfg.attack)) < len(cfg.attack):
+        raise InputError(f"--attack names an attack twice: {named}")
+    for a in specs:
+        if a.is_pass:
+            raise InputError(f"--attack {a.name} is a pass every run makes ({a.doc}; --no-"
+                             f"{a.turned_off_by.replace('_', '-')} skips it), not a perturbation: choose "
+                             f"from {', '.join(attacks.names(True))}")
+    defaults = Config()
+    uses = {n: [a.name for a in attacks.ATTACKS.values() if n in a.params]
+            for n in {p for a in attacks.ATTACKS.values() for p in a.params}}
+    for name, users in sorted(uses.items()):
+        if not any(name in a.params for a in specs) and getattr(cfg, name) != getattr(defaults, name):
+            raise InputError(f"--{name.replace('_', '-')} applies to --attack {', '.join(users)}, not {named}")
+    kinds = {a.level for a in specs}
+    takes = " and ".join(f"--{LEVELS[k]}" for k in LEVELS if k in kinds) or "no level"
+    for kind, name in LEVELS.items():
+        if kind not in kinds and getattr(cfg, name) != getattr(defaults, name):
+            raise InputError(f"--{name} applies to attacks with a {kind}; --attack {named} takes {takes}")
+        if kind in kinds and not getattr(cfg, name):
+            raise InputError(f"give at least one value of --{name}")
+    for e in cfg.epsilons:
+        if not 0.0 <= e <= 1.0:
+            raise InputError(f"ε must lie in [0, 1] (pixel units; 8/255 ≈ 0.031), got {e}")
+    for s in cfg.severities:
+        if s not in (1, 2, 3, 4, 5):
+            raise InputError(f"severities must be 1..5, got {s}")
+
+
+def validate_protocol(cfg: Config) -> None:
+    """The protocol, and what it rules out: the prompt protocol generates no answer, so nothing
+    that reads or teacher-forces one (sampled answers, the prior pass, a gradient attack)."""
+    import attacks
+    from confidence_trap.runner.sources import PROTOCOLS
+
+    if cfg.protocol not in PROTOCOLS:
+        raise InputError(f"unknown --protocol {cfg.protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    if cfg.protocol == "answer":
+        return
+    why = f"--protocol {cfg.protocol} generates no answer"
+    if cfg.samples:
+        raise InputError(f"{why}, so there are none to sample: leave --samples at 0")
+    for a in cfg.attack:
+        if attacks.get(a).needs_loss:
+            raise InputError(f"{why} for --attack {a} to teacher-force: use --protocol answer")
+    if cfg.prior:
+        raise InputError(f"{why}, and the prior pass compares answers (summary.json: prior): add --no-prior")
+
+
+def plain(cfg: Config) -> dict:
+    """The config as run.json writes it: one attack as its name, as before several could be given."""
+    out = dataclasses.asdict(cfg)
+    if len(out["attack"]) == 1:
+        out["attack"] = out["attack"][0]
+    return out
+
+
 def result_view(cfg: Config, resolved: dict) -> dict:
     """What a rerun must agree on: the result keys, with auto values resolved."""
-    view = {k: getattr(cfg, k) for k in RESULT_KEYS}
+    whole = plain(cfg)
+    view = {k: whole[k] for k in RESULT_KEYS}
     view.update(resolved)
     return view
 

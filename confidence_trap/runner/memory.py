@@ -28,7 +28,13 @@ import time
 try:
     import torch
 
+    from attacks.pgd import pgd_gradient
+    from confidence_trap.models.architectures import pixel_layout
     from confidence_trap.models.checkpoint import REPO, random_llava
+    from confidence_trap.models.dtypes import vision_dtype_of
+    from confidence_trap.models.prompts import build_prompt
+    from confidence_trap.models.vocab import scored_vocab
+    from confidence_trap.runner.objectives import make_objective
 except ModuleNotFoundError as e:  # a plain checkout: the packages are not importable yet
     sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
 
@@ -53,14 +59,8 @@ def measure(model, processor, device: str, original: bool = True, checkpointing:
     """One PGD step (or `steps`) at batch 1 on a model already built or loaded: what the report
     holds besides where the model came from. On CUDA the peak is counted from here, so memory
     already allocated (the weights) is in it."""
-    from attacks.pgd import pgd_gradient
-    from confidence_trap.runner.objectives import make_objective
-    from confidence_trap.models import vision_dtype_of
-    from confidence_trap.models.architectures import pixel_layout
-    from confidence_trap.models.prompts import build_prompt
-    from confidence_trap.models.vocab import scored_vocab
-
     cuda = device.startswith("cuda")
+    weights_gib = None
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -107,15 +107,18 @@ def measure(model, processor, device: str, original: bool = True, checkpointing:
         "t4_budget_gib": T4_BUDGET_GIB,
         "versions": {"torch": torch.__version__, "transformers": __import__("transformers").__version__},
     }
-    if cuda:
-        peak = torch.cuda.max_memory_allocated() / 2**30
-        report.update(weights_gib=round(weights_gib, 3), peak_gib=round(peak, 3),
-                      peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 3),
-                      fits_t4=peak <= T4_BUDGET_GIB)
-    else:  # no allocator statistics on the CPU: the process's peak resident set instead
-        report.update(peak_gib=None, peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-                      fits_t4=None)
-    return report
+    return {**report, **peak(weights_gib if cuda else None)}
+
+
+def peak(weights_gib: float | None) -> dict:
+    """The step's peak: CUDA's allocator statistics (weights_gib given), else the process's peak
+    resident set (no allocator statistics on the CPU)."""
+    if weights_gib is not None:
+        top = torch.cuda.max_memory_allocated() / 2**30
+        return {"weights_gib": round(weights_gib, 3), "peak_gib": round(top, 3),
+                "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 3), "fits_t4": top <= T4_BUDGET_GIB}
+    return {"peak_gib": None, "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+            "fits_t4": None}
 
 
 def line(report: dict, out: str) -> str:

@@ -30,7 +30,7 @@ import torch
 from attacks.pgd import OBJECTIVES
 from confidence_trap.models.architectures import pixel_layout
 from confidence_trap.errors import InputError
-from confidence_trap.models.generation import encode, eos_token_ids, text_dtype
+from confidence_trap.models.generation import encode, text_dtype
 from confidence_trap.models.vocab import scored_vocab
 
 
@@ -71,12 +71,6 @@ def attack_mode(model, checkpointing: bool = False):
         model.train(was_training)
         for p, f in zip(params, flags):
             p.requires_grad_(f)
-
-
-def answer_token_ids(model, processor, answer: str) -> list[int]:
-    """Re-tokenise a decoded answer and append EOS: the fallback when token ids were not kept."""
-    ids = processor.tokenizer(answer, add_special_tokens=False)["input_ids"]
-    return list(ids) + [eos_token_ids(model, processor)[0]]
 
 
 def teacher_forced_inputs(model, processor, prompt: str, answer_ids, side: int | None = None,

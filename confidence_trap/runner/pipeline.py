@@ -6,50 +6,67 @@ analyse). The command line, the benchmark and the tests call it in process.
     result = pipeline.run(Config(model="tiny", out="/tmp/run"))
     result.summary["by_epsilon"]["0.3"]["mean_delta"], result.generated
 
-plan(cfg) checks every name and input (model, attack and its parameters, images or dataset
+plan(cfg) checks every name and input (model, attacks and their parameters, images or dataset
 columns, the output folder's earlier config) before any model loads or any file is written;
-prepare(plan) loads the model and builds the Sweep (confidence_trap/runner/sweep.py); run(cfg) does both,
-then generates what --out does not hold yet in fixed batches (resumable, split over processes by
-confidence_trap/runner/distributed.py), merges, writes run.json and analyses (experiments/analyze.py).
-When --out already holds every generation of a finished run, nothing loads: re-analysis only.
-The batch and the decode path (compiled or eager, --deterministic) come from confidence_trap/models/decoding.py;
-on a static-cache path the last partial batch is padded with repeats of its own units, whose
-records are dropped, so the run keeps one shape (not with --samples, whose sampling would draw
-differently in a longer batch).
+prepare(plan) loads the model (one confidence_trap.models.vlm.VLM: everything the run asks of
+it) and builds the Sweep (confidence_trap/runner/sweep.py); run(cfg) does both, then runs what
+--out does not hold yet in fixed batches (resumable, split over processes by
+confidence_trap/runner/distributed.py), merges, writes run.json and analyses
+(confidence_trap/runner/analyze.py). When --out already holds every unit of a finished run,
+nothing loads: re-analysis only. The batch and the decode path (compiled or eager,
+--deterministic) come from confidence_trap/models/decoding.py; on a static-cache path the last
+partial batch is padded with repeats of its own units, whose records are dropped, so the run
+keeps one shape (not with --samples, whose sampling would draw differently in a longer batch).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
-from confidence_trap.models import parse_dtype
-from confidence_trap.errors import InputError
+from tqdm import tqdm
 
+import attacks
+from confidence_trap import models
+from confidence_trap.errors import InputError
+from confidence_trap.models.batching import Backoff, is_oom
+from confidence_trap.models.decoding import repeatable
+from confidence_trap.models.images import load_image
 from confidence_trap.runner import distributed, runs
+from confidence_trap.runner.analyze import analyze_run
 from confidence_trap.runner.config import Config, default_view_value, result_view
 from confidence_trap.runner.inputs import DatasetImages, LazyPixels, Pixels
-from confidence_trap.runner.sweep import NULL_PAD, Sweep, make_units, run_batch, unit_key
+from confidence_trap.runner.sweep import Sweep, batch_spans, clean_answers, make_units, run_batch, unit_key
+from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
+from confidence_trap.tasks.imagesets import Item, resolve_items
 
 __all__ = ["Plan", "Result", "Pixels", "Sweep", "plan", "prepare", "run", "describe", "make_units",
-           "run_batch", "unit_key", "parse_dtype"]
+           "run_batch", "unit_key"]
 
 
 @dataclass
 class Plan:
     cfg: Config
-    source: str            # what from_pretrained takes
+    model: models.ModelPlan  # source, device, dtypes, prompt format: what will load
     world: distributed.World
-    device: str
-    dtype: object          # torch.dtype
-    vision_dtype: object   # torch.dtype
-    fmt: str               # prompt format
     items: list
     images: object         # PIL images, one per item, or DatasetImages for a dataset run
     view: dict             # what a resumed run must agree on
     data_info: dict | None = None  # a dataset run's source (confidence_trap.tasks.datasets.TaskData.info)
-    checkpoint: str = ""   # what the checkpoint is, in words (confidence_trap/models/identify.py)
+
+    @property
+    def source(self) -> str:
+        return self.model.source
+
+    @property
+    def device(self) -> str:
+        return self.model.device
+
+    @property
+    def fmt(self) -> str:
+        return self.model.prompt_format
 
 
 @dataclass
@@ -65,54 +82,36 @@ class Result:
 
 def plan_device(cfg: Config) -> str:
     """The device this process runs on: cuda:LOCAL_RANK under a launcher, else --device."""
-    from confidence_trap.models import check_device
-
-    return check_device(distributed.device_for(distributed.world(), cfg.device))
+    return models.check_device(distributed.device_for(distributed.world(), cfg.device))
 
 
 def plan(cfg: Config, check_out: bool = True) -> Plan:
     """Every check that needs no model: raises InputError (one line) before anything is written.
     check_out=False skips the --out folder (the benchmark writes none)."""
-    from confidence_trap.models import TINY_DIR, preflight, vision_dtype_for
-    from confidence_trap.models.identify import llava_1_5_evidence
-    from confidence_trap.models.images import load_image
-    from confidence_trap.models.prompts import original_ids
-
-    from confidence_trap.tasks.imagesets import resolve_items
-
-    source = preflight(cfg.model, cfg.revision)  # a wrong --model is named as such
     if cfg.static_cache and (cfg.deterministic or not cfg.compile):
         raise InputError(f"--static-cache forces the static cache (compiled on CUDA); "
                          f"{'--deterministic' if cfg.deterministic else '--no-compile'} rules it out: give one of them")
     world = distributed.world()  # one process of one unless launched by accelerate/torchrun
-    device = plan_device(cfg)
-    dtype = parse_dtype(cfg.dtype, device)
-    llava, said = llava_1_5_evidence(source, cfg.revision)  # by its files, not its folder's name
-    vdtype = vision_dtype_for(cfg.vision_dtype, source, device, dtype, cfg.revision)
-    fmt = cfg.prompt_format or ("llava_v1" if llava else "chat_template")
+    mp = models.plan(cfg.model, cfg.revision, plan_device(cfg), cfg.dtype, cfg.vision_dtype, cfg.prompt_format)
     data_info = None
     if cfg.task:  # a benchmark dataset: columns, split and subset checked here, images later
         items, images, data_info, task_fmt = dataset_items(cfg)
-        if cfg.prompt_format is None and task_fmt and original_ids(fmt):
-            fmt = task_fmt  # LLaVA's own benchmark scripts' conversation, for LLaVA-1.5 models
+        if cfg.prompt_format is None and task_fmt and mp.original_ids:
+            mp = dataclasses.replace(mp, prompt_format=task_fmt)  # LLaVA's own benchmark scripts' conversation
     else:
-        items = resolve_items(cfg.images, cfg.prompt, "scenes" if source == TINY_DIR else "photos")
+        items = resolve_items(cfg.images, cfg.prompt, "scenes" if mp.source == models.TINY_DIR else "photos")
         images = [load_image(it.path) for it in items]
     name = lambda d: str(d).split(".")[-1]  # noqa: E731
-    view = result_view(cfg, {"model": runs.model_label(source), "dtype": name(dtype),
-                             "vision_dtype": name(vdtype), "prompt_format": fmt,
-                             "device_type": device.split(":")[0]})
+    view = result_view(cfg, {"model": runs.model_label(mp.source), "dtype": name(mp.dtype),
+                             "vision_dtype": name(mp.vision_dtype), "prompt_format": mp.prompt_format,
+                             "device_type": mp.device.split(":")[0]})
     if check_out and (world.is_main or not cfg.fresh):  # --fresh clears --out once, in rank 0
         runs.check_out(cfg.out, view, cfg.fresh and world.is_main, default_view_value)
-    return Plan(cfg, source, world, device, dtype, vdtype, fmt, items, images, view, data_info,
-                f"{'LLaVA-1.5' if llava else 'not LLaVA-1.5'} ({said})")
+    return Plan(cfg, mp, world, items, images, view, data_info)
 
 
 def dataset_items(cfg: Config):
     """(items, DatasetImages, the data's info, the task's prompt format) of a --task run."""
-    from confidence_trap.tasks.imagesets import Item
-    from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
-
     task = load_task(cfg.task)
     data = open_dataset(cfg.dataset, cfg.split, task)
     rows = data.rows(select_rows(data, cfg.limit, cfg.seed))
@@ -122,48 +121,29 @@ def dataset_items(cfg: Config):
     return items, DatasetImages(data, [r.index for r in rows]), data.info(), task.prompt_format
 
 
-def image_norm(processor) -> dict:
-    """The processor's normalisation, for run.json: the analysis maps a normalised clamp back to
-    pixels with it (figure 7's clamped image) without loading the processor."""
-    ip = getattr(processor, "image_processor", None)
-    return {k: [float(v) for v in getattr(ip, k)] for k in ("image_mean", "image_std") if getattr(ip, k, None) is not None}
-
-
-def prepare(p: Plan):
+def prepare(p: Plan) -> Sweep:
     """Load the model and build the Sweep of the plan."""
-    from confidence_trap.models import load
-    from confidence_trap.models.images import input_size
-    from confidence_trap.models.prompts import build_prompt, original_ids
-    from confidence_trap.models.vocab import scored_vocab
-
-    cfg = p.cfg
     if p.device == "cpu":
-        from confidence_trap.models import fit_cpu_threads
-
-        fit_cpu_threads()
-    model, processor = load(cfg.model, device=p.device, dtype=p.dtype, revision=cfg.revision,
-                            vision_dtype=p.vision_dtype)
-    size, mean = input_size(processor), processor.image_processor.image_mean
+        models.fit_cpu_threads()
+    vlm = models.load_plan(p.model, p.cfg.revision)
+    size, mean = vlm.image_size, vlm.image_mean
     images = (LazyPixels(p.images, size, mean, p.device) if isinstance(p.images, DatasetImages)
               else Pixels(p.images, size, mean, p.device))
-    prompts = [build_prompt(processor, it.question, p.fmt) for it in p.items]
-    return Sweep(model, processor, cfg, p.items, prompts, images, original_ids(p.fmt),
-                 scored_vocab(model, processor))
+    return Sweep(vlm, p.cfg, p.items, [vlm.prompt(it.question) for it in p.items], images)
 
 
 def choose_batch(p: Plan, sweep, n_units: int, log=None):
     """The run's batch and decode path (confidence_trap.models.decoding.choose): --batch-size, else what the run
     being resumed used, else the smaller of what fits and the knee; compiled where it pays."""
-    from confidence_trap.models.batching import prompt_tokens
-    from confidence_trap.models.decoding import choose
-
-    cfg = p.cfg
+    cfg, vlm = p.cfg, sweep.vlm
     stored = {} if cfg.fresh else runs.read_info(cfg.out)
-    n_prompt = prompt_tokens(sweep.processor, sweep.prompts, sweep.images.pixels([0]), sweep.original_ids)
-    if cfg.null_control:  # its batches run with NULL_PAD more left padding: one cache length covers them
-        n_prompt += NULL_PAD
-    d = choose(sweep.model, p.device, n_units, n_prompt, cfg.max_new_tokens, cfg, stored, p.world.size,
-               log=log if p.world.is_main else None)
+    n_prompt = vlm.prompt_tokens(sweep.prompts, sweep.images.pixels([0]))
+    # a pass with more left padding runs at a longer length: one cache length covers it
+    n_prompt += max([a.pad_left for a in attacks.passes() if getattr(cfg, a.turned_off_by)], default=0)
+    # the prompt protocol keeps the logits of every prompt position instead of the new tokens'
+    new = cfg.max_new_tokens if cfg.protocol == "answer" else n_prompt
+    d = vlm.choose_decoding(p.device, n_units, n_prompt, new, cfg, stored, p.world.size,
+                            log=log if p.world.is_main else None, generates=cfg.protocol == "answer")
     d.batch = distributed.agree_min(p.world, d.batch)
     return d
 
@@ -186,66 +166,46 @@ def reanalyse(p: Plan, units: list, keys: list, info: dict) -> Result:
 
 
 def analyse(out: str) -> dict:
-    from confidence_trap.runner.analyze import analyze_run
-
     try:
         return analyze_run(out)
     except ValueError as e:
         raise InputError(str(e)) from None
 
 
-def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = None) -> Result:
-    """The whole run into cfg.out; see the module docstring. `log` gets one-line messages;
-    `changed` (the flags that differ from the defaults) is logged once every check has passed."""
-    from tqdm import tqdm
-
-    from confidence_trap.models import vision_dtype_of
-    from confidence_trap.models.batching import Backoff, is_oom
-    from confidence_trap.models.decoding import apply, fall_back, repeatable
-
-    from confidence_trap.runner.sweep import clean_answers
-
-    t0 = time.time()
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    p = plan(cfg)
-    if changed and p.world.is_main:
-        log("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
-    if cfg.deterministic:  # cuBLAS reads it when it starts, before the first matmul
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    world, out = p.world, cfg.out
+def open_out(p: Plan) -> set:
+    """Make --out ready (cleared with --fresh, a torn last line cut) and return the unit keys
+    already generated there (records.jsonl and any shards)."""
+    world, out = p.world, p.cfg.out
     runs.make_out(out)
-    path = os.path.join(out, "records.jsonl")
     if world.is_main:
-        if cfg.fresh:
+        if p.cfg.fresh:
             runs.clear_out(out)
-        runs.read_records(path, repair=True)  # cut a torn last line before any process reads it
+        runs.read_records(os.path.join(out, "records.jsonl"), repair=True)  # before any process reads it
     distributed.start(world)
     distributed.barrier(world)
-    done = runs.done_keys(out, world)  # records.jsonl and any shards
-    units = make_units(cfg, p.items)
-    keys = [unit_key(u, p.items) for u in units]
-    todo_all = sum(k not in done for k in keys)
-    if todo_all == 0 and "wall_time_s" in runs.read_info(out):
-        return reanalyse(p, units, keys, runs.read_info(out))
-    sweep = prepare(p)
-    d = choose_batch(p, sweep, len(units), log)
-    batch = d.batch
-    apply(sweep.model, d)
-    info = {}
-    if world.is_main:
-        log(f"batch size {batch} ({d.why}); decoding {d.path} ({d.path_why})")
-        info = runs.collect(cfg, p.source, p.device, {
-            "result_view": p.view, "revision": getattr(sweep.model, "config_revision", None) or cfg.revision,
-            "model_class": type(sweep.model).__name__, "checkpoint": p.checkpoint,
-            "parameters": sum(t.numel() for t in sweep.model.parameters()),
-            "dtype": p.view["dtype"], "vision_dtype": vision_dtype_of(sweep.model),
-            "scored_vocab_size": sweep.vocab.size, "prompt_format": p.fmt, "batch_size": batch,
-            **image_norm(sweep.processor),
-            "decode": d.info(), "processes": world.size, **({"data": p.data_info} if p.data_info else {})})
-        runs.write_info(out, info)
+    return runs.done_keys(out, world)
 
-    starts = [s for i, s in enumerate(range(0, len(units), batch)) if world.owns(i)]
-    mine = [i for s in starts for i in range(s, min(s + batch, len(units)))]
+
+def run_info(p: Plan, sweep: Sweep, d) -> dict:
+    """run.json as a run starts: config, model, machine, versions, the batch and decode path."""
+    model, about = sweep.vlm.model, sweep.vlm.info()
+    return runs.collect(p.cfg, p.source, p.device, {
+        "result_view": p.view, "revision": getattr(model, "config_revision", None) or p.cfg.revision,
+        "model_class": about["model_class"], "checkpoint": p.model.checkpoint, "parameters": about["parameters"],
+        "dtype": p.view["dtype"], "vision_dtype": about["vision_dtype"],
+        "scored_vocab_size": about["scored_vocab_size"], "prompt_format": p.fmt, "batch_size": d.batch,
+        # the processor's normalisation: figure 7 maps the normalised clamp back to pixels with it
+        "image_mean": [float(v) for v in sweep.vlm.image_mean], "image_std": [float(v) for v in sweep.vlm.image_std],
+        "decode": d.info(), "processes": p.world.size, **({"data": p.data_info} if p.data_info else {})})
+
+
+def generate(p: Plan, sweep: Sweep, d, units: list, keys: list, done: set, info: dict, log,
+             progress: bool) -> tuple[int, Backoff]:
+    """Every batch of this process's share not in --out yet, appended to its records file.
+    Returns (units generated, the back-off that ran them)."""
+    world, out, batch = p.world, p.cfg.out, d.batch
+    spans = [span for i, span in enumerate(batch_spans(units, batch)) if world.owns(i)]
+    mine = [i for s, e in spans for i in range(s, e)]
     todo = sum(keys[i] not in done for i in mine)
     bar = tqdm(total=len(mine), initial=len(mine) - todo, unit="gen", disable=None if progress else True,
                desc="generations" + (f" (rank {world.rank})" if world.size > 1 else ""))
@@ -257,28 +217,58 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
         except Exception as e:  # noqa: BLE001 - only a static-cache path falls back, and only once
             if not d.static or is_oom(e) or isinstance(e, InputError):
                 raise
-            log(fall_back(sweep.model, d, e))
+            log(sweep.vlm.fall_back(d, e))
         if world.is_main:
             info["decode"] = d.info()
             runs.write_info(out, info)
         return backoff(lambda piece: run_batch(sweep, piece), work)
 
-    t_gen = time.time()
     with repeatable(d), runs.RecordWriter(runs.shard_path(out, world)) as writer:
-        if sweep.attack.needs_loss:  # the clean answers gradient attacks teacher-force, for every batch
-            sweep.clean.update(clean_answers(runs.read_records(path), p.items, sweep.model, sweep.processor))
-        for start in starts:
-            chunk = units[start:start + batch]
+        if sweep.needs_loss:  # the clean answers gradient attacks teacher-force, for every batch
+            sweep.clean.update(clean_answers(runs.read_records(os.path.join(out, "records.jsonl")),
+                                             p.items, sweep.vlm))
+        for start, end in spans:
+            chunk = units[start:end]
             missing = [keys[start + j] not in done for j in range(len(chunk))]
             if not any(missing):
                 continue
-            work = pad_units(chunk, batch) if d.static and not cfg.samples else chunk
+            work = pad_units(chunk, batch) if d.static and not p.cfg.samples else chunk
             for rec, new in zip(records_of(work)[:len(chunk)], missing):
                 if new:
                     writer.write(rec)
                     bar.update(1)
             writer.sync()
     bar.close()
+    return todo, backoff
+
+
+def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = None) -> Result:
+    """The whole run into cfg.out; see the module docstring. `log` gets one-line messages;
+    `changed` (the flags that differ from the defaults) is logged once every check has passed."""
+    t0 = time.time()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    p = plan(cfg)
+    if changed and p.world.is_main:
+        log("config: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    if cfg.deterministic:  # cuBLAS reads it when it starts, before the first matmul
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    world, out = p.world, cfg.out
+    done = open_out(p)
+    units = make_units(cfg, p.items)
+    keys = [unit_key(u, p.items) for u in units]
+    todo_all = sum(k not in done for k in keys)
+    if todo_all == 0 and "wall_time_s" in runs.read_info(out):
+        return reanalyse(p, units, keys, runs.read_info(out))
+    sweep = prepare(p)
+    d = choose_batch(p, sweep, len(units), log)
+    sweep.vlm.use(d)
+    info = {}
+    if world.is_main:
+        log(f"batch size {d.batch} ({d.why}); decoding {d.path} ({d.path_why})")
+        info = run_info(p, sweep, d)
+        runs.write_info(out, info)
+    t_gen = time.time()
+    todo, backoff = generate(p, sweep, d, units, keys, done, info, log, progress)
     generation_s = time.time() - t_gen
     distributed.barrier(world)  # every share is written
     if not world.is_main:
@@ -300,7 +290,9 @@ def describe(result: Result) -> list[str]:
     out, info = result.out, result.info
     lines = []
     nf = result.summary.get("nonfinite", {"count": 0})
-    if nf["count"]:  # FP16 overflow: these records are excluded from every statistic
+    answers = (info.get("config") or {}).get("protocol", "answer") == "answer"
+    if nf["count"] and answers:  # FP16 overflow: these records are excluded from every statistic
+        # (a prompt-protocol record has no answer entropy for the summary's answer statistics)
         shown = "; ".join(f"{r['image']} {r['attack']} ε={r['epsilon']} trial {r['trial']}"
                           for r in nf["records"][:5])
         more = f"; and {nf['count'] - 5} more" if nf["count"] > 5 else ""

@@ -5,25 +5,33 @@
     records = read_records("results/records.jsonl")
     done = done_keys("results", world)           # units already generated, in any shard
 
-records.jsonl holds one JSON object per generation, appended as produced and flushed (a kill
-loses at most the line being written; each batch is fsynced). Each record has at least:
+records.jsonl holds one JSON object per unit, appended as produced and flushed (a kill loses at
+most the line being written; each batch is fsynced). Each record has at least:
     image        str   image key (path relative to the repo or to --images), or
                        "DATASET:SPLIT:ID" for a dataset row (then also dataset, split, id, category)
     question     str   the question asked (before any prompt template)
     prompt       str   the exact text handed to the tokenizer
-    attack       str   "none" for the clean generation, else the attack's record name
-    epsilon      float 0.0 for clean; the L-inf budget in [0,1] pixel units (None for corruptions,
-                       which carry `severity` 1..5 instead)
+    attack       str   "none" for the clean unit, else the attack's record name ("pgd:entropy_min")
+    attack_name  str   the attack's registered name ("pgd", "blank", "repeat"; "none" for clean)
+    level_kind   str   what its level is, from the attack registry: "epsilon", "severity" or "none"
+                       (clean, the passes, original_clamp)
+    epsilon      float 0.0 for clean and the passes; the level ε (pixel units for most attacks,
+                       σ = ε/10 in normalized units for original_*); None without one (a
+                       severity, which `severity` 1..5 carries instead, or no level)
     trial        int   perturbation trial (0 for clean)
-    seed         int   the seed of this generation's perturbation (the run seed for clean)
+    seed         int   the seed of this unit's perturbation (the run seed for clean)
+    (and what the attack's entry adds: `sigma` for original_*)
+A run of the answer protocol (the default) measures the greedy answer:
     answer       str   decoded answer, special tokens removed, stripped
-    answer_ids   list[int]  the counted generated tokens
     token_entropies list[float|None]  nats, one per counted token (None where logits non-finite)
-    mean_entropy float|None  mean over the finite token entropies
     n_tokens     int   counted tokens: up to and including the first end-of-sequence token
     n_nonfinite  int   counted tokens whose logits held inf or nan
-    (every "logits" probe of probes/__init__.py, and with --samples the sampled ones)
+    answer_ids   list[int]  the counted generated tokens
+    (every "logits" probe of probes/__init__.py, mean_entropy first: the mean over the finite
+    token entropies; with --samples the sampled ones and their answers)
     references   list[str]  and  correct  bool|float   (only where references exist)
+A run of the prompt protocol (the study's code) has none of those; it carries every "prompt"
+probe (prompt_entropy and its split by position) with n_positions and n_image_positions.
 A rerun reads the file, skips every unit already there and appends the rest. A torn last line
 (a run killed mid-write) is dropped and cut off. A multi-process run appends to
 records.rank{r}.jsonl, merged in canonical unit order at the end (confidence_trap/runner/distributed.py).
@@ -33,7 +41,6 @@ timing; it is written when a run starts (so a resumed run can check its config) 
 """
 from __future__ import annotations
 
-import dataclasses
 import glob
 import json
 import os
@@ -42,6 +49,8 @@ import re
 import subprocess
 import sys
 import time
+
+from confidence_trap.runner.config import plain
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARD = "records.rank{}.jsonl"
@@ -270,7 +279,7 @@ def collect(cfg, source: str, device: str, extra: dict) -> dict:
 
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(torch.device(device))
-    return {"config": dataclasses.asdict(cfg), "model": cfg.model, "model_id": model_label(source),
+    return {"config": plain(cfg), "model": cfg.model, "model_id": model_label(source),
             "device": device, "device_name": device_name(device), "versions": versions(),
             "git_commit": git_commit(),
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),

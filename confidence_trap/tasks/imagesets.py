@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 
 from confidence_trap.errors import InputError
@@ -29,7 +28,7 @@ class Item:
     path: str
     question: str
     answers: tuple | None = None
-    match: str | None = None        # how an answer is scored against `answers` (see score)
+    match: str | None = None        # the metric `answers` are scored by (confidence_trap.tasks.scoring)
     extra: tuple = ()               # (name, value) pairs every record of the item carries
 
 
@@ -84,27 +83,4 @@ def resolve_items(images: list[str], prompt: str | None, default_set: str) -> li
     return unique
 
 
-def normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
-
-
-def score(match: str, answer: str, answers):
-    """A record's `correct`: True/False for the manifests' "exact" and "contains" (is_correct),
-    the metric's per-item score for a task's ("pope": 1.0/0.0, "vqa": VQA accuracy)."""
-    if match in ("exact", "contains"):
-        return is_correct(answer, answers, match)
-    from confidence_trap.analysis.scoring import score as metric_score
-
-    return metric_score(match, answer, answers)
-
-
-def is_correct(answer: str, answers, match: str) -> bool:
-    """Exact match (after lower-casing and trimming a final period) or whole-word containment."""
-    if match == "exact":
-        a = answer.strip().lower().rstrip(".").strip()
-        return any(a == r.strip().lower() for r in answers)
-    words = f" {normalise(answer)} "
-    return any(f" {normalise(r)} " in words for r in answers)
-
-
-__all__ = ["Item", "resolve_items", "is_correct", "score", "IMAGE_EXTENSIONS", "DEFAULT_QUESTION"]
+__all__ = ["Item", "resolve_items", "IMAGE_EXTENSIONS", "DEFAULT_QUESTION"]

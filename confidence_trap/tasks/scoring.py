@@ -1,4 +1,5 @@
-"""Per-item scores and POPE's aggregate metrics: pure functions of strings and numbers.
+"""How answers are scored: the metric registry, per-item scores and POPE's aggregate metrics.
+Pure functions of strings and numbers (the analysis imports them; nothing here imports it).
 
     >>> score("pope", "Yes, there is a dog.", ["yes"])
     1.0
@@ -7,10 +8,15 @@
     >>> pope_metrics(["yes", "no", "yes"], ["yes", "no", "no"])["precision"]
     0.5
 
-`score(metric, answer, references)` is what a record's `correct` holds: 1.0/0.0 for the binary
-metrics, a fraction for "vqa", None where the row has no references (e.g. VQAv2 test splits).
-`closed_validity(records)` is the share of answers a closed-answer metric (POPE's yes/no) can
-actually read, summary.json's `valid_rate`.
+`score(metric, answer, references)` is what a record's `correct` holds: 1.0/0.0 for "pope", a
+fraction for "vqa", True/False for the manifests' "exact" and "contains"; None where the row has
+no references (e.g. VQAv2 test splits). `closed_validity(records)` is the share of answers a
+closed-answer metric (POPE's yes/no) can actually read, summary.json's `valid_rate`.
+
+The registry, METRICS, holds one entry per metric: its per-item scorer, how it reads an answer
+(`normalize`: two answers it would score alike read alike), the task column it needs ("answer",
+one reference a row, or "answers", a list), and for a closed-answer metric its parser. Adding a
+metric is one function and one entry; a task YAML names it (confidence_trap/tasks/task.py).
 
 POPE parse. We follow LLaVA's own evaluation, llava/eval/eval_pope.py in haotian-liu/LLaVA
 (commit 4241f08): keep the text before the first ".", drop commas, split on single spaces, and
@@ -30,23 +36,23 @@ rule behind LLaVA-1.5's published POPE numbers (scripts/v1_5/eval/pope.sh).
 VQA accuracy. The official VQA evaluation (GT-Vision-Lab/VQA, PythonEvaluationTools/
 vqaEvaluation/vqaEval.py) scores an answer against the ten human answers as the mean, over the
 ten ways of leaving one human out, of min(#matching humans among the other nine / 3, 1).
-Normalisation follows lmms-eval's VQAv2 task (lmms_eval/tasks/vqav2/utils.py with
+Normalization follows lmms-eval's VQAv2 task (lmms_eval/tasks/vqav2/utils.py with
 EvalAIAnswerProcessor in lmms_eval/tasks/_task_utils/vqa_eval_metric.py, the EvalAI/MMF version
 of vqaEval's processing): newlines and tabs to spaces, strip, punctuation, then lower-case,
 number words to digits ("none", "zero" … "ten"), articles dropped and the contraction table
 applied word by word — to the prediction and to every human answer alike. Differences from
 vqaEval.py, where they matter: vqaEval's punctuation list has ":" and "'" but not "{", "}", "-",
-"!"; it normalises the human answers only when they disagree, and only their punctuation (the
-official annotation files are already normalised); its leave-one-out drops every answer *equal*
+"!"; it normalizes the human answers only when they disagree, and only their punctuation (the
+official annotation files are already normalized); its leave-one-out drops every answer *equal*
 to the held-out one (all answer dicts differ there, by answer_id). We leave out by position, so
 answers given as plain strings behave the same as dicts with ids.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-METRICS = ("pope", "vqa", "exact", "contains")
 POPE_LABELS = ("yes", "no")
 
 # ----------------------------------------------------------------------------------- POPE
@@ -198,7 +204,7 @@ def _digits_articles(text: str) -> str:
 
 
 def vqa_normalize(answer: str) -> str:
-    """The VQA answer normalisation (see the module note).
+    """The VQA answer normalization (see the module note).
 
     >>> vqa_normalize("Two"), vqa_normalize("the dog."), vqa_normalize("dont"), vqa_normalize("3.5")
     ('2', 'dog', "don't", '3.5')
@@ -232,36 +238,67 @@ def _exact(answer: str) -> str:
 
 
 def exact_match(answer: str, references: Sequence[str]) -> bool:
-    """experiments/imagesets.is_correct(match="exact"): equal after lower-casing and trimming
-    whitespace and a final period."""
+    """Equal after lower-casing and trimming whitespace and a final period (the scenes' manifest)."""
     a = _exact(answer)
     return any(a == r.strip().lower() for r in references)
 
 
 def contains_match(answer: str, references: Sequence[str]) -> bool:
-    """experiments/imagesets.is_correct(match="contains"): a reference appears as whole words."""
+    """A reference appears in the answer as whole words (the photos' manifest)."""
     words = f" {_words(answer)} "
     return any(f" {_words(r)} " in words for r in references)
 
 
+def pope_score(answer: str, references: Sequence[str]) -> float:
+    if len(references) != 1:
+        raise ValueError(f"a POPE row has one yes/no label, got {len(references)}")
+    return 1.0 if pope_parse(answer) == _pope_label(references[0]) else 0.0
+
+
+# ---------------------------------------------------------------------------- the registry
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    score: Callable          # (answer, references: non-empty tuple of str) -> the record's `correct`
+    normalize: Callable      # answer -> the text the scorer reads
+    column: str | None = None  # the task column it needs: "answer" (one per row) or "answers" (a list)
+    closed: Callable | None = None  # a closed answer's parser (answer -> label, None: no parse)
+    labels: tuple = ()       # the values its one reference may take (lower-cased), () : any
+    doc: str = ""
+
+
+METRICS = {m.name: m for m in [
+    Metric("pope", pope_score, pope_parse, "answer", pope_answer, POPE_LABELS,
+           "POPE's yes/no, parsed as LLaVA's eval_pope.py parses it"),
+    Metric("vqa", vqa_accuracy, vqa_normalize, "answers", doc="VQA accuracy against the human answers"),
+    Metric("exact", exact_match, _exact, doc="equal after lower-casing and a final period"),
+    Metric("contains", contains_match, _words, doc="a reference appears as whole words"),
+]}
+
+
+def get(metric: str) -> Metric:
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    return METRICS[metric]
+
+
 # ------------------------------------------------------------------- closed answers
-
-CLOSED = {"pope": pope_answer}  # metrics that read a closed answer: its parser (None: no parse)
-
 
 def closed_validity(records) -> dict:
     """{"valid_rate": share of answers that parse} over the records whose metric reads a closed
-    answer (CLOSED; a record's "metric" and "answer"), {} where none does. Below about 80% the
-    metric says little: LLaVA's POPE rule counts an answer that is neither yes nor no as yes.
+    answer (a registry entry with a parser; a record's "metric" and "answer"), {} where none does.
+    Below about 80% the metric says little: LLaVA's POPE rule counts an answer that is neither yes
+    nor no as yes.
 
     >>> closed_validity([{"metric": "pope", "answer": a} for a in ("Yes", "No", "red circle", "no")])
     {'valid_rate': 0.75}
     """
-    answers = [r.get("answer") or "" for r in records if r.get("metric") in CLOSED]
-    parsers = [CLOSED[r["metric"]] for r in records if r.get("metric") in CLOSED]
-    if not answers:
+    closed = [(METRICS[r["metric"]].closed, r.get("answer") or "") for r in records
+              if r.get("metric") in METRICS and METRICS[r["metric"]].closed]
+    if not closed:
         return {}
-    return {"valid_rate": sum(p(a) is not None for p, a in zip(parsers, answers)) / len(answers)}
+    return {"valid_rate": sum(parse(a) is not None for parse, a in closed) / len(closed)}
 
 
 # ------------------------------------------------------------------------------ score
@@ -269,18 +306,15 @@ def closed_validity(records) -> dict:
 def normalize(answer: str, metric: str | None = None) -> str:
     """The answer as `metric`'s scorer reads it, so two answers compare as the scorer would:
     POPE's yes/no parse, exact's lower-cased text without a final period, contains' words;
-    VQA's normalisation for "vqa" and for free text (metric None).
+    VQA's normalization for "vqa" and for free text (metric None).
 
     >>> normalize("Yes."), normalize("There is no dog.", "pope"), normalize("Two")
     ('yes', 'no', '2')
     """
-    if metric is not None and metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
-    by_metric = {"pope": pope_parse, "exact": _exact, "contains": _words}
-    return by_metric.get(metric, vqa_normalize)(answer)
+    return (get(metric).normalize if metric is not None else vqa_normalize)(answer)
 
 
-def score(metric: str, answer: str, references) -> float | None:
+def score(metric: str, answer: str, references):
     """The per-item score a record's `correct` holds.
 
     references: the row's reference answers, a sequence of strings (a lone string is one
@@ -288,23 +322,13 @@ def score(metric: str, answer: str, references) -> float | None:
     for "exact" / "contains". Empty or None -> None (nothing to score against). Raises
     ValueError for an unknown metric, a POPE label other than yes/no, or one VQA answer.
     """
-    if metric not in METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+    m = get(metric)
     if references is None:
         return None
     refs = (references,) if isinstance(references, str) else tuple(references)
-    if not refs:
-        return None
-    if metric == "pope":
-        if len(refs) != 1:
-            raise ValueError(f"a POPE row has one yes/no label, got {len(refs)}")
-        return 1.0 if pope_parse(answer) == _pope_label(refs[0]) else 0.0
-    if metric == "vqa":
-        return vqa_accuracy(answer, refs)
-    match = exact_match if metric == "exact" else contains_match
-    return 1.0 if match(answer, refs) else 0.0
+    return m.score(answer, refs) if refs else None
 
 
-__all__ = ["CLOSED", "METRICS", "POPE_LABELS", "closed_validity", "contains_match", "exact_match",
+__all__ = ["METRICS", "POPE_LABELS", "Metric", "closed_validity", "contains_match", "exact_match", "get",
            "normalize", "pope_answer", "pope_metrics", "pope_metrics_by", "pope_parse", "score",
            "vqa_accuracy", "vqa_normalize"]
