@@ -6,7 +6,7 @@
     s["by_attack"]["proxy"]["by_epsilon"]["0.3"]["mean_delta"]
 
 The layout of the dict, field by field, with the pairing, the unit every CI resamples and what
-is left out, is docs/SUMMARY_LAYOUT.md.
+is left out, is the last section of docs/DESIGN.md.
 """
 from __future__ import annotations
 
