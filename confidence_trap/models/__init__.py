@@ -13,6 +13,9 @@ import os
 import torch
 
 from confidence_trap.errors import InputError
+from confidence_trap.models import torchvision_guard
+
+torchvision_guard.hide_if_broken()  # before any of the project imports transformers (a broken one: see there)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_DIR = os.path.join(REPO, "models", "tiny-llava")  # the checkpoint is data: models/ at the top
@@ -189,6 +192,11 @@ def preflight(name: str, revision: str | None = None) -> str:
         raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
     if not local and not _cached(source, revision) and not _hub_reachable():
         raise InputError(_offline_message(name, source))
+    from confidence_trap.models.identify import checkpoint_config
+
+    family = torchvision_guard.needs_it(checkpoint_config(source, revision), source)
+    if family:
+        raise InputError(torchvision_guard.needs_message(family, name))
     return source
 
 
@@ -198,9 +206,10 @@ def load(name: str, device: str | None = None, dtype=None, revision: str | None 
 
     dtype: auto (FP16 on CUDA, float32 on CPU) or a name; vision_dtype: auto (see
     vision_dtype_for: float32 for LLaVA-1.5 on CUDA, as the original) or a name."""
+    source = preflight(name, revision)
+    torchvision_guard.warn_once()
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
-    source = preflight(name, revision)
     device = check_device(device)
     dtype = parse_dtype(dtype, device)
     local = os.path.isdir(source)

@@ -206,7 +206,6 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     if cfg.deterministic:  # cuBLAS reads it when it starts, before the first matmul
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     world, out = p.world, cfg.out
-    runs.make_out(out)
     path = os.path.join(out, "records.jsonl")
     if world.is_main:
         if cfg.fresh:
@@ -221,6 +220,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     if todo_all == 0 and "wall_time_s" in runs.read_info(out):
         return reanalyse(p, units, keys, runs.read_info(out))
     sweep = prepare(p)
+    runs.make_out(out)  # only now: a model that fails to load leaves no folder behind
     d = choose_batch(p, sweep, len(units), log)
     batch = d.batch
     apply(sweep.model, d)
