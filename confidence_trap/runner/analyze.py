@@ -103,7 +103,7 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--out", default="results", help="run folder holding records.jsonl")
     ap.add_argument("--records", default=None, help="records file (default OUT/records.jsonl)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")
