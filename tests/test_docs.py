@@ -17,6 +17,7 @@ import probes
 from confidence_trap.analysis.summary import level_label, sorted_levels, summarize
 from confidence_trap.docs.build import main as docs_main
 from confidence_trap.docs.render import original
+from confidence_trap.runner.environment import tex
 from confidence_trap.analysis.tables import build, ci, dig, fixed, floor_cell, num, pct, pval, run_label, signed, value, word
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,10 +207,12 @@ def test_every_path_named_exists():
         assert ok, f"the docs name {name}, which does not exist"
 
 
+TEX = tex()  # pdflatex, bibtex and lmodern.sty, as sanity_check.py checks them
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("pdflatex") is None and os.environ.get("CI") != "true",
-                    reason="pdflatex is not installed (Debian: texlive-latex-base "
-                    "texlive-latex-recommended); .ci/run installs it, so CI never skips this")
+@pytest.mark.skipif(TEX.status != "ok" and os.environ.get("CI") != "true",
+                    reason=f"TeX: {TEX.text}; fix: {TEX.fix}; .ci/run installs it, so CI never skips this")
 @pytest.mark.parametrize("which", ["committed", "synthetic"])
 def test_paper_compiles_with_its_citations_in_eight_plus_four_pages(docs_copy, which):
     if which == "synthetic":  # every kind of table and both kinds of level, figures included
