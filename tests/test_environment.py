@@ -104,6 +104,20 @@ def test_missing_tex_is_a_warning_with_its_fix_not_a_failure(monkeypatch, capsys
     assert verdict([tex, environment.Check("model", "problem", "cannot load")]) == 1
 
 
+def test_the_cuda_line_gives_the_gpu_and_its_memory(monkeypatch):
+    """No GPU here: torch.cuda answers as on a Colab T4 (its sizes in bytes)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (14 * 2**30, 15 * 2**30))
+    monkeypatch.setattr(torch.version, "cuda", "12.4")
+    check = environment.cuda("cuda")
+    assert check.status == "ok" and check.text == ("CUDA 12.4, 1 GPU(s); cuda:0 Tesla T4, 15.0 GiB, "
+                                                   "14.0 GiB free")
+
+
 def test_the_torchvision_probe_names_a_broken_one(broken_torchvision, monkeypatch):
     """In a child process: the import that raises is reported, not raised."""
     monkeypatch.setenv("PYTHONPATH", broken_torchvision)
