@@ -222,11 +222,21 @@ def test_a_model_that_fails_to_load_leaves_no_folder(tmp_path):
     assert r.returncode != 0 and not out.exists(), r.stderr
 
 
+# Another CPU, here: OpenBLAS's AVX2 kernels (a CPU without AVX-512, as a Zen 2 EPYC) instead of
+# the AVX-512 ones this machine picks. A matrix product's last digits depend on the kernel.
+OTHER_CPU = pytest.param({"OPENBLAS_CORETYPE": "Haswell"}, id="AVX2 BLAS kernels", marks=pytest.mark.xfail(
+    reason="issue 28: the ECE CIs' bootstrap (a BLAS matrix product in confidence_trap/analysis/calibration.py) "
+           "moves in the last digit with the BLAS kernel; the analysis side's fix removes this marker"))
+
+
 @pytest.mark.slow
-def test_the_quick_start_leaves_a_fresh_clone_clean(tmp_path):
+@pytest.mark.parametrize("setting", [pytest.param({}, id="this CPU"), OTHER_CPU, pytest.param(
+    {"matplotlibrc": "font.family: serif\naxes.grid: True\nlines.linewidth: 3\n"}, id="a user's matplotlibrc")])
+def test_the_quick_start_leaves_a_fresh_clone_clean(tmp_path, setting):
     """The README's quick start, run in a fresh clone of this tree (its files as they are now,
     committed), rewrites summary.json, the report and the figures from the committed records:
-    `git status --porcelain` stays empty."""
+    `git status --porcelain` stays empty, on this CPU, with another CPU's BLAS kernels, and under
+    a user's own matplotlib settings."""
     import re
 
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
@@ -241,9 +251,13 @@ def test_the_quick_start_leaves_a_fresh_clone_clean(tmp_path):
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
     for step in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "clone"]):
         subprocess.run(git + step, cwd=clone, check=True, capture_output=True)
+    env = dict(env_with(""), PYTHONPATH=str(clone), **{k: v for k, v in setting.items() if k != "matplotlibrc"})
+    if "matplotlibrc" in setting:
+        (tmp_path / "mpl").mkdir()
+        (tmp_path / "mpl" / "matplotlibrc").write_text(setting["matplotlibrc"])
+        env["MPLCONFIGDIR"] = str(tmp_path / "mpl")
     argv = [sys.executable if w == "python" else w for w in command.split()]
-    r = subprocess.run(argv, cwd=clone, env=dict(env_with(""), PYTHONPATH=str(clone)), capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(argv, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "nothing to generate" in r.stderr  # the committed run, re-analysed
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True).stdout

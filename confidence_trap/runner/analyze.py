@@ -98,7 +98,10 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
                       render_report(summary, run_info))
     if figures:
-        render_figures(summary, os.path.join(out_dir, "figures"), run_info, original_study())
+        import matplotlib.style
+
+        with matplotlib.style.context("default"):  # a user's matplotlibrc must not change the PNGs' bytes
+            render_figures(summary, os.path.join(out_dir, "figures"), run_info, original_study())
     return summary
 
 
