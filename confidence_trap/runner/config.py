@@ -172,7 +172,8 @@ def load_yaml(path: str) -> dict:
 
 
 def yaml_error_place(path: str, e) -> str:
-    """'c.yaml, line 2, column 7: expected ',' or ']', but got ':' (in a flow sequence from line 1)'."""
+    """Where a YAML error is, in one line: "c.yaml, line 2, column 7: expected ',' or ']', but got
+    ':' (parsing a flow sequence from line 1)"."""
     mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
     if mark is None or problem is None:
         return f"{path}: {str(e).splitlines()[0]}"
