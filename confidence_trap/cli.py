@@ -26,7 +26,7 @@ except ModuleNotFoundError as e:  # a plain checkout: the packages are not impor
 
 def run(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     add_arguments(p)
 
     def refuse(message):  # argparse would print its whole usage block; a bad flag gets one line

@@ -1,4 +1,5 @@
-"""Load a model and answer one bundled image: proof that the stack works before a long sweep.
+"""Check the environment, then load a model and answer one bundled image: proof that the stack
+works before a long sweep, and a verdict with the command that fixes each problem.
 
     python experiments/sanity_check.py --model tiny
     python experiments/sanity_check.py --model llava-1.5-7b      # on a GPU (Colab T4: ~13.5 GiB)

@@ -39,7 +39,7 @@ def peak_of_run(dataset: str, out: str) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--rows", type=int, nargs="+", default=[200, 2000])
     ap.add_argument("--out", default=os.path.join("results", "dataset_memory.json"))
     args = ap.parse_args(argv)

@@ -309,7 +309,7 @@ def render_attribution(src, attrib) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("--wheel", help="path to a scikit-image .whl")
     ap.add_argument("--out", default=str(OUT_DIR), help="output folder")
     args = ap.parse_args(argv)

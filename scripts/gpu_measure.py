@@ -319,7 +319,7 @@ def eager_attention(sweep, units, device, sdpa: dict | None, xs, ps, steps) -> d
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("what", choices=["cache", "measure"])
     ap.add_argument("folder", help="cache: the hub cache folder; measure: the results folder")
     ap.add_argument("--tiny", action="store_true", help="CPU, the 7B's geometry at tiny widths (the dry run)")

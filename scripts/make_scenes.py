@@ -68,7 +68,7 @@ def make_scenes(out: str, seed: int = 2024, n_images: int = 160, per_type: int =
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--out", default=os.path.join(ROOT, "data", "scenes"))
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--images", type=int, default=160)

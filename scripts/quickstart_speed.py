@@ -40,7 +40,7 @@ def timed_run(out: str, extra: list[str]) -> tuple[float, list]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=os.path.join("results", "quickstart_speed.json"))
     args = ap.parse_args(argv)

@@ -5,6 +5,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing in the tests may reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One torch thread (read when torch is imported, after this file; the scripts the tests start
+# inherit it): the tests' models are tiny, so a second thread saves little and, on a machine
+# whose other CPU is busy, costs much waiting for it (the fast tier on 2 cores at load 3.5:
+# 157 s with two threads, 79 s with one).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 CORPUS = [
     "What animal is shown in this image? Answer with one word. cat",

@@ -158,3 +158,44 @@ def test_first_line_says_what_to_set_before_run_all():
     params = first_code_cell(nb).source
     assert re.search(rf'^REPO_URL = ".*{placeholder}.*"', params, re.M)
     assert any(f'"{placeholder}" in REPO_URL' in c.source for c in nb.cells if c.cell_type == "code")
+
+
+def install_block(nb) -> str:
+    """The setup cell's lines that decide whether to install the project itself."""
+    setup = next(c for c in nb.cells if c.get("id") == "setup").source
+    return setup[setup.index("def installed_from"):setup.index("if USE_DRIVE and ON_COLAB:")]
+
+
+@pytest.mark.parametrize("where, on_colab, installs, said", [
+    ("here", False, False, "this project is installed from"),
+    ("other", False, False, "installed from another checkout"),
+    ("other", True, True, "installing this project"),
+    (None, False, True, "installing this project"),
+    (None, True, True, "installing this project"),
+])
+def test_setup_never_repoints_a_working_install(where, on_colab, installs, said, tmp_path, monkeypatch, capsys):
+    """Locally, an install from this checkout is left alone and so is one from another checkout
+    (the scripts then import this one through PYTHONPATH); pip runs only where the package is not
+    importable, or on Colab. The cell's own code, with the child process and pip stubbed."""
+    import subprocess as real
+    import sys
+    import tempfile
+    import types
+
+    project, other = tmp_path / "project", tmp_path / "other"
+    project.mkdir(), other.mkdir()
+    found = {"here": str(project), "other": str(other), None: ""}[where]
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        return real.CompletedProcess(cmd, 0, stdout=found + "\n" if "-c" in cmd else "", stderr="")
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    names = dict(os=os, sys=sys, tempfile=tempfile, subprocess=types.SimpleNamespace(run=run),
+                 PROJECT_DIR=str(project), ON_COLAB=on_colab)
+    exec(install_block(read_notebook()), names)
+    pip = [c for c in calls if "pip" in c]
+    assert bool(pip) == installs and said in capsys.readouterr().out
+    if where == "other" and not on_colab:
+        assert os.environ["PYTHONPATH"].split(os.pathsep) == [str(project), "/elsewhere"]

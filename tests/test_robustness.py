@@ -464,7 +464,8 @@ def bad_cases(tiny_ckpt, pair, folder) -> list[tuple[str, list, dict, list]]:
     case("unknown model", ["unknown model 'llava-9'", "llava-1.5-7b", "tiny"], model="llava-9")
     case("not a checkpoint folder", ["not a Hugging Face checkpoint folder", "config.json"],
          model=str(folder / "not_a_checkpoint"))
-    case("malformed YAML", ["malformed YAML", "malformed.yaml"], config=str(folder / "malformed.yaml"))
+    case("malformed YAML", ["malformed YAML", "malformed.yaml", "line 2, column 7"], config=str(folder / "malformed.yaml"))
+    case("a flag's prefix (no abbreviations)", ["unrecognized arguments: --epsilon 0.1"], epsilon="0.1")
     case("unknown YAML key", ["unknown key 'epsilonz'", "known keys"],
          config=str(folder / "unknown.yaml"))
     case("hub model offline", ["llava-hf/llava-1.5-7b-hf", "not in the local Hugging Face cache",

@@ -155,7 +155,7 @@ def render_all(root: str, results: str) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale")
     ap.add_argument("--root", default=REPO, help="folder holding README.md and paper/")
     ap.add_argument("--results", default=None, help="run folder (default ROOT/results)")

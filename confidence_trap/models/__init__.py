@@ -20,6 +20,10 @@ from confidence_trap.errors import InputError
 from confidence_trap.models.dtypes import (DTYPES, default_dtype, parse_dtype, set_vision_dtype, vision_dtype_for,
                                           vision_dtype_of, vision_parts)
 
+from confidence_trap.models import torchvision_guard
+
+torchvision_guard.hide_if_broken()  # before any of the project imports transformers (a broken one: see there)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_DIR = os.path.join(REPO, "models", "tiny-llava")  # the checkpoint is data: models/ at the top
 
@@ -127,6 +131,11 @@ def preflight(name: str, revision: str | None = None) -> str:
         raise InputError(f"{source} is not a Hugging Face checkpoint folder: no config.json{hint}")
     if not local and not _cached(source, revision) and not hub_reachable():
         raise InputError(_offline_message(name, source))
+    from confidence_trap.models.identify import checkpoint_config
+
+    family = torchvision_guard.needs_it(checkpoint_config(source, revision), source)
+    if family:
+        raise InputError(torchvision_guard.needs_message(family, name))
     return source
 
 
@@ -138,12 +147,13 @@ def load(name: str, device: str | None = None, dtype=None, revision: str | None 
     vision_dtype_for: float32 for LLaVA-1.5 on CUDA, as the original) or a name; prompt_format:
     how its prompts are written and tokenised (default: llava_v1 for LLaVA-1.5, else the chat
     template; confidence_trap.models.prompts)."""
+    source = preflight(name, revision)
+    torchvision_guard.warn_once()
     from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
 
     from confidence_trap.models.prompts import default_format
     from confidence_trap.models.vlm import VLM
 
-    source = preflight(name, revision)
     device = check_device(device)
     dtype = parse_dtype(dtype, device)
     local = os.path.isdir(source)

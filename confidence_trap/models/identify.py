@@ -56,6 +56,11 @@ def _json(path: str | None) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def checkpoint_config(source: str, revision: str | None = None) -> dict | None:
+    """A local folder's or a cached hub snapshot's config.json, or None."""
+    return _json(checkpoint_file(source, "config.json", revision))
+
+
 def config_says(config: dict) -> tuple[bool, str]:
     """Whether a config.json is LLaVA-1.5's architecture, and what it says in a few words."""
     vision, text = config.get("vision_config") or {}, config.get("text_config") or {}
@@ -90,7 +95,7 @@ def tokenizer_says(source: str, revision: str | None = None) -> tuple[bool, str]
 
 def llava_1_5_evidence(source: str, revision: str | None = None) -> tuple[bool, str]:
     """(is it LLaVA-1.5, why): from the checkpoint's files where they are at hand, else its name."""
-    config = _json(checkpoint_file(source, "config.json", revision))
+    config = checkpoint_config(source, revision)
     if config is None:
         return named_llava_1_5(source), "no config.json at hand: told by its name"
     arch, said = config_says(config)
@@ -104,4 +109,4 @@ def is_llava_1_5(source: str, revision: str | None = None) -> bool:
     return llava_1_5_evidence(source, revision)[0]
 
 
-__all__ = ["is_llava_1_5", "llava_1_5_evidence", "named_llava_1_5", "checkpoint_file"]
+__all__ = ["is_llava_1_5", "llava_1_5_evidence", "named_llava_1_5", "checkpoint_file", "checkpoint_config"]

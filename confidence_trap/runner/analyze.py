@@ -105,13 +105,17 @@ def analyze_run(out_dir: str, records_path: str | None = None, seed: int = 0,
     atomic_write_text(os.path.join(out_dir, "entropy_report.txt"),
                       render_report(summary, run_info))
     if figures:
-        render_figures(summary, os.path.join(out_dir, "figures"), run_info, study)
-        render_original_figure(summary, os.path.join(out_dir, "figures"), run_info, **figure_image(summary, run_info))
+        import matplotlib.style
+
+        with matplotlib.style.context("default"):  # a user's matplotlibrc must not change the PNGs' bytes
+            render_figures(summary, os.path.join(out_dir, "figures"), run_info, study)
+            render_original_figure(summary, os.path.join(out_dir, "figures"), run_info,
+                                   **figure_image(summary, run_info))
     return summary
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--out", default="results", help="run folder holding records.jsonl")
     ap.add_argument("--records", default=None, help="records file (default OUT/records.jsonl)")
     ap.add_argument("--seed", type=int, default=0, help="bootstrap seed")

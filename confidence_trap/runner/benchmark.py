@@ -138,7 +138,7 @@ SHARED = ("model", "images", "epsilons", "trials", "max_new_tokens", "device", "
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     add_arguments(p, only=SHARED)  # the experiment's own flags, parsed alike (8/255 works)
     p.add_argument("--random-weights", metavar="CONFIG_JSON",
                    help="build this Llava config.json with random weights (no download), instead of --model")

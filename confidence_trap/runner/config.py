@@ -164,7 +164,7 @@ def load_yaml(path: str) -> dict:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
     except yaml.YAMLError as e:
-        raise InputError(f"malformed YAML in {path}: {str(e).splitlines()[0]}") from None
+        raise InputError(f"malformed YAML in {yaml_error_place(path, e)}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read config file {path}: {e}") from None
     if data is None:
@@ -178,6 +178,19 @@ def load_yaml(path: str) -> dict:
             raise InputError(f"unknown key {key!r} in {path}; known keys: {', '.join(sorted(KINDS))}")
         out[name] = value
     return out
+
+
+def yaml_error_place(path: str, e) -> str:
+    """Where a YAML error is, in one line: "c.yaml, line 2, column 7: expected ',' or ']', but got
+    ':' (parsing a flow sequence from line 1)"."""
+    mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+    if mark is None or problem is None:
+        return f"{path}: {str(e).splitlines()[0]}"
+    said = f"{path}, line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    start = getattr(e, "context_mark", None)
+    if e.context and start is not None:
+        said += f" ({e.context.replace('while ', '', 1)} from line {start.line + 1})"
+    return said
 
 
 def add_arguments(p: argparse.ArgumentParser, only=None) -> None:

@@ -131,7 +131,7 @@ def line(report: dict, out: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--out", default=os.path.join("results", "gpu_memory.json"))
     p.add_argument("--tiny", action="store_true", help="a tiny random Llava instead of the 7B (tests, CPU)")
     p.add_argument("--device", default=None, help="default: cuda (required for the 7B), cpu for --tiny without a GPU")

@@ -173,10 +173,10 @@ def analyse(out: str) -> dict:
 
 
 def open_out(p: Plan) -> set:
-    """Make --out ready (cleared with --fresh, a torn last line cut) and return the unit keys
-    already generated there (records.jsonl and any shards)."""
+    """Get --out ready (cleared with --fresh, a torn last line cut; the folder itself is made only
+    once the model has loaded, so a failed load leaves none behind) and return the unit keys already
+    generated there (records.jsonl and any shards)."""
     world, out = p.world, p.cfg.out
-    runs.make_out(out)
     if world.is_main:
         if p.cfg.fresh:
             runs.clear_out(out)
@@ -260,6 +260,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
     if todo_all == 0 and "wall_time_s" in runs.read_info(out):
         return reanalyse(p, units, keys, runs.read_info(out))
     sweep = prepare(p)
+    runs.make_out(out)  # only now: a model that fails to load leaves no folder behind
     d = choose_batch(p, sweep, len(units), log)
     sweep.vlm.use(d)
     info = {}

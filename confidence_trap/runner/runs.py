@@ -304,6 +304,11 @@ def check_out(out: str, view: dict, fresh: bool, defaults=None) -> None:
     from confidence_trap.errors import InputError
     if os.path.exists(out) and not os.path.isdir(out):
         raise InputError(f"--out {out} exists and is not a folder")
+    made_in = os.path.abspath(out)  # the folder is made after the model loads: check it can be
+    while not os.path.exists(made_in):
+        made_in = os.path.dirname(made_in)
+    if not os.path.isdir(made_in) or not os.access(made_in, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write to --out {out}: {made_in} is not a writable folder")
     records = os.path.join(out, "records.jsonl")
     if fresh or not os.path.exists(records) or os.path.getsize(records) == 0:
         return

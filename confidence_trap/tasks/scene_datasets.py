@@ -185,7 +185,7 @@ def build_vqa(folder, n: int, layout: str = "disk_dict", split: str = "validatio
 def main(argv=None) -> int:
     """The command line (see the module docstring); prints the folder it wrote."""
     ap = argparse.ArgumentParser(prog="scene_datasets.py", description="Build a local POPE- or VQA-layout "
-                                 "dataset of drawn scenes (nothing is downloaded), for --dataset.")
+                                 "dataset of drawn scenes (nothing is downloaded), for --dataset.", allow_abbrev=False)
     ap.add_argument("kind", choices=("pope", "vqa"), help="POPE's yes/no layout or VQAv2's ten-answer layout")
     ap.add_argument("out", help="folder to write (created)")
     ap.add_argument("--rows", type=int, default=30, help="rows (default 30)")

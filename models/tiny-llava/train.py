@@ -692,7 +692,7 @@ SELECTION = ("The seed and learning rate were chosen on the held-out exact-gramm
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--out", default=os.path.join(ROOT, "models", "tiny-llava"))
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--vision-steps", type=int, default=1200, help="stage 1: vision tower on dense labels")
