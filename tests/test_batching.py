@@ -152,7 +152,7 @@ def test_oom_backoff_run_equals_a_run_at_the_smaller_batch(tiny_ckpt, tmp_path, 
 def test_automatic_batch_is_printed_stored_and_reused(tiny_ckpt, tmp_path, capsys):
     out = tmp_path / "auto"
     records, info = _run(tiny_ckpt, out)
-    assert info["batch_size"] == balanced(CPU_BATCH, 12)   # 2 images × (clean + blank + 3 trials + repeat)
+    assert info["batch_size"] == balanced(CPU_BATCH, 10)   # 2 images × (clean + blank + 3 trials); the repeats apart
     assert f"batch size {info['batch_size']} (CPU default" in capsys.readouterr().err
     lines = records.splitlines(keepends=True)
     with open(out / "records.jsonl", "wb") as f:      # lose the last three, then resume

@@ -58,7 +58,7 @@ def outputs_of(nb, cell_id):
     return next(c for c in nb.cells if c.get("id") == cell_id).outputs
 
 
-def check_run(nb, out, n_records):
+def check_run(nb, out, n_records, original=True):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, errors
     text = text_of(nb)
@@ -79,6 +79,11 @@ def check_run(nb, out, n_records):
         run = json.load(f)
     assert run["device"] == "cpu" and f"This run: {run['model']}" in text
     assert f"{n_records} generations in {out}" in text
+    # the original protocol ran first: our clean prompt entropy beside theirs, then its parts
+    if original:
+        assert "the original's: 4.8681 nats, theirs" in text and "clamp alone (σ = 0)" in text
+    else:
+        assert "the original protocol skipped" in text
     return text
 
 
@@ -97,7 +102,7 @@ def test_notebook_is_clean_and_parameterised():
     assert values["TRIALS"] == 5 and values["IMAGES"] is None and values["MAX_NEW_TOKENS"] == 128
     assert values["TASK"] is None and values["DATASET"] is None and values["LIMIT"] is None
     assert values["USE_DRIVE"] is False and values["PROJECT_DIR"] is None and values["SANITY_CHECK"]
-    assert {"OUT", "REPO_URL"} <= set(values)
+    assert values["ORIGINAL"] is True and {"OUT", "ORIGINAL_OUT", "REPO_URL"} <= set(values)
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +115,8 @@ def cpu_only(monkeypatch):
 def test_notebook_runs_and_resumes(tiny_ckpt, tmp_path):
     out = str(tmp_path / "run")
     params = dict(MODEL=tiny_ckpt, EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
-                  IMAGES=["data/photos/astronaut.jpg", "data/photos/coffee.jpg"], OUT=out)
+                  IMAGES=["data/photos/astronaut.jpg", "data/photos/coffee.jpg"], OUT=out,
+                  ORIGINAL_OUT=str(tmp_path / "original"))
     n_records = 2 * (1 + 1 + 2 * 1 + 1)  # per image: clean, blank, 2 ε × 1 trial, repeat
     first = execute(with_parameters(read_notebook(), **params))
     assert "answer:" in check_run(first, out, n_records)  # the sanity check ran
@@ -129,7 +135,7 @@ def test_notebook_runs_embedded_model(tmp_path):
     out = str(tmp_path / "run")
     nb = execute(with_parameters(
         read_notebook(), MODEL="tiny", EPSILONS=[0.1, 0.3], TRIALS=1, MAX_NEW_TOKENS=3,
-        IMAGES=["data/scenes/scene_000.png"], OUT=out))
+        IMAGES=["data/scenes/scene_000.png"], OUT=out, ORIGINAL_OUT=str(tmp_path / "original")))
     assert "answer:" in check_run(nb, out, 1 + 1 + 2 * 1 + 1)  # clean, blank, 2 ε, repeat
 
 
@@ -140,8 +146,9 @@ def test_notebook_runs_a_benchmark_task(tmp_path):
 
     out, data = str(tmp_path / "run"), build_pope(tmp_path / "pope", 9)
     nb = execute(with_parameters(read_notebook(), MODEL="tiny", EPSILONS=[0.3], TRIALS=1, MAX_NEW_TOKENS=3,
-                                 TASK="configs/tasks/pope.yaml", DATASET=data, LIMIT=6, OUT=out))
-    check_run(nb, out, 6 * 4)  # clean, blank, one ε, repeat
+                                 TASK="configs/tasks/pope.yaml", DATASET=data, LIMIT=6, OUT=out,
+                                 ORIGINAL=False))
+    check_run(nb, out, 6 * 4, original=False)  # clean, blank, one ε, repeat
     with open(os.path.join(out, "records.jsonl"), encoding="utf-8") as f:
         recs = [json.loads(line) for line in f]
     assert {r["category"] for r in recs} == {"adversarial", "popular", "random"}

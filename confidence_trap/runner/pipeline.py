@@ -38,7 +38,8 @@ from confidence_trap.runner import distributed, runs
 from confidence_trap.runner.analyze import analyze_run
 from confidence_trap.runner.config import Config, default_view_value, result_view
 from confidence_trap.runner.inputs import DatasetImages, LazyPixels, Pixels
-from confidence_trap.runner.sweep import Sweep, batch_spans, clean_answers, make_units, run_batch, unit_key
+from confidence_trap.runner.sweep import (Sweep, batch_spans, clean_answers, make_units, run_batch, tail_start,
+                                         unit_key)
 from confidence_trap.tasks.datasets import load_task, open_dataset, select_rows
 from confidence_trap.tasks.imagesets import Item, resolve_items
 
@@ -261,7 +262,7 @@ def run(cfg: Config, log=None, progress: bool = True, changed: dict | None = Non
         return reanalyse(p, units, keys, runs.read_info(out))
     sweep = prepare(p)
     runs.make_out(out)  # only now: a model that fails to load leaves no folder behind
-    d = choose_batch(p, sweep, len(units), log)
+    d = choose_batch(p, sweep, tail_start(units), log)  # evened out over the units before the null control's
     sweep.vlm.use(d)
     info = {}
     if world.is_main:

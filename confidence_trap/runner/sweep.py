@@ -117,11 +117,16 @@ def make_units(cfg, items: list[Item]) -> list[Unit]:
     return units
 
 
+def tail_start(units: list[Unit]) -> int:
+    """Where the passes laid out last (the null control's repeats) begin; len(units) without them."""
+    return next((i for i, u in enumerate(units) if u.spec is not None and u.spec.last), len(units))
+
+
 def batch_spans(units: list[Unit], batch: int) -> list[tuple[int, int]]:
     """[start, end) of each batch: `batch` units at a time, except that the passes laid out last
     (the null control) start a batch of their own, so a repeat is never generated in the batch of
     the clean unit it repeats (a run small enough for one batch would otherwise measure nothing)."""
-    tail = next((i for i, u in enumerate(units) if u.spec is not None and u.spec.last), len(units))
+    tail = tail_start(units)
     return [(s, min(s + batch, end)) for lo, end in ((0, tail), (tail, len(units))) for s in range(lo, end, batch)]
 
 
