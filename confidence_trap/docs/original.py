@@ -3,6 +3,7 @@
     from confidence_trap.docs.original import original_context
     ctx["orig"] = original_context(root, results, study, (summary, run_info))
     ctx["orig"]["first_table"]    # the README's first table, side by side (None without the run)
+    ctx["orig"]["found"]          # the sentences of analysis/original_findings.py ([] without the run)
     ctx["orig"]["survives"]       # over the photos: the row of the original perturbation, every
                                   # position, at the shown ε; its "answer": survives, reverses, ...
 
@@ -22,6 +23,7 @@ from markupsafe import Markup
 from confidence_trap.analysis.original import beyond_one_image, shown_epsilon
 from confidence_trap.analysis.original_tables import (beyond, decomposition, first_table, pairing, runs,
                                                       their_runs)
+from confidence_trap.analysis.original_findings import original_findings
 from confidence_trap.analysis.original_text import clean_line
 from confidence_trap.analysis.tables import run_label
 
@@ -64,7 +66,7 @@ def original_context(root: str, results: str, study: dict, paper: tuple | None) 
     out = {"run": logo, "photos": photos, "their_runs": their_runs(code), "beyond": None, "beyond_rows": [],
            "survives": None,
            "first_table": first_table(study, logo, paper if paper and paper[0] else None) if logo else None,
-           "figure": None}
+           "figure": None, "found": original_findings(logo, photos)}
     for name, run in (("", logo), ("photos_", photos)):
         if run:
             block, info = run[0]["original"], run[1]
