@@ -14,6 +14,8 @@ run_label(): model, dtype, hardware, date and commit.
 """
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 from functools import partial
 
@@ -80,6 +82,19 @@ class Table:
 
     def alignment(self) -> str:
         return self.align or "l" + "r" * (len(self.headers) - 1)
+
+
+def columns(t: Table, *keep: str) -> Table:
+    """The same table with only the columns whose headers are in `keep` (in the table's order), for a
+    page too narrow for all of them; its title says that docs/RESULTS.md has the rest."""
+    idx = [i for i, h in enumerate(t.headers) if h in keep]
+    missing = set(keep) - {t.headers[i] for i in idx}
+    if missing:
+        raise ValueError(f"table {t.name or t.title!r} has no column {sorted(missing)}; its columns: {t.headers}")
+    align = t.alignment()
+    return dataclasses.replace(t, title=f"{t.title} (The other columns: docs/RESULTS.md.)",
+                               headers=[t.headers[i] for i in idx], rows=[[r[i] for i in idx] for r in t.rows],
+                               align="".join(align[i] for i in idx))
 
 
 def run_label(info: dict) -> str:

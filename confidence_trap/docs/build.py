@@ -132,9 +132,11 @@ def environment(root: str, for_latex: bool, stated: str = "") -> jinja2.Environm
         return tex(v) if for_latex and not isinstance(v, Markup) else v
     delims = dict(variable_start_string=r"\VAR{", variable_end_string="}", block_start_string=r"\BLOCK{",
                   block_end_string="}", comment_start_string="%{#", comment_end_string="#}") if for_latex else {}
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              finalize=finalize, **delims)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                             finalize=finalize, **delims)
+    env.filters["columns"] = lib.columns  # a table cut to the columns a page has room for
+    return env
 
 
 def render_all(root: str, results: str) -> dict:

@@ -66,7 +66,8 @@ def original_context(root: str, results: str, study: dict, paper: tuple | None) 
     out = {"run": logo, "photos": photos, "their_runs": their_runs(code), "beyond": None, "beyond_rows": [],
            "survives": None,
            "first_table": first_table(study, logo, paper if paper and paper[0] else None) if logo else None,
-           "figure": None, "found": original_findings(logo, photos)}
+           "figure": None, "found": original_findings(logo, photos),
+           "key": shown_epsilon(logo[0]["original"]) if logo else None}
     for name, run in (("", logo), ("photos_", photos)):
         if run:
             block, info = run[0]["original"], run[1]

@@ -46,7 +46,8 @@ def table_key(name: str, attack: str | None = None) -> str:
 
 
 def latex(t: Table, stated: str = "") -> str:
-    """A table as a LaTeX table float, resized only where it is wider than the line."""
+    """A table as a LaTeX table float at the text's own size: never shrunk to fit (a table too wide
+    for the page is cut to its key columns with analysis.tables.columns in the template)."""
     def head(h, a):  # a long header on two lines of about equal length: fewer tables shrink
         w = h.split(" ")
         cut = min(range(1, len(w)), key=lambda i: abs(len(" ".join(w[:i])) - len(h) / 2), default=0)
@@ -55,10 +56,9 @@ def latex(t: Table, stated: str = "") -> str:
     key = table_key(t.name, t.attack)
     return "\n".join([
         r"\begin{table}\centering\small", rf"\caption{{{tex(caption(t, stated))}}}\label{{tab:{key}}}",
-        r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",  # only if too wide
         r"\begin{tabular}{" + t.alignment().replace("L", r"p{0.6\linewidth}") + r"}\toprule",
         " & ".join(map(head, t.headers, t.alignment())) + r" \\\midrule",
-        *[" & ".join(map(tex, r)) + r" \\" for r in t.rows], r"\bottomrule\end{tabular}}",
+        *[" & ".join(map(tex, r)) + r" \\" for r in t.rows], r"\bottomrule\end{tabular}",
         r"\end{table}"])
 
 
