@@ -73,3 +73,17 @@ def test_one_source_for_the_findings():
     report = " ".join(render_report(s, info).split())
     for sentence in takeaways(s, info):  # the report has no controls beside it
         assert " ".join(sentence.split()) in report
+
+
+def test_a_table_cut_to_its_key_columns_keeps_their_order_and_says_where_the_rest_is():
+    """The paper prints wide tables cut to the columns a page has room for, never shrunk."""
+    import pytest
+
+    from confidence_trap.analysis.tables import Table, columns
+
+    t = Table("Δ by level.", ["ε", "pairs", "mean Δ", "verdict"], [["0.1", "5", "+0.1", "rises"]], "lrrl", "delta")
+    cut = columns(t, "verdict", "ε", "Δ, no EOS")  # asked out of order, one column absent
+    assert cut.headers == ["ε", "verdict"] and cut.rows == [["0.1", "rises"]] and cut.align == "ll"
+    assert "docs/RESULTS.md" in cut.title and cut.name == "delta"
+    with pytest.raises(ValueError, match="none of the columns"):
+        columns(t, "items")
