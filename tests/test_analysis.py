@@ -290,6 +290,7 @@ def test_cli_missing_and_empty_input_exit_2(tmp_path, capsys):
     assert "no records" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess: the slow tier
 def test_cli_rebuilds_outputs_without_torch(tmp_path):
     with open(tmp_path / "records.jsonl", "w") as f:
         for r in falling_records(n_images=5, n_trials=2):

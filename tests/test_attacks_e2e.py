@@ -29,6 +29,7 @@ def test_the_study_and_small_eps_presets_load():
     assert (pgd.attack, pgd.objective, pgd.epsilons) == (["pgd"], "ce", small.epsilons)
 
 
+@pytest.mark.slow  # two whole runs through the CLI: the slow tier
 def test_corruption_and_pgd_sweeps_run_end_to_end(tiny_ckpt, tmp_path):
     from confidence_trap.cli import main
 

@@ -181,6 +181,7 @@ def test_a_padded_run_resumes_to_the_same_bytes(peaky_ckpt, tmp_path):
     assert again == whole and info2["batch_size"] == 5
 
 
+@pytest.mark.slow  # two whole runs: the slow tier
 def test_a_failing_static_cache_falls_back_to_eager_once(peaky_ckpt, tmp_path, monkeypatch, capsys):
     import confidence_trap.models.vlm as sweep  # VLM.generate calls this module's generate
 
