@@ -3,16 +3,12 @@ works before a long sweep, and a verdict with the command that fixes each proble
 
     python experiments/sanity_check.py --model tiny
     python experiments/sanity_check.py --model llava-1.5-7b      # on a GPU (Colab T4: ~13.5 GiB)
-
-The command lives in `confidence_trap/runner/sanity.py`, whose docstring says what it writes;
-this file is the entry point a user runs.
 """
+import importlib.util
 import sys
 
-try:
-    from confidence_trap.runner.sanity import main
-except ModuleNotFoundError as e:  # a plain checkout: the package is not installed yet
-    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
-
 if __name__ == "__main__":
+    if importlib.util.find_spec("confidence_trap") is None:  # a plain checkout, not installed yet
+        sys.exit("error: confidence_trap is not importable: run `pip install -e .` in the repository first")
+    from confidence_trap.runner.sanity import main  # the command's body; its docstring says what it writes
     sys.exit(main())

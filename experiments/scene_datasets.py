@@ -1,16 +1,12 @@
 """python experiments/scene_datasets.py {pope,vqa} OUT [--rows N] [--layout L] [--seed S] [--size PX]
 
 
-
-The command lives in `confidence_trap/tasks/scene_datasets.py`, whose docstring says what it writes;
-this file is the entry point a user runs.
 """
+import importlib.util
 import sys
 
-try:
-    from confidence_trap.tasks.scene_datasets import main
-except ModuleNotFoundError as e:  # a plain checkout: the package is not installed yet
-    sys.exit(f"error: {e.name} is not importable: run `pip install -e .` in the repository first")
-
 if __name__ == "__main__":
+    if importlib.util.find_spec("confidence_trap") is None:  # a plain checkout, not installed yet
+        sys.exit("error: confidence_trap is not importable: run `pip install -e .` in the repository first")
+    from confidence_trap.tasks.scene_datasets import main  # the command's body; its docstring says what it writes
     sys.exit(main())

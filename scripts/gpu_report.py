@@ -194,11 +194,10 @@ def summary(res: str) -> list[str]:
                      f"{p.get('differing_answers')}/{p.get('of')}, max |dH| {p.get('max_mean_entropy_diff')}")
     lines.append(f"  --deterministic's generation time over the default's: {d.get('slowdown')} "
                  f"(reduced grid, each pair side by side)")
-    c = read(os.path.join(res, "gpu_checks.json")) or {}
-    o = c.get("original") or {}
-    lines.append(f"  original protocol (configs/original.yaml): {o.get('records')} records, "
-                 f"{o.get('n_positions')} positions ({o.get('n_image_positions')} image), clean prompt entropy "
-                 f"{get(o, 'clean', 'prompt_entropy')}, clamp Δ {get(o, 'clamp_delta', 'prompt_entropy')}")
+    o = (read(os.path.join(res, "gpu_checks.json")) or {}).get("original") or {}
+    size = f"{o.get('records')} records, {o.get('n_positions')} positions ({o.get('n_image_positions')} image)"
+    clean, clamp = get(o, "clean", "prompt_entropy"), get(o, "clamp_delta", "prompt_entropy")
+    lines.append(f"  original protocol (configs/original.yaml): {size}, clean prompt entropy {clean}, clamp Δ {clamp}")
     b = t.get("budget") or {}
     lines.append(f"  T4 budget {T4_GIB} GiB: PGD step peak {get(mem, 'gpu_memory.json', 'peak_gib')} GiB "
                  f"(CLIP fp32), {get(mem, 'gpu_memory_fp16_vision.json', 'peak_gib')} (fp16); batch picked "
