@@ -147,3 +147,18 @@ def test_a_tiny_run_at_two_epsilons_writes_whole_sentences(tmp_path):
         for p, rate in e["pass_rate"].items():
             assert rate["difference_ci90"] is not None
             assert e["inverted_safety"][p] == (rate["difference_ci90"][0] > rate["margin"])
+
+
+def test_one_model_phrase_serves_both_findings():
+    """findings and original_findings name the run's model with one helper; its flags add the
+    hardware and, for a model that is not LLaVA-1.5, say so."""
+    from confidence_trap.analysis.findings import model_phrase
+    tiny = {"model": "tiny", "model_id": "models/tiny-llava", "dtype": "float32", "device": "cpu",
+            "device_name": "CPU (AMD EPYC, 2 cores)"}
+    assert model_phrase(tiny) == "the model tiny (models/tiny-llava, float32)"
+    assert model_phrase(tiny, hardware=True, not_llava=True) == \
+        "the model tiny (models/tiny-llava, float32 on CPU (AMD EPYC, 2 cores)), not LLaVA-1.5-7B"
+    llava = {"model": "llava-1.5-7b", "model_id": "llava-hf/llava-1.5-7b-hf", "dtype": "float16", "device": "cuda"}
+    assert model_phrase(llava, hardware=True, not_llava=True) == \
+        "the model llava-1.5-7b (llava-hf/llava-1.5-7b-hf, float16 on cuda)"
+    assert model_phrase({}) == "the model of this run"

@@ -72,9 +72,15 @@ def at(section: dict, e: dict) -> str:
     return f" at {phrase}" if phrase else ""
 
 
-def _model(info: dict) -> str:
-    ident = [x for x in (info.get("model_id"), info.get("dtype")) if x and x != info.get("model")]
-    return f"the model {info.get('model') or 'of this run'}" + (f" ({', '.join(ident)})" if ident else "")
+def model_phrase(info: dict, hardware: bool = False, not_llava: bool = False) -> str:
+    """"the model tiny (models/tiny-llava, float32)"; hardware adds "on CPU (…)" to the dtype, and
+    not_llava adds ", not LLaVA-1.5-7B" where the run's model is not a LLaVA-1.5."""
+    where = info.get("device_name") or info.get("device") if hardware else None
+    dtype = " on ".join(str(x) for x in (info.get("dtype"), where) if x) or None
+    ident = [x for x in (info.get("model_id"), dtype) if x and x != info.get("model")]
+    phrase = f"the model {info.get('model') or 'of this run'}" + (f" ({', '.join(ident)})" if ident else "")
+    llava = "llava-1.5" in str(info.get("model_id") or info.get("model")).lower()
+    return phrase + (", not LLaVA-1.5-7B" if not_llava and not llava else "")
 
 
 def change(title: str, e: dict) -> str:
@@ -117,7 +123,7 @@ def effect(s, info, controls):
                 f"at the strongest, {where(sec, e)}, {size}")
     else:
         head = f"{change(attack_title(a), e)}{at(sec, e)}, the strongest: {size}{_verdicts(sec)}"
-    return f"On {_model(info)}, {head}. {noise_clause(s)}"
+    return f"On {model_phrase(info)}, {head}. {noise_clause(s)}"
 
 
 def noise_clause(s) -> str:

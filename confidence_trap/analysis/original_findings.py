@@ -12,16 +12,9 @@ sentences say so rather than print one.
 """
 from __future__ import annotations
 
+from confidence_trap.analysis.findings import model_phrase
 from confidence_trap.analysis.original import shown_epsilon
 from confidence_trap.analysis.tables import ci, signed
-
-def _model(info: dict) -> str:
-    """"the model tiny (models/tiny-llava, float32 on CPU (…)), not LLaVA-1.5-7B" where it is not."""
-    ident = [x for x in (info.get("model_id"), f"{info.get('dtype')} on {info.get('device_name') or info.get('device')}")
-             if x and x != info.get("model")]
-    llava = "llava-1.5" in str(info.get("model_id") or info.get("model")).lower()
-    return (f"the model {info.get('model') or 'of this run'} ({', '.join(ident)})"
-            + ("" if llava else ", not LLaVA-1.5-7B"))
 
 
 def measured(block: dict) -> str | None:
@@ -48,7 +41,8 @@ def decomposed(block: dict, info: dict) -> str | None:
     both, clamp, noise = _part((e or {}).get("both")), _part(block.get("clamp")), _part((e or {}).get("noise"))
     if both is None:
         return None
-    out = (f"On {_model(info)}, that protocol gives Δ = {signed(both)} nats over every position at ε = "
+    model = model_phrase(info, hardware=True, not_llava=True)
+    out = (f"On {model}, that protocol gives Δ = {signed(both)} nats over every position at ε = "
            f"{e['epsilon']:g} (σ = {e['sigma']:g}; {'one image, so no interval' if block['one_cluster'] else 'mean over images'})")
     if clamp is not None and noise is not None:
         out += f"; the clamp alone gives {signed(clamp)} and the noise alone {signed(noise)}"
